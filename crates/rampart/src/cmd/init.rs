@@ -1,0 +1,121 @@
+//! `rampart init`: a new network home.
+
+use anyhow::{Context, Result, bail};
+use rampart_pki::{CaOptions, EntityName, IssueRequest, Role, files};
+
+use crate::cli::InitArgs;
+use crate::cmd::{fmt_date, print_table};
+use crate::home::{Config, Home};
+
+/// Names of the certificates `init` issues.
+const GATEWAY_NAME: &str = "gateway";
+const ADMIN_NAME: &str = "admin";
+
+pub fn run(home: &Home, args: InitArgs) -> Result<()> {
+    // A home already initialised for another domain is a different network: never mix them.
+    if home.config_path().is_file() {
+        let existing = home.config()?;
+        if existing.domain != args.domain && !args.force {
+            bail!(
+                "{} already holds the network of trust domain {:?}; pass --force to make it a {:?} \
+                 network instead, or choose another --home",
+                home.root().display(),
+                existing.domain.as_str(),
+                args.domain.as_str()
+            );
+        }
+    }
+    files::create_private_dir(home.root())
+        .with_context(|| format!("creating home {}", home.root().display()))?;
+    let pki = home.pki();
+    let ca_opts = CaOptions {
+        days: args.ca_days,
+        key_type: args.key_type,
+    };
+    let created = pki.create_domain(&args.domain, &ca_opts, args.force).map_err(|e| match e {
+        rampart_pki::PkiError::CaExists { path, .. } => anyhow::anyhow!(
+            "{} already holds a network: its CA is in {}; nothing was changed (pass --force to replace it)",
+            home.root().display(),
+            path.display()
+        ),
+        other => other.into(),
+    })?;
+    let ca = pki.open(&args.domain)?;
+
+    let (mut dns, mut ips) = rampart_pki::default_server_sans();
+    dns.extend(
+        args.dns
+            .iter()
+            .filter(|d| !dns.contains(d))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    ips.extend(
+        args.ips
+            .iter()
+            .filter(|a| !ips.contains(a))
+            .copied()
+            .collect::<Vec<_>>(),
+    );
+    let gateway = ca.issue(&IssueRequest {
+        role: Role::Gateway,
+        name: EntityName::new(GATEWAY_NAME)?,
+        dns,
+        ips,
+        days: args.days,
+        key_type: args.key_type,
+    })?;
+    let admin = ca.issue(&IssueRequest {
+        role: Role::Admin,
+        name: EntityName::new(ADMIN_NAME)?,
+        dns: vec![],
+        ips: vec![],
+        days: args.days,
+        key_type: args.key_type,
+    })?;
+    home.write_config(&Config {
+        domain: args.domain.clone(),
+    })?;
+
+    println!(
+        "Initialised a rampart network in {} (trust domain {:?})",
+        home.root().display(),
+        args.domain.as_str()
+    );
+    if let Some(old) = &created.replaced {
+        println!("The previous CA was moved to {}", old.display());
+    }
+    let rel = |p: &std::path::Path| {
+        p.strip_prefix(home.root())
+            .unwrap_or(p)
+            .display()
+            .to_string()
+    };
+    print_table(
+        &["WHAT", "FILE", "IDENTITY", "EXPIRES"],
+        &[
+            vec![
+                "CA".into(),
+                rel(&ca.ca_path()),
+                format!("({})", created.cert.key_type),
+                fmt_date(created.cert.not_after),
+            ],
+            vec![
+                "gateway".into(),
+                rel(&gateway.cert_path),
+                gateway.record.identity.to_string(),
+                fmt_date(gateway.record.not_after),
+            ],
+            vec![
+                "admin".into(),
+                rel(&admin.cert_path),
+                admin.record.identity.to_string(),
+                fmt_date(admin.record.not_after),
+            ],
+        ],
+    );
+    println!(
+        "Private keys are beside each certificate (.key, mode 0600). Next: rampart pki issue --role node --name node-1"
+    );
+    Ok(())
+}

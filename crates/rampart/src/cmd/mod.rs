@@ -1,0 +1,45 @@
+//! One module per top-level command: each parses nothing and prints for a person.
+
+pub mod init;
+pub mod pki;
+
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+/// `2026-11-23 11:38:49 UTC`.
+pub fn fmt_time(t: OffsetDateTime) -> String {
+    let f = format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&f)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+/// `2026-11-23`.
+pub fn fmt_date(t: OffsetDateTime) -> String {
+    t.date().to_string()
+}
+
+/// Prints rows as left-aligned columns under a header.
+pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}

@@ -1,0 +1,389 @@
+//! `rampart pki …`: certificate authorities and certificates.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use rampart_pki::{
+    Authority, CaOptions, CertInfo, EntityName, IssueRequest, Record, RevokeTarget, Role,
+    TrustDomain, inspect,
+};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::cli::{IssueArgs, PkiCommand};
+use crate::cmd::{fmt_date, fmt_time, print_table};
+use crate::home::Home;
+
+pub fn run(home: &Home, cmd: PkiCommand) -> Result<()> {
+    match cmd {
+        PkiCommand::Init {
+            domain,
+            force,
+            days,
+            key_type,
+        } => init(home, &domain, force, &CaOptions { days, key_type }),
+        PkiCommand::Issue(args) => issue(home, args),
+        PkiCommand::List { domain, json } => list(home, domain, json),
+        PkiCommand::Inspect {
+            file_or_name,
+            domain,
+            json,
+        } => inspect_cmd(home, &file_or_name, domain, json),
+        PkiCommand::Revoke {
+            domain,
+            name,
+            reason,
+            serial,
+            all,
+        } => {
+            let target = match (serial, all) {
+                (Some(s), _) => RevokeTarget::Serial(s.to_ascii_lowercase()),
+                (None, true) => RevokeTarget::All,
+                (None, false) => RevokeTarget::Current,
+            };
+            let ca = open(home, domain)?;
+            let (revoked, crl) = ca.revoke(&name, &target, reason)?;
+            if revoked.is_empty() {
+                println!(
+                    "Nothing to revoke: no matching certificate of {}/{name} is still unrevoked.",
+                    ca.domain()
+                );
+            }
+            for r in &revoked {
+                println!(
+                    "Revoked {} (serial {}, reason {reason})",
+                    r.identity, r.serial
+                );
+            }
+            println!(
+                "CRL {} regenerated: number {}, {} revoked, next update {}",
+                ca.crl_path().display(),
+                crl.number.as_deref().unwrap_or("?"),
+                crl.revoked_serials.len(),
+                crl.next_update
+                    .map(fmt_time)
+                    .unwrap_or_else(|| "none".into())
+            );
+            Ok(())
+        }
+        PkiCommand::Renew {
+            domain,
+            name,
+            days,
+            key_type,
+        } => {
+            let ca = open(home, domain)?;
+            let issued = ca.renew(&name, days, key_type)?;
+            println!(
+                "Renewed {} (new serial {}), valid until {}",
+                issued.record.identity,
+                issued.record.serial,
+                fmt_time(issued.record.not_after)
+            );
+            println!(
+                "  certificate  {}\n  key          {} (0600)",
+                issued.cert_path.display(),
+                issued.key_path.display()
+            );
+            println!(
+                "The previous certificate stays valid until it expires; revoke it with --serial if it must stop now."
+            );
+            Ok(())
+        }
+        PkiCommand::Crl { domain } => {
+            let ca = open(home, domain)?;
+            let crl = ca.generate_crl()?;
+            println!("{}", ca.crl_path().display());
+            println!("  issuer       {}", crl.issuer);
+            println!("  number       {}", crl.number.as_deref().unwrap_or("?"));
+            println!("  this update  {}", fmt_time(crl.this_update));
+            println!(
+                "  next update  {}",
+                crl.next_update
+                    .map(fmt_time)
+                    .unwrap_or_else(|| "none".into())
+            );
+            println!("  revoked      {}", crl.revoked_serials.len());
+            for serial in &crl.revoked_serials {
+                println!("    {serial}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn open(home: &Home, domain: Option<TrustDomain>) -> Result<Authority> {
+    home.require()?;
+    let domain = home.domain_or_default(domain)?;
+    Ok(home.pki().open(&domain)?)
+}
+
+fn init(home: &Home, domain: &TrustDomain, force: bool, opts: &CaOptions) -> Result<()> {
+    home.require()?;
+    let created = home.pki().create_domain(domain, opts, force)?;
+    println!(
+        "Created the CA of trust domain {:?} in {}",
+        domain.as_str(),
+        created.dir.display()
+    );
+    println!("  certificate  {}", created.dir.join("ca.pem").display());
+    println!(
+        "  key          {} (0600)",
+        created.dir.join("ca.key").display()
+    );
+    println!("  key type     {}", created.cert.key_type);
+    println!("  valid until  {}", fmt_time(created.cert.not_after));
+    if let Some(old) = created.replaced {
+        println!("The previous CA was moved to {}", old.display());
+    }
+    Ok(())
+}
+
+fn issue(home: &Home, args: IssueArgs) -> Result<()> {
+    let ca = open(home, args.domain)?;
+    let (dns, ips) = if args.role.serves_tls() && args.dns.is_empty() && args.ips.is_empty() {
+        rampart_pki::default_server_sans()
+    } else {
+        (args.dns, args.ips)
+    };
+    if !args.role.serves_tls() && (!dns.is_empty() || !ips.is_empty()) {
+        eprintln!(
+            "note: --dns/--ip are ignored for the {} role, which only acts as a TLS client",
+            args.role
+        );
+    }
+    let issued = ca.issue(&IssueRequest {
+        role: args.role,
+        name: args.name,
+        dns,
+        ips,
+        days: args.days,
+        key_type: args.key_type,
+    })?;
+    println!(
+        "Issued {} (serial {})",
+        issued.record.identity, issued.record.serial
+    );
+    println!("  certificate  {}", issued.cert_path.display());
+    println!("  key          {} (0600)", issued.key_path.display());
+    println!("  valid until  {}", fmt_time(issued.record.not_after));
+    if !issued.cert.dns.is_empty() || !issued.cert.ips.is_empty() {
+        let ips: Vec<String> = issued.cert.ips.iter().map(ToString::to_string).collect();
+        println!(
+            "  serves       {}",
+            [issued.cert.dns.clone(), ips].concat().join(", ")
+        );
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct ListedRecord<'a> {
+    domain: &'a str,
+    #[serde(flatten)]
+    record: &'a Record,
+    status: rampart_pki::Status,
+}
+
+fn list(home: &Home, domain: Option<TrustDomain>, json: bool) -> Result<()> {
+    home.require()?;
+    let pki = home.pki();
+    let domains = match domain {
+        Some(d) => vec![d],
+        None => pki.domains()?,
+    };
+    let now = OffsetDateTime::now_utc();
+    let mut all = Vec::new();
+    for d in &domains {
+        let ca = pki.open(d)?;
+        let mut records = ca.records()?;
+        // By name, each name's certificates oldest first (the index is in issue order).
+        records.sort_by(|a, b| a.name.cmp(&b.name));
+        all.extend(records.into_iter().map(|r| (d.clone(), r)));
+    }
+    if json {
+        let out: Vec<ListedRecord<'_>> = all
+            .iter()
+            .map(|(d, r)| ListedRecord {
+                domain: d.as_str(),
+                record: r,
+                status: r.status(now),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    if all.is_empty() {
+        println!(
+            "No certificates issued yet. Issue one with `rampart pki issue --role node --name node-1`."
+        );
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = all
+        .iter()
+        .map(|(_, r)| {
+            let status = r.status(now).to_string();
+            vec![
+                r.name.to_string(),
+                r.role.to_string(),
+                r.identity.to_string(),
+                fmt_date(r.not_after),
+                if r.current {
+                    status
+                } else {
+                    format!("{status} (replaced)")
+                },
+                r.serial.clone(),
+            ]
+        })
+        .collect();
+    print_table(
+        &["NAME", "ROLE", "IDENTITY", "EXPIRES", "STATUS", "SERIAL"],
+        &rows,
+    );
+    Ok(())
+}
+
+/// What `inspect` reports beyond the certificate itself.
+#[derive(Serialize)]
+struct Inspection {
+    file: PathBuf,
+    #[serde(flatten)]
+    cert: CertInfo,
+    /// Whether the CA of the certificate's trust domain (in this home) signed it; None when
+    /// the home has no CA for that domain.
+    signed_by_domain_ca: Option<bool>,
+    /// Whether that domain's CRL lists it; None when unknown.
+    revoked: Option<bool>,
+    status: &'static str,
+}
+
+fn inspect_cmd(home: &Home, what: &str, domain: Option<TrustDomain>, json: bool) -> Result<()> {
+    let file = resolve_cert(home, what, domain)?;
+    let cert = inspect::read_cert_file(&file)?;
+    let now = OffsetDateTime::now_utc();
+    let pki = home.pki();
+    let ca = cert
+        .identity
+        .as_ref()
+        .and_then(|id| pki.open(&id.domain).ok());
+    let signed = ca
+        .as_ref()
+        .map(|ca| inspect::is_signed_by(&cert.der, &ca.ca_cert().der));
+    let revoked = match (&ca, signed) {
+        (Some(ca), Some(true)) => ca
+            .crl()
+            .ok()
+            .map(|crl| crl.revoked_serials.contains(&cert.serial)),
+        _ => None,
+    };
+    let status = if revoked == Some(true) {
+        "revoked"
+    } else if now >= cert.not_after {
+        "expired"
+    } else if now < cert.not_before {
+        "not yet valid"
+    } else if signed == Some(false) {
+        "not signed by its domain's CA"
+    } else {
+        "valid"
+    };
+    let out = Inspection {
+        file,
+        cert,
+        signed_by_domain_ca: signed,
+        revoked,
+        status,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    let c = &out.cert;
+    let join = |v: &[String]| {
+        if v.is_empty() {
+            "-".to_owned()
+        } else {
+            v.join(", ")
+        }
+    };
+    let ips: Vec<String> = c.ips.iter().map(ToString::to_string).collect();
+    let line = |k: &str, v: String| println!("{k:<14}{v}");
+    line("File", out.file.display().to_string());
+    line(
+        "Identity",
+        c.identity.as_ref().map_or_else(
+            || "none (not a rampart certificate)".into(),
+            ToString::to_string,
+        ),
+    );
+    line(
+        "Role",
+        c.role.map_or_else(
+            || if c.is_ca { "CA".into() } else { "-".into() },
+            |r: Role| r.to_string(),
+        ),
+    );
+    line("Status", out.status.to_owned());
+    line("Subject", c.subject.clone());
+    line("Issuer", c.issuer.clone());
+    line("Serial", c.serial.clone());
+    line("Key", c.key_type.clone());
+    line("Not before", fmt_time(c.not_before));
+    line(
+        "Not after",
+        format!(
+            "{} ({} days left)",
+            fmt_time(c.not_after),
+            (c.not_after - now).whole_days().max(0)
+        ),
+    );
+    line("DNS names", join(&c.dns));
+    line("IP addresses", join(&ips));
+    line("URIs", join(&c.uris));
+    line("CA", if c.is_ca { "yes".into() } else { "no".into() });
+    line("Key usage", join(&c.key_usage));
+    line("Ext. usage", join(&c.extended_key_usage));
+    line("SHA-256", c.sha256_fingerprint.clone());
+    let domain = c.identity.as_ref().map(|id| id.domain.to_string());
+    line(
+        "Signed by CA",
+        match (signed, &domain) {
+            (Some(true), Some(d)) => format!("yes (trust domain {d:?})"),
+            (Some(false), Some(d)) => format!("NO: not signed by the CA of trust domain {d:?}"),
+            _ => "unknown (no CA for its trust domain in this home)".into(),
+        },
+    );
+    line(
+        "Revoked",
+        match revoked {
+            Some(true) => "YES (listed in its domain's CRL)".into(),
+            Some(false) => "no".into(),
+            None => "unknown".into(),
+        },
+    );
+    Ok(())
+}
+
+/// A path to an existing file, else the name of an issued certificate in the domain.
+fn resolve_cert(home: &Home, what: &str, domain: Option<TrustDomain>) -> Result<PathBuf> {
+    let path = Path::new(what);
+    if path.is_file() {
+        return Ok(path.to_owned());
+    }
+    let Ok(name) = EntityName::new(what) else {
+        anyhow::bail!("{what}: no such file");
+    };
+    let domain = home
+        .domain_or_default(domain)
+        .with_context(|| format!("{what} is not a file, so it is taken as a certificate name"))?;
+    let ca = home.pki().open(&domain)?;
+    let file = ca.cert_path(&name);
+    if !file.is_file() {
+        anyhow::bail!(
+            "{what}: no such file, and no certificate of that name in trust domain {:?}",
+            domain.as_str()
+        );
+    }
+    Ok(file)
+}

@@ -1,0 +1,91 @@
+//! A network's home directory (DESIGN.md "Files on disk") and its `rampart.toml`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use rampart_pki::{Pki, TrustDomain};
+use serde::{Deserialize, Serialize};
+
+/// The default home when neither `--home` nor `$RAMPART_HOME` is given.
+pub const DEFAULT_HOME: &str = "rampart-home";
+
+/// A network's home: where its PKI, keys, store and configuration live.
+#[derive(Clone, Debug)]
+pub struct Home {
+    root: PathBuf,
+}
+
+/// `rampart.toml`. Later parts of rampart (gateway, listeners, routes) add sections here.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This network's own trust domain: the default `--domain` of every command.
+    pub domain: TrustDomain,
+}
+
+impl Home {
+    /// The home at `root` (which may not exist yet).
+    pub fn new(root: PathBuf) -> Self {
+        Home { root }
+    }
+
+    /// The home directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The PKI under `pki/`.
+    pub fn pki(&self) -> Pki {
+        Pki::new(self.root.join("pki"))
+    }
+
+    /// Path of `rampart.toml`.
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("rampart.toml")
+    }
+
+    /// Fails with a hint unless the home exists and holds a configuration.
+    pub fn require(&self) -> Result<()> {
+        if !self.config_path().is_file() {
+            bail!(
+                "no rampart network in {} (no rampart.toml): run `rampart init` first, or point --home \
+                 or RAMPART_HOME at an existing home",
+                self.root.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Reads `rampart.toml`.
+    pub fn config(&self) -> Result<Config> {
+        self.require()?;
+        let path = self.config_path();
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid rampart configuration", path.display()))
+    }
+
+    /// Writes `rampart.toml` atomically.
+    pub fn write_config(&self, config: &Config) -> Result<()> {
+        let body = toml::to_string(config).context("encoding rampart.toml")?;
+        let text = format!("# rampart network configuration (see `rampart --help`)\n{body}");
+        rampart_pki::files::write_atomic(
+            &self.config_path(),
+            text.as_bytes(),
+            rampart_pki::files::PUBLIC,
+        )?;
+        Ok(())
+    }
+
+    /// The `--domain` given, else this home's own trust domain.
+    pub fn domain_or_default(&self, domain: Option<TrustDomain>) -> Result<TrustDomain> {
+        match domain {
+            Some(d) => Ok(d),
+            None => Ok(self
+                .config()
+                .context("no --domain given, so the home's own trust domain is needed")?
+                .domain),
+        }
+    }
+}

@@ -137,7 +137,7 @@ impl Pki {
         let key = opts.key_type.generate()?;
         let params = profile::ca_params(domain, opts.days, now)?;
         let cert = params.self_signed(&key)?;
-        let key_pem = Zeroizing::new(key.serialize_pem());
+        let key_pem = crate::keys::private_key_pem(&key)?;
         files::write_atomic(
             &staging.path().join("ca.key"),
             key_pem.as_bytes(),
@@ -412,7 +412,7 @@ impl Authority {
             }
         }
         files::create_private_dir(&self.dir.join("issued"))?;
-        let key_pem = Zeroizing::new(key.serialize_pem());
+        let key_pem = crate::keys::private_key_pem(&key)?;
         files::write_atomic(&key_path, key_pem.as_bytes(), files::PRIVATE)?;
         files::write_atomic(&cert_path, cert.pem().as_bytes(), files::PUBLIC)?;
         let record = Record {

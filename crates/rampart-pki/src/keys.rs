@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use rcgen::KeyPair;
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use crate::error::{PkiError, Result};
 
@@ -93,4 +94,39 @@ impl FromStr for KeyType {
             .find(|k| k.as_str() == s)
             .ok_or_else(|| PkiError::UnknownKeyType(s.to_owned()))
     }
+}
+
+/// The private key as PEM PKCS#8, readable by OpenSSL, Python's `cryptography`, rustls and ring.
+///
+/// ring writes Ed25519 keys as PKCS#8 v2 (with the public key attached), which OpenSSL 3.0 and
+/// `cryptography` refuse to load; such keys are rewritten here as the plain RFC 8410 (v1) form,
+/// which every reader, ring included, accepts. No crate at hand does this one conversion.
+pub fn private_key_pem(key: &KeyPair) -> Result<Zeroizing<String>> {
+    let der = Zeroizing::new(key.serialize_der());
+    if key.algorithm() != &rcgen::PKCS_ED25519 {
+        return Ok(Zeroizing::new(key.serialize_pem()));
+    }
+    // v2: 30 51 | 02 01 01 | 30 05 06 03 2b 65 70 | 04 22 04 20 <seed:32> | a1 23 …
+    const V2_PREFIX: [u8; 16] = [
+        0x30, 0x51, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    const V1_PREFIX: [u8; 16] = [
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    let seed = der
+        .strip_prefix(&V2_PREFIX)
+        .and_then(|rest| rest.get(..32))
+        .ok_or_else(|| PkiError::KeyGeneration {
+            key_type: "ed25519",
+            reason: "unexpected PKCS#8 layout".into(),
+        })?;
+    let mut v1 = Zeroizing::new(Vec::with_capacity(48));
+    v1.extend_from_slice(&V1_PREFIX);
+    v1.extend_from_slice(seed);
+    let pem = pem::Pem::new("PRIVATE KEY", v1.to_vec());
+    let text = Zeroizing::new(pem::encode(&pem));
+    zeroize::Zeroize::zeroize(&mut pem.into_contents());
+    Ok(text)
 }

@@ -77,13 +77,13 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
         domain: args.domain.clone(),
     })?;
 
-    println!(
+    outln!(
         "Initialised a rampart network in {} (trust domain {:?})",
         home.root().display(),
         args.domain.as_str()
     );
     if let Some(old) = &created.replaced {
-        println!("The previous CA was moved to {}", old.display());
+        outln!("The previous CA was moved to {}", old.display());
     }
     let rel = |p: &std::path::Path| {
         p.strip_prefix(home.root())
@@ -114,7 +114,7 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
             ],
         ],
     );
-    println!(
+    outln!(
         "Private keys are beside each certificate (.key, mode 0600). Next: rampart pki issue --role node --name node-1"
     );
     Ok(())

@@ -1,5 +1,18 @@
 //! One module per top-level command: each parses nothing and prints for a person.
 
+/// `println!` that ends the process quietly when stdout is closed (`rampart pki list | head`)
+/// instead of panicking as `println!` does on a broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 pub mod init;
 pub mod pki;
 
@@ -36,7 +49,7 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
                 out.push_str(&format!("{cell:<w$}  "));
             }
         }
-        println!("{}", out.trim_end());
+        outln!("{}", out.trim_end());
     };
     line(header.to_vec());
     for row in rows {

@@ -44,18 +44,19 @@ pub fn run(home: &Home, cmd: PkiCommand) -> Result<()> {
             let ca = open(home, domain)?;
             let (revoked, crl) = ca.revoke(&name, &target, reason)?;
             if revoked.is_empty() {
-                println!(
+                outln!(
                     "Nothing to revoke: no matching certificate of {}/{name} is still unrevoked.",
                     ca.domain()
                 );
             }
             for r in &revoked {
-                println!(
+                outln!(
                     "Revoked {} (serial {}, reason {reason})",
-                    r.identity, r.serial
+                    r.identity,
+                    r.serial
                 );
             }
-            println!(
+            outln!(
                 "CRL {} regenerated: number {}, {} revoked, next update {}",
                 ca.crl_path().display(),
                 crl.number.as_deref().unwrap_or("?"),
@@ -74,18 +75,18 @@ pub fn run(home: &Home, cmd: PkiCommand) -> Result<()> {
         } => {
             let ca = open(home, domain)?;
             let issued = ca.renew(&name, days, key_type)?;
-            println!(
+            outln!(
                 "Renewed {} (new serial {}), valid until {}",
                 issued.record.identity,
                 issued.record.serial,
                 fmt_time(issued.record.not_after)
             );
-            println!(
+            outln!(
                 "  certificate  {}\n  key          {} (0600)",
                 issued.cert_path.display(),
                 issued.key_path.display()
             );
-            println!(
+            outln!(
                 "The previous certificate stays valid until it expires; revoke it with --serial if it must stop now."
             );
             Ok(())
@@ -93,19 +94,19 @@ pub fn run(home: &Home, cmd: PkiCommand) -> Result<()> {
         PkiCommand::Crl { domain } => {
             let ca = open(home, domain)?;
             let crl = ca.generate_crl()?;
-            println!("{}", ca.crl_path().display());
-            println!("  issuer       {}", crl.issuer);
-            println!("  number       {}", crl.number.as_deref().unwrap_or("?"));
-            println!("  this update  {}", fmt_time(crl.this_update));
-            println!(
+            outln!("{}", ca.crl_path().display());
+            outln!("  issuer       {}", crl.issuer);
+            outln!("  number       {}", crl.number.as_deref().unwrap_or("?"));
+            outln!("  this update  {}", fmt_time(crl.this_update));
+            outln!(
                 "  next update  {}",
                 crl.next_update
                     .map(fmt_time)
                     .unwrap_or_else(|| "none".into())
             );
-            println!("  revoked      {}", crl.revoked_serials.len());
+            outln!("  revoked      {}", crl.revoked_serials.len());
             for serial in &crl.revoked_serials {
-                println!("    {serial}");
+                outln!("    {serial}");
             }
             Ok(())
         }
@@ -121,20 +122,20 @@ fn open(home: &Home, domain: Option<TrustDomain>) -> Result<Authority> {
 fn init(home: &Home, domain: &TrustDomain, force: bool, opts: &CaOptions) -> Result<()> {
     home.require()?;
     let created = home.pki().create_domain(domain, opts, force)?;
-    println!(
+    outln!(
         "Created the CA of trust domain {:?} in {}",
         domain.as_str(),
         created.dir.display()
     );
-    println!("  certificate  {}", created.dir.join("ca.pem").display());
-    println!(
+    outln!("  certificate  {}", created.dir.join("ca.pem").display());
+    outln!(
         "  key          {} (0600)",
         created.dir.join("ca.key").display()
     );
-    println!("  key type     {}", created.cert.key_type);
-    println!("  valid until  {}", fmt_time(created.cert.not_after));
+    outln!("  key type     {}", created.cert.key_type);
+    outln!("  valid until  {}", fmt_time(created.cert.not_after));
     if let Some(old) = created.replaced {
-        println!("The previous CA was moved to {}", old.display());
+        outln!("The previous CA was moved to {}", old.display());
     }
     Ok(())
 }
@@ -160,16 +161,17 @@ fn issue(home: &Home, args: IssueArgs) -> Result<()> {
         days: args.days,
         key_type: args.key_type,
     })?;
-    println!(
+    outln!(
         "Issued {} (serial {})",
-        issued.record.identity, issued.record.serial
+        issued.record.identity,
+        issued.record.serial
     );
-    println!("  certificate  {}", issued.cert_path.display());
-    println!("  key          {} (0600)", issued.key_path.display());
-    println!("  valid until  {}", fmt_time(issued.record.not_after));
+    outln!("  certificate  {}", issued.cert_path.display());
+    outln!("  key          {} (0600)", issued.key_path.display());
+    outln!("  valid until  {}", fmt_time(issued.record.not_after));
     if !issued.cert.dns.is_empty() || !issued.cert.ips.is_empty() {
         let ips: Vec<String> = issued.cert.ips.iter().map(ToString::to_string).collect();
-        println!(
+        outln!(
             "  serves       {}",
             [issued.cert.dns.clone(), ips].concat().join(", ")
         );
@@ -210,11 +212,11 @@ fn list(home: &Home, domain: Option<TrustDomain>, json: bool) -> Result<()> {
                 status: r.status(now),
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
     if all.is_empty() {
-        println!(
+        outln!(
             "No certificates issued yet. Issue one with `rampart pki issue --role node --name node-1`."
         );
         return Ok(());
@@ -296,7 +298,7 @@ fn inspect_cmd(home: &Home, what: &str, domain: Option<TrustDomain>, json: bool)
         status,
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
     let c = &out.cert;
@@ -308,7 +310,7 @@ fn inspect_cmd(home: &Home, what: &str, domain: Option<TrustDomain>, json: bool)
         }
     };
     let ips: Vec<String> = c.ips.iter().map(ToString::to_string).collect();
-    let line = |k: &str, v: String| println!("{k:<14}{v}");
+    let line = |k: &str, v: String| outln!("{k:<14}{v}");
     line("File", out.file.display().to_string());
     line(
         "Identity",

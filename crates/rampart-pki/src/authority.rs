@@ -329,14 +329,14 @@ impl Authority {
         let _lock = DirLock::acquire(&self.dir)?;
         let mut index = Index::load(&self.index_path())?;
         let now = OffsetDateTime::now_utc();
-        if let Some(cur) = index.current_mut(&req.name) {
-            if cur.is_live(now) {
-                return Err(PkiError::AlreadyIssued {
-                    domain: self.domain.to_string(),
-                    name: req.name.to_string(),
-                    serial: cur.serial.clone(),
-                });
-            }
+        if let Some(cur) = index.current_mut(&req.name)
+            && cur.is_live(now)
+        {
+            return Err(PkiError::AlreadyIssued {
+                domain: self.domain.to_string(),
+                name: req.name.to_string(),
+                serial: cur.serial.clone(),
+            });
         }
         let spec = LeafSpec {
             id: SpiffeId::new(self.domain.clone(), req.role, req.name.clone()),
@@ -455,9 +455,7 @@ impl Authority {
                 && match target {
                     RevokeTarget::Current => r.current,
                     RevokeTarget::All => r.is_live(now),
-                    RevokeTarget::Serial(s) => {
-                        r.serial.eq_ignore_ascii_case(s.trim_start_matches("0x"))
-                    }
+                    RevokeTarget::Serial(s) => serial_matches(&r.serial, s),
                 }
         };
         let mut revoked = Vec::new();
@@ -465,20 +463,18 @@ impl Authority {
             r.revoked = Some(Revocation { at: now, reason });
             revoked.push(r.clone());
         }
-        if revoked.is_empty() {
-            if let RevokeTarget::Serial(s) = target {
-                let known = index
-                    .certs
-                    .iter()
-                    .any(|r| r.name == *name && r.serial.eq_ignore_ascii_case(s));
-                if !known {
-                    return Err(PkiError::NoSuchSerial {
-                        domain: self.domain.to_string(),
-                        name: name.to_string(),
-                        serial: s.clone(),
-                    });
-                }
-            }
+        if revoked.is_empty()
+            && let RevokeTarget::Serial(s) = target
+            && !index
+                .certs
+                .iter()
+                .any(|r| r.name == *name && serial_matches(&r.serial, s))
+        {
+            return Err(PkiError::NoSuchSerial {
+                domain: self.domain.to_string(),
+                name: name.to_string(),
+                serial: s.clone(),
+            });
         }
         index.save(&self.index_path())?;
         let crl = self.write_crl_locked(&mut index, now)?;
@@ -545,6 +541,11 @@ impl Authority {
             name: name.to_string(),
         }
     }
+}
+
+/// Whether a serial typed by a person (any case, maybe `0x`-prefixed) is the recorded one.
+fn serial_matches(recorded: &str, typed: &str) -> bool {
+    recorded.eq_ignore_ascii_case(typed.trim_start_matches("0x"))
 }
 
 /// Whether the certificate's subject public key is `raw` (rcgen's raw public key bytes).

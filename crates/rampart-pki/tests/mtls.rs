@@ -1,6 +1,8 @@
 //! Certificates from this PKI in real mutual-TLS handshakes: a rustls client (a gateway) and a
 //! rustls server (a node) over TCP on 127.0.0.1, with and without the CRL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure report
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;

@@ -1,6 +1,8 @@
 //! `rampart init` and `rampart pki` as a user runs them, checked with OpenSSL as an outside
 //! verifier.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure report
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -336,9 +338,50 @@ fn renewal_keeps_the_identity_and_the_old_certificate_valid() {
     let (good, text) = verify(&home, "local", &archived[0], true);
     assert!(good, "the renewed-away certificate must stay valid: {text}");
 
+    // The old one can be revoked on its own, by serial, leaving the new one valid.
+    let old_serial = archived[0]
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .split('.')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let out = ok(
+        &home,
+        &[
+            "pki",
+            "revoke",
+            "--name",
+            "n1",
+            "--serial",
+            &old_serial.to_uppercase(),
+        ],
+    );
+    assert!(out.contains(&old_serial), "{out}");
+    let (good, _) = verify(&home, "local", &archived[0], true);
+    assert!(!good, "revoked by serial, yet still verifies");
+    let (good, text) = verify(&home, "local", &issued.join("n1.pem"), true);
+    assert!(good, "{text}");
+    let err = refused(
+        &home,
+        &["pki", "revoke", "--name", "n1", "--serial", "abcdef"],
+    );
+    assert!(err.contains("no certificate with serial"), "{err}");
+    // --all takes whatever of the name is still valid.
+    ok(&home, &["pki", "revoke", "--name", "n1", "--all"]);
+    let (good, _) = verify(&home, "local", &issued.join("n1.pem"), true);
+    assert!(!good);
+
     // Issuing over a valid certificate is refused; renewing is the way.
-    let err = refused(&home, &["pki", "issue", "--role", "node", "--name", "n1"]);
+    ok(&home, &["pki", "issue", "--role", "node", "--name", "n2"]);
+    let err = refused(&home, &["pki", "issue", "--role", "node", "--name", "n2"]);
     assert!(err.contains("renew"), "{err}");
+    // A revoked name may be issued afresh.
+    ok(&home, &["pki", "issue", "--role", "node", "--name", "n1"]);
+    let (good, text) = verify(&home, "local", &issued.join("n1.pem"), true);
+    assert!(good, "{text}");
 }
 
 #[test]
@@ -490,4 +533,40 @@ fn a_damaged_ca_key_is_reported_without_its_contents() {
     fs::copy(domain_dir(&home, "other").join("ca.key"), &key).unwrap();
     let err = refused(&home, &["pki", "issue", "--role", "node", "--name", "n"]);
     assert!(err.contains("does not belong"), "{err}");
+}
+
+#[test]
+fn concurrent_issues_lose_no_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    ok(&home, &["init"]);
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            Command::new(env!("CARGO_BIN_EXE_rampart"))
+                .arg("--home")
+                .arg(&home)
+                .args(["pki", "issue", "--role", "node", "--name", &format!("c{i}")])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&home, &["pki", "list", "--json"])).unwrap();
+    let names: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    for i in 0..8 {
+        assert!(
+            names.contains(&format!("c{i}").as_str()),
+            "c{i} missing from {names:?}"
+        );
+    }
+    assert_eq!(names.len(), 10);
 }

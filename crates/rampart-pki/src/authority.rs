@@ -20,12 +20,12 @@ use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
 use crate::error::{PkiError, Result};
-use crate::files::{self, DirLock};
 use crate::identity::{EntityName, Role, SpiffeId, TrustDomain};
 use crate::index::{Index, Record, Revocation, RevocationReason};
 use crate::inspect::{self, CertInfo, CrlInfo};
 use crate::keys::KeyType;
 use crate::profile::{self, LeafSpec};
+use rampart_files::{self as files, DirLock};
 
 /// How a new CA is made.
 #[derive(Clone, Debug)]

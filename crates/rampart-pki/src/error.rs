@@ -158,6 +158,16 @@ pub enum PkiError {
 /// Shorthand for results of this crate.
 pub type Result<T, E = PkiError> = std::result::Result<T, E>;
 
+impl From<rampart_files::FileError> for PkiError {
+    fn from(e: rampart_files::FileError) -> Self {
+        PkiError::Io {
+            action: e.action,
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 impl PkiError {
     pub(crate) fn io(
         action: &'static str,

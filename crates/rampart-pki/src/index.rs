@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
 use crate::error::{PkiError, Result};
-use crate::files;
 use crate::identity::{EntityName, Role, SpiffeId};
 use crate::keys::KeyType;
+use rampart_files as files;
 
 /// Version of the index format written by this code.
 const FORMAT: u32 = 1;
@@ -48,7 +48,7 @@ impl Index {
             path: path.to_owned(),
             source,
         })?;
-        files::write_atomic(path, &bytes, files::PUBLIC)
+        Ok(files::write_atomic(path, &bytes, files::PUBLIC)?)
     }
 
     /// The certificate currently in `issued/<name>.pem`, if any.

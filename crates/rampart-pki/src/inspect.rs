@@ -18,6 +18,7 @@ use x509_parser::revocation_list::CertificateRevocationList;
 
 use crate::error::{PkiError, Result};
 use crate::identity::{Role, SpiffeId};
+use rampart_files as files;
 
 /// What a certificate says about itself, in plain values.
 #[derive(Clone, Debug, Serialize)]
@@ -61,7 +62,7 @@ pub struct CertInfo {
 
 /// Reads the first certificate of a PEM (or DER) file.
 pub fn read_cert_file(path: &Path) -> Result<CertInfo> {
-    let bytes = crate::files::read(path)?;
+    let bytes = files::read(path)?;
     cert_from_bytes(&bytes).map_err(|reason| PkiError::Malformed {
         path: path.to_owned(),
         reason,

@@ -31,14 +31,14 @@
 //! - [`authority`]: the CAs on disk: create, issue, renew, revoke, CRLs;
 //! - [`index`]: the per-CA record of every certificate issued;
 //! - [`inspect`]: reading certificates and CRLs back;
-//! - [`files`]: atomic, permission-safe writes and the CA lock.
+//!
+//! Files are written through `rampart-files`: atomically, keys 0600 from the first byte.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod authority;
 pub mod error;
-pub mod files;
 pub mod identity;
 pub mod index;
 pub mod inspect;
@@ -54,3 +54,4 @@ pub use index::{Record, RevocationReason, Status};
 pub use inspect::{CertInfo, CrlInfo};
 pub use keys::KeyType;
 pub use profile::{MAX_DAYS, default_server_sans};
+pub use rampart_files as files;

@@ -1,4 +1,7 @@
-//! Crash-safe file writes with the right permissions from the first byte.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+//! Crash-safe file writes with the right permissions from the first byte, for everything a
+//! rampart home holds (keys, certificates, keyrings, tokens, configuration).
 //!
 //! Every file is written to a temporary file in the same directory (created 0600 by
 //! `tempfile`), flushed to disk, given its final mode, renamed over the target and the directory
@@ -8,9 +11,43 @@
 use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::error::{PkiError, Result};
+/// A file operation that failed, naming the file.
+#[derive(Debug, thiserror::Error)]
+#[error("{action} {path}: {source}")]
+pub struct FileError {
+    /// What was being done ("writing", "renaming into", …).
+    pub action: &'static str,
+    /// The file or directory.
+    pub path: PathBuf,
+    /// The cause.
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl FileError {
+    /// The error for `action` on `path`, for `map_err`.
+    pub fn at(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| FileError {
+            action,
+            path,
+            source,
+        }
+    }
+
+    /// Whether the file was simply not there.
+    pub fn is_not_found(&self) -> bool {
+        self.source.kind() == std::io::ErrorKind::NotFound
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = FileError> = std::result::Result<T, E>;
 
 /// Mode of files holding private keys.
 pub const PRIVATE: u32 = 0o600;
@@ -25,19 +62,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .tempfile_in(dir)
-        .map_err(PkiError::io("creating a temporary file in", dir))?;
+        .map_err(FileError::at("creating a temporary file in", dir))?;
     // tempfile creates the file 0600; only widen it (for public files), never the reverse.
     if mode != PRIVATE {
         tmp.as_file()
             .set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(PkiError::io("setting permissions of", tmp.path()))?;
+            .map_err(FileError::at("setting permissions of", tmp.path()))?;
     }
     tmp.write_all(bytes)
-        .map_err(PkiError::io("writing", path))?;
+        .map_err(FileError::at("writing", path))?;
     tmp.as_file()
         .sync_all()
-        .map_err(PkiError::io("syncing", path))?;
-    tmp.persist(path).map_err(|e| PkiError::Io {
+        .map_err(FileError::at("syncing", path))?;
+    tmp.persist(path).map_err(|e| FileError {
         action: "renaming into",
         path: path.to_owned(),
         source: e.error,
@@ -51,24 +88,35 @@ pub fn create_private_dir(path: &Path) -> Result<()> {
         .recursive(true)
         .mode(PRIVATE_DIR)
         .create(path)
-        .map_err(PkiError::io("creating directory", path))
+        .map_err(FileError::at("creating directory", path))
 }
 
 /// Flushes a directory's entries (after a rename) so the rename survives a crash.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(PkiError::io("syncing directory", dir))
+        .map_err(FileError::at("syncing directory", dir))
 }
 
 /// Reads a whole file, naming it in the error.
 pub fn read(path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).map_err(PkiError::io("reading", path))
+    fs::read(path).map_err(FileError::at("reading", path))
+}
+
+/// Fails unless `path` is private to its owner (no group or other permission bits), the way
+/// ssh treats private keys. Returns the mode on failure, for the message.
+pub fn check_private(path: &Path) -> Result<std::result::Result<(), u32>> {
+    let mode = fs::metadata(path)
+        .map_err(FileError::at("reading", path))?
+        .permissions()
+        .mode()
+        & 0o777;
+    Ok(if mode & 0o077 == 0 { Ok(()) } else { Err(mode) })
 }
 
 /// Renames `from` to `to` and syncs both directories.
 pub fn rename(from: &Path, to: &Path) -> Result<()> {
-    fs::rename(from, to).map_err(PkiError::io("renaming", from))?;
+    fs::rename(from, to).map_err(FileError::at("renaming", from))?;
     sync_dir(parent(to))?;
     sync_dir(parent(from))
 }
@@ -96,8 +144,8 @@ impl DirLock {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(PkiError::io("opening lock file", &path))?;
-        file.lock().map_err(PkiError::io("locking", &path))?;
+            .map_err(FileError::at("opening lock file", &path))?;
+        file.lock().map_err(FileError::at("locking", &path))?;
         Ok(DirLock { file })
     }
 }

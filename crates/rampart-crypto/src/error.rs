@@ -25,7 +25,9 @@ pub enum CryptoError {
         ttl_secs: u64,
     },
     /// The token claims to be made more than 60 seconds in the future.
-    #[error("token timestamp is {ahead_secs} s in the future (more than the 60 s clock skew allowed)")]
+    #[error(
+        "token timestamp is {ahead_secs} s in the future (more than the 60 s clock skew allowed)"
+    )]
     FromTheFuture {
         /// Seconds ahead of this clock.
         ahead_secs: u64,
@@ -85,10 +87,13 @@ pub enum CryptoError {
     Random(String),
 }
 
-impl CryptoError {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
-        let path = path.into();
-        move |source| CryptoError::Io { action, path, source }
+impl From<rampart_files::FileError> for CryptoError {
+    fn from(e: rampart_files::FileError) -> Self {
+        CryptoError::Io {
+            action: e.action,
+            path: e.path,
+            source: e.source,
+        }
     }
 }
 

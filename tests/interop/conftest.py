@@ -33,4 +33,5 @@ def rampart(rampart_bin, tmp_path):
         return proc
 
     run.home = home
+    run.argv = [str(rampart_bin), "--home", str(home)]
     return run

@@ -25,9 +25,7 @@ pub enum CryptoError {
         ttl_secs: u64,
     },
     /// The token claims to be made more than 60 seconds in the future.
-    #[error(
-        "token timestamp is {ahead_secs} s in the future (more than the 60 s clock skew allowed)"
-    )]
+    #[error("token timestamp is {ahead_secs} s in the future (more than the 60 s clock skew allowed)")]
     FromTheFuture {
         /// Seconds ahead of this clock.
         ahead_secs: u64,
@@ -89,11 +87,7 @@ pub enum CryptoError {
 
 impl From<rampart_files::FileError> for CryptoError {
     fn from(e: rampart_files::FileError) -> Self {
-        CryptoError::Io {
-            action: e.action,
-            path: e.path,
-            source: e.source,
-        }
+        CryptoError::Io { action: e.action, path: e.path, source: e.source }
     }
 }
 

@@ -20,18 +20,11 @@ pub fn load(path: &Path) -> Result<Keyring> {
             return Err(CryptoError::NoKeyring(path.to_owned()));
         }
         Err(e) => {
-            return Err(CryptoError::Io {
-                action: "reading",
-                path: path.to_owned(),
-                source: e,
-            });
+            return Err(CryptoError::Io { action: "reading", path: path.to_owned(), source: e });
         }
     };
     if let Err(mode) = files::check_private(path)? {
-        return Err(CryptoError::InsecurePermissions {
-            path: path.to_owned(),
-            mode,
-        });
+        return Err(CryptoError::InsecurePermissions { path: path.to_owned(), mode });
     }
     let mut keys = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -39,10 +32,8 @@ pub fn load(path: &Path) -> Result<Keyring> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let key = PayloadKey::from_base64(line).ok_or(CryptoError::BadKey {
-            path: path.to_owned(),
-            line: i + 1,
-        })?;
+        let key = PayloadKey::from_base64(line)
+            .ok_or(CryptoError::BadKey { path: path.to_owned(), line: i + 1 })?;
         keys.push(key);
     }
     Keyring::new(keys).ok_or_else(|| CryptoError::EmptyKeyring(path.to_owned()))
@@ -70,17 +61,14 @@ pub fn create(path: &Path, force: bool) -> Result<(Keyring, Option<PathBuf>)> {
         if !force {
             return Err(CryptoError::KeyringExists(path.to_owned()));
         }
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let mut name = path.file_name().unwrap_or_default().to_os_string();
         name.push(format!(".replaced-{secs}"));
         let aside = path.with_file_name(name);
         files::rename(path, &aside)?;
         kept = Some(aside);
     }
-    let keyring =
-        Keyring::new(vec![PayloadKey::generate()?]).ok_or(CryptoError::Random("no key".into()))?;
+    let keyring = Keyring::new(vec![PayloadKey::generate()?]).ok_or(CryptoError::Random("no key".into()))?;
     save(path, &keyring)?;
     Ok((keyring, kept))
 }
@@ -95,26 +83,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys/payload.keys");
         let (kr, _) = create(&path, false).unwrap();
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert_eq!(
-            load(&path).unwrap().newest().fingerprint(),
-            kr.newest().fingerprint()
-        );
-        assert!(matches!(
-            create(&path, false),
-            Err(CryptoError::KeyringExists(_))
-        ));
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(load(&path).unwrap().newest().fingerprint(), kr.newest().fingerprint());
+        assert!(matches!(create(&path, false), Err(CryptoError::KeyringExists(_))));
         let (_, kept) = create(&path, true).unwrap();
         assert!(kept.unwrap().exists());
 
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(
-            load(&path),
-            Err(CryptoError::InsecurePermissions { mode: 0o644, .. })
-        ));
+        assert!(matches!(load(&path), Err(CryptoError::InsecurePermissions { mode: 0o644, .. })));
         std::fs::write(&path, "# comment\n\nnot-a-key\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let err = load(&path).unwrap_err();

@@ -29,9 +29,7 @@ impl PayloadKey {
     pub fn from_base64(text: &str) -> Option<Self> {
         let text = text.trim();
         let decoded = Zeroizing::new(
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(text.trim_end_matches('='))
-                .ok()?,
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).ok()?,
         );
         let bytes: [u8; 32] = decoded.as_slice().try_into().ok()?;
         Self::from_bytes(Zeroizing::new(bytes)).ok()
@@ -39,8 +37,7 @@ impl PayloadKey {
 
     fn from_bytes(bytes: Zeroizing<[u8; 32]>) -> Result<Self> {
         let text = Zeroizing::new(URL_SAFE.encode(bytes.as_ref()));
-        let fernet =
-            fernet::Fernet::new(&text).ok_or(CryptoError::Random("key rejected".into()))?;
+        let fernet = fernet::Fernet::new(&text).ok_or(CryptoError::Random("key rejected".into()))?;
         Ok(PayloadKey { bytes, fernet })
     }
 
@@ -57,10 +54,7 @@ impl PayloadKey {
         ctx.update(b"rampart payload key fingerprint\0");
         ctx.update(self.bytes.as_ref());
         let digest = ctx.finish();
-        digest.as_ref()[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
     }
 
     pub(crate) fn fernet(&self) -> &fernet::Fernet {

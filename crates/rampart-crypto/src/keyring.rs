@@ -31,11 +31,7 @@ pub struct Opened {
 impl Keyring {
     /// A keyring of `keys`, oldest first; `None` when empty.
     pub fn new(keys: Vec<PayloadKey>) -> Option<Self> {
-        if keys.is_empty() {
-            None
-        } else {
-            Some(Keyring { keys })
-        }
+        if keys.is_empty() { None } else { Some(Keyring { keys }) }
     }
 
     /// The keys, oldest first.
@@ -79,21 +75,14 @@ impl Keyring {
         let token = token.trim_ascii();
         // A token for a message over the limit is refused before any work on it.
         if token.len() > MAX_TOKEN_CHARS {
-            return Err(CryptoError::TooLarge {
-                size: token.len(),
-                limit: MAX_TOKEN_CHARS,
-            });
+            return Err(CryptoError::TooLarge { size: token.len(), limit: MAX_TOKEN_CHARS });
         }
         let header = TokenHeader::parse(token)?;
         header.check_time(now, ttl_secs)?;
         for (key_index, key) in self.keys.iter().enumerate().rev() {
             // Time was checked above; passing no TTL keeps the crate from redoing it.
             if let Ok(plaintext) = key.fernet().decrypt_at_time(token, None, now) {
-                return Ok(Opened {
-                    plaintext,
-                    timestamp: header.timestamp,
-                    key_index,
-                });
+                return Ok(Opened { plaintext, timestamp: header.timestamp, key_index });
             }
         }
         Err(CryptoError::BadSignature)
@@ -103,10 +92,7 @@ impl Keyring {
     /// `MultiFernet.rotate`), so rotation never extends a token's life.
     pub fn reencrypt(&self, token: &str) -> Result<String> {
         let opened = self.decrypt(token, None)?;
-        Ok(self
-            .newest()
-            .fernet()
-            .encrypt_at_time(&opened.plaintext, opened.timestamp))
+        Ok(self.newest().fernet().encrypt_at_time(&opened.plaintext, opened.timestamp))
     }
 }
 
@@ -116,19 +102,14 @@ const MAX_TOKEN_CHARS: usize = (MAX_MESSAGE_BYTES + 16 + 57).div_ceil(3) * 4;
 
 fn check_size(size: usize) -> Result<()> {
     if size > MAX_MESSAGE_BYTES {
-        return Err(CryptoError::TooLarge {
-            size,
-            limit: MAX_MESSAGE_BYTES,
-        });
+        return Err(CryptoError::TooLarge { size, limit: MAX_MESSAGE_BYTES });
     }
     Ok(())
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
 pub fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]
@@ -151,10 +132,7 @@ mod tests {
         assert_eq!((n.plaintext.as_slice(), n.key_index), (&b"after"[..], 1));
         // Dropping the old key makes old tokens foreign.
         kr.rotate(Some(1)).unwrap();
-        assert!(matches!(
-            kr.decrypt(&old, None),
-            Err(CryptoError::BadSignature)
-        ));
+        assert!(matches!(kr.decrypt(&old, None), Err(CryptoError::BadSignature)));
     }
 
     #[test]
@@ -174,14 +152,8 @@ mod tests {
         let token = kr.encrypt(b"x").unwrap();
         let ts = TokenHeader::parse(&token).unwrap().timestamp;
         assert!(kr.decrypt_at(&token, Some(10), ts + 10).is_ok());
-        assert!(matches!(
-            kr.decrypt_at(&token, Some(10), ts + 11),
-            Err(CryptoError::Expired { .. })
-        ));
-        assert!(matches!(
-            kr.decrypt_at(&token, None, ts - 61),
-            Err(CryptoError::FromTheFuture { .. })
-        ));
+        assert!(matches!(kr.decrypt_at(&token, Some(10), ts + 11), Err(CryptoError::Expired { .. })));
+        assert!(matches!(kr.decrypt_at(&token, None, ts - 61), Err(CryptoError::FromTheFuture { .. })));
     }
 
     #[test]
@@ -192,9 +164,6 @@ mod tests {
         let i = bytes.len() / 2;
         bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
         let tampered = String::from_utf8(bytes).unwrap();
-        assert!(matches!(
-            kr.decrypt(&tampered, None),
-            Err(CryptoError::BadSignature)
-        ));
+        assert!(matches!(kr.decrypt(&tampered, None), Err(CryptoError::BadSignature)));
     }
 }

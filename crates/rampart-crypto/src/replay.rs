@@ -28,11 +28,7 @@ pub struct ReplayGuard {
 impl ReplayGuard {
     /// A guard remembering at most `capacity` unexpired tokens.
     pub fn new(capacity: usize) -> Self {
-        ReplayGuard {
-            capacity: capacity.max(1),
-            seen: HashSet::new(),
-            by_expiry: BTreeSet::new(),
-        }
+        ReplayGuard { capacity: capacity.max(1), seen: HashSet::new(), by_expiry: BTreeSet::new() }
     }
 
     /// Number of tokens remembered now.
@@ -48,13 +44,7 @@ impl ReplayGuard {
     /// Records a token that was just opened (authenticated) at `now`, made at `timestamp` and
     /// valid for `ttl_secs`; refuses it if it was recorded before and has not expired.
     /// Call it only after the token's signature checked out, so forged tokens cannot fill it.
-    pub fn check_and_record(
-        &mut self,
-        token: &str,
-        timestamp: u64,
-        ttl_secs: u64,
-        now: u64,
-    ) -> Result<()> {
+    pub fn check_and_record(&mut self, token: &str, timestamp: u64, ttl_secs: u64, now: u64) -> Result<()> {
         let id = token_id(token).ok_or(CryptoError::Malformed("too short"))?;
         self.forget_expired(now);
         if self.seen.contains(&id) {
@@ -87,9 +77,7 @@ fn token_id(token: &str) -> Option<u128> {
     // 4-aligned tail long enough to hold it.
     let start = body.len().checked_sub(48)?;
     let start = start - (start % 4);
-    let tail = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(&body[start..])
-        .ok()?;
+    let tail = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&body[start..]).ok()?;
     let hmac = tail.get(tail.len().checked_sub(32)?..)?;
     Some(u128::from_be_bytes(hmac[..16].try_into().ok()?))
 }
@@ -105,10 +93,7 @@ mod tests {
         let (a, b) = (kr.encrypt(b"a").unwrap(), kr.encrypt(b"a").unwrap());
         let mut g = ReplayGuard::new(10);
         g.check_and_record(&a, 100, 60, 100).unwrap();
-        assert!(matches!(
-            g.check_and_record(&a, 100, 60, 130),
-            Err(CryptoError::Replayed)
-        ));
+        assert!(matches!(g.check_and_record(&a, 100, 60, 130), Err(CryptoError::Replayed)));
         g.check_and_record(&b, 100, 60, 130).unwrap();
         // Past its TTL it is forgotten (the TTL check refuses it by then anyway).
         g.check_and_record(&a, 100, 60, 161).unwrap();
@@ -120,14 +105,10 @@ mod tests {
         let kr = Keyring::new(vec![PayloadKey::generate().unwrap()]).unwrap();
         let mut g = ReplayGuard::new(3);
         for _ in 0..3 {
-            g.check_and_record(&kr.encrypt(b"x").unwrap(), 100, 60, 100)
-                .unwrap();
+            g.check_and_record(&kr.encrypt(b"x").unwrap(), 100, 60, 100).unwrap();
         }
         let extra = kr.encrypt(b"x").unwrap();
-        assert!(matches!(
-            g.check_and_record(&extra, 100, 60, 100),
-            Err(CryptoError::ReplayGuardFull(3))
-        ));
+        assert!(matches!(g.check_and_record(&extra, 100, 60, 100), Err(CryptoError::ReplayGuardFull(3))));
         assert_eq!(g.len(), 3);
         // Once they expire there is room again.
         g.check_and_record(&extra, 200, 60, 200).unwrap();
@@ -138,9 +119,7 @@ mod tests {
     fn ids_come_from_the_hmac() {
         let kr = Keyring::new(vec![PayloadKey::generate().unwrap()]).unwrap();
         let t = kr.encrypt(b"hello").unwrap();
-        let raw = base64::engine::general_purpose::URL_SAFE
-            .decode(&t)
-            .unwrap();
+        let raw = base64::engine::general_purpose::URL_SAFE.decode(&t).unwrap();
         let expected = u128::from_be_bytes(raw[raw.len() - 32..raw.len() - 16].try_into().unwrap());
         assert_eq!(token_id(&t), Some(expected));
         assert_eq!(token_id("short"), None);

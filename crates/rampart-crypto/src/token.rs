@@ -30,13 +30,8 @@ impl TokenHeader {
         if token.len() - body.len() > 2 {
             return Err(CryptoError::Malformed("too much base64 padding"));
         }
-        if !body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(CryptoError::Malformed(
-                "characters outside the urlsafe base64 alphabet",
-            ));
+        if !body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(CryptoError::Malformed("characters outside the urlsafe base64 alphabet"));
         }
         if body.len() < MIN_TOKEN_CHARS - 2 {
             return Err(CryptoError::Malformed("too short"));
@@ -44,41 +39,28 @@ impl TokenHeader {
         // Decoded length = 73 + 16·n exactly: version, time, IV, whole AES blocks, HMAC.
         let decoded_len = body.len() * 3 / 4;
         if body.len() % 4 == 1 || decoded_len < 73 || (decoded_len - 57) % 16 != 0 {
-            return Err(CryptoError::Malformed(
-                "length is not that of a Fernet token",
-            ));
+            return Err(CryptoError::Malformed("length is not that of a Fernet token"));
         }
         // The first 12 characters encode exactly the first 9 bytes: version and timestamp.
-        let head = URL_SAFE_NO_PAD
-            .decode(&body[..12])
-            .map_err(|_| CryptoError::Malformed("bad base64"))?;
+        let head = URL_SAFE_NO_PAD.decode(&body[..12]).map_err(|_| CryptoError::Malformed("bad base64"))?;
         if head[0] != 0x80 {
-            return Err(CryptoError::Malformed(
-                "unknown version byte (expected 0x80)",
-            ));
+            return Err(CryptoError::Malformed("unknown version byte (expected 0x80)"));
         }
         let mut ts = [0u8; 8];
         ts.copy_from_slice(&head[1..9]);
-        Ok(TokenHeader {
-            timestamp: u64::from_be_bytes(ts),
-        })
+        Ok(TokenHeader { timestamp: u64::from_be_bytes(ts) })
     }
 
     /// Checks the timestamp against `now` and an optional TTL, as Python's `Fernet` does:
     /// expired when `timestamp + ttl < now`, refused when more than 60 s in the future.
     pub fn check_time(&self, now: u64, ttl_secs: Option<u64>) -> Result<()> {
         if self.timestamp > now.saturating_add(MAX_CLOCK_SKEW_SECS) {
-            return Err(CryptoError::FromTheFuture {
-                ahead_secs: self.timestamp - now,
-            });
+            return Err(CryptoError::FromTheFuture { ahead_secs: self.timestamp - now });
         }
         if let Some(ttl) = ttl_secs
             && self.timestamp.saturating_add(ttl) < now
         {
-            return Err(CryptoError::Expired {
-                age_secs: now - self.timestamp,
-                ttl_secs: ttl,
-            });
+            return Err(CryptoError::Expired { age_secs: now - self.timestamp, ttl_secs: ttl });
         }
         Ok(())
     }
@@ -95,44 +77,20 @@ mod tests {
         assert!(h.check_time(1_060, Some(60)).is_ok());
         assert!(matches!(
             h.check_time(1_061, Some(60)),
-            Err(CryptoError::Expired {
-                age_secs: 61,
-                ttl_secs: 60
-            })
+            Err(CryptoError::Expired { age_secs: 61, ttl_secs: 60 })
         ));
         assert!(h.check_time(940, None).is_ok());
-        assert!(matches!(
-            h.check_time(939, None),
-            Err(CryptoError::FromTheFuture { ahead_secs: 61 })
-        ));
-        let far = TokenHeader {
-            timestamp: u64::MAX,
-        };
+        assert!(matches!(h.check_time(939, None), Err(CryptoError::FromTheFuture { ahead_secs: 61 })));
+        let far = TokenHeader { timestamp: u64::MAX };
         assert!(far.check_time(1_000, Some(u64::MAX)).is_err());
-        assert!(
-            TokenHeader { timestamp: 0 }
-                .check_time(u64::MAX, Some(u64::MAX))
-                .is_ok()
-        );
+        assert!(TokenHeader { timestamp: 0 }.check_time(u64::MAX, Some(u64::MAX)).is_ok());
     }
 
     #[test]
     fn shapes_are_checked() {
-        assert!(matches!(
-            TokenHeader::parse(""),
-            Err(CryptoError::Malformed(_))
-        ));
-        assert!(matches!(
-            TokenHeader::parse("gAAAAA"),
-            Err(CryptoError::Malformed(_))
-        ));
-        assert!(matches!(
-            TokenHeader::parse(&"A".repeat(100)),
-            Err(CryptoError::Malformed(_))
-        ));
-        assert!(matches!(
-            TokenHeader::parse(&"é".repeat(100)),
-            Err(CryptoError::Malformed(_))
-        ));
+        assert!(matches!(TokenHeader::parse(""), Err(CryptoError::Malformed(_))));
+        assert!(matches!(TokenHeader::parse("gAAAAA"), Err(CryptoError::Malformed(_))));
+        assert!(matches!(TokenHeader::parse(&"A".repeat(100)), Err(CryptoError::Malformed(_))));
+        assert!(matches!(TokenHeader::parse(&"é".repeat(100)), Err(CryptoError::Malformed(_))));
     }
 }

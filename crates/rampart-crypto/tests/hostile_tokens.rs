@@ -22,11 +22,7 @@ impl Rng {
 }
 
 fn keyring() -> Keyring {
-    Keyring::new(vec![
-        PayloadKey::generate().unwrap(),
-        PayloadKey::generate().unwrap(),
-    ])
-    .unwrap()
+    Keyring::new(vec![PayloadKey::generate().unwrap(), PayloadKey::generate().unwrap()]).unwrap()
 }
 
 #[test]
@@ -37,9 +33,7 @@ fn random_strings_are_refused() {
     for i in 0..5_000 {
         let len = (rng.next() % 400) as usize;
         let s: String = if i % 2 == 0 {
-            (0..len)
-                .map(|_| ALPHABET[(rng.next() % 65) as usize] as char)
-                .collect()
+            (0..len).map(|_| ALPHABET[(rng.next() % 65) as usize] as char).collect()
         } else {
             String::from_utf8_lossy(&rng.bytes(len)).into_owned()
         };
@@ -66,9 +60,7 @@ fn random_well_formed_tokens_are_refused() {
         assert!(
             matches!(
                 err,
-                CryptoError::BadSignature
-                    | CryptoError::Expired { .. }
-                    | CryptoError::FromTheFuture { .. }
+                CryptoError::BadSignature | CryptoError::Expired { .. } | CryptoError::FromTheFuture { .. }
             ),
             "{err}"
         );
@@ -78,16 +70,11 @@ fn random_well_formed_tokens_are_refused() {
 #[test]
 fn every_truncation_and_flip_of_a_real_token_is_refused() {
     let kr = keyring();
-    let token = kr
-        .encrypt(b"a message worth protecting, long enough for three blocks")
-        .unwrap();
+    let token = kr.encrypt(b"a message worth protecting, long enough for three blocks").unwrap();
     assert!(kr.decrypt(&token, Some(60)).is_ok());
     let unpadded = token.trim_end_matches('=');
     for cut in 0..unpadded.len() {
-        assert!(
-            kr.decrypt(&token[..cut], Some(60)).is_err(),
-            "truncated at {cut} opened"
-        );
+        assert!(kr.decrypt(&token[..cut], Some(60)).is_err(), "truncated at {cut} opened");
     }
     let bytes = token.as_bytes();
     for i in 0..bytes.len() {
@@ -101,10 +88,7 @@ fn every_truncation_and_flip_of_a_real_token_is_refused() {
             // Changing only the padding or the unused low bits of the last character can leave
             // the bytes the same; anything else must be refused.
             if let Ok(opened) = kr.decrypt(&t, Some(60)) {
-                assert_eq!(
-                    URL_SAFE.decode(t.as_bytes()).ok(),
-                    URL_SAFE.decode(token.as_bytes()).ok()
-                );
+                assert_eq!(URL_SAFE.decode(t.as_bytes()).ok(), URL_SAFE.decode(token.as_bytes()).ok());
                 assert!(!opened.plaintext.is_empty());
             }
         }
@@ -116,23 +100,14 @@ fn a_token_from_a_foreign_key_is_a_bad_signature() {
     let mine = keyring();
     let theirs = keyring();
     let token = theirs.encrypt(b"hello").unwrap();
-    assert!(matches!(
-        mine.decrypt(&token, None),
-        Err(CryptoError::BadSignature)
-    ));
+    assert!(matches!(mine.decrypt(&token, None), Err(CryptoError::BadSignature)));
 }
 
 #[test]
 fn oversized_input_is_refused_before_work() {
     let kr = keyring();
     let big = vec![0u8; rampart_crypto::MAX_MESSAGE_BYTES + 1];
-    assert!(matches!(
-        kr.encrypt(&big),
-        Err(CryptoError::TooLarge { .. })
-    ));
+    assert!(matches!(kr.encrypt(&big), Err(CryptoError::TooLarge { .. })));
     let huge_token = "A".repeat(rampart_crypto::MAX_MESSAGE_BYTES / 3 * 4 + 1024);
-    assert!(matches!(
-        kr.decrypt(&huge_token, None),
-        Err(CryptoError::TooLarge { .. })
-    ));
+    assert!(matches!(kr.decrypt(&huge_token, None), Err(CryptoError::TooLarge { .. })));
 }

@@ -28,16 +28,9 @@ pub struct FileError {
 
 impl FileError {
     /// The error for `action` on `path`, for `map_err`.
-    pub fn at(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-    ) -> impl FnOnce(std::io::Error) -> Self {
+    pub fn at(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |source| FileError {
-            action,
-            path,
-            source,
-        }
+        move |source| FileError { action, path, source }
     }
 
     /// Whether the file was simply not there.
@@ -69,11 +62,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
             .set_permissions(fs::Permissions::from_mode(mode))
             .map_err(FileError::at("setting permissions of", tmp.path()))?;
     }
-    tmp.write_all(bytes)
-        .map_err(FileError::at("writing", path))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(FileError::at("syncing", path))?;
+    tmp.write_all(bytes).map_err(FileError::at("writing", path))?;
+    tmp.as_file().sync_all().map_err(FileError::at("syncing", path))?;
     tmp.persist(path).map_err(|e| FileError {
         action: "renaming into",
         path: path.to_owned(),
@@ -93,9 +83,7 @@ pub fn create_private_dir(path: &Path) -> Result<()> {
 
 /// Flushes a directory's entries (after a rename) so the rename survives a crash.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(FileError::at("syncing directory", dir))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(FileError::at("syncing directory", dir))
 }
 
 /// Reads a whole file, naming it in the error.
@@ -106,11 +94,7 @@ pub fn read(path: &Path) -> Result<Vec<u8>> {
 /// Fails unless `path` is private to its owner (no group or other permission bits), the way
 /// ssh treats private keys. Returns the mode on failure, for the message.
 pub fn check_private(path: &Path) -> Result<std::result::Result<(), u32>> {
-    let mode = fs::metadata(path)
-        .map_err(FileError::at("reading", path))?
-        .permissions()
-        .mode()
-        & 0o777;
+    let mode = fs::metadata(path).map_err(FileError::at("reading", path))?.permissions().mode() & 0o777;
     Ok(if mode & 0o077 == 0 { Ok(()) } else { Err(mode) })
 }
 

@@ -13,9 +13,7 @@ use std::fs;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use rcgen::{
-    CertificateRevocationListParams, Issuer, KeyIdMethod, KeyPair, RevokedCertParams, SerialNumber,
-};
+use rcgen::{CertificateRevocationListParams, Issuer, KeyIdMethod, KeyPair, RevokedCertParams, SerialNumber};
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
@@ -38,10 +36,7 @@ pub struct CaOptions {
 
 impl Default for CaOptions {
     fn default() -> Self {
-        CaOptions {
-            days: 3650,
-            key_type: KeyType::P256,
-        }
+        CaOptions { days: 3650, key_type: KeyType::P256 }
     }
 }
 
@@ -88,11 +83,7 @@ impl Pki {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => {
-                return Err(PkiError::Io {
-                    action: "listing",
-                    path: self.root.clone(),
-                    source: e,
-                });
+                return Err(PkiError::Io { action: "listing", path: self.root.clone(), source: e });
             }
         };
         let mut domains: Vec<TrustDomain> = entries
@@ -109,45 +100,26 @@ impl Pki {
     ///
     /// The CA is assembled in a temporary directory and renamed into place, so a failure
     /// half-way leaves no half-made CA behind.
-    pub fn create_domain(
-        &self,
-        domain: &TrustDomain,
-        opts: &CaOptions,
-        force: bool,
-    ) -> Result<CreatedCa> {
+    pub fn create_domain(&self, domain: &TrustDomain, opts: &CaOptions, force: bool) -> Result<CreatedCa> {
         files::create_private_dir(&self.root)?;
         let _lock = DirLock::acquire(&self.root)?;
         let dir = self.domain_dir(domain);
         if self.has_domain(domain) && !force {
-            return Err(PkiError::CaExists {
-                domain: domain.to_string(),
-                path: dir,
-            });
+            return Err(PkiError::CaExists { domain: domain.to_string(), path: dir });
         }
         let staging = tempfile::Builder::new()
             .prefix(&format!(".new-{domain}-"))
             .tempdir_in(&self.root)
             .map_err(PkiError::io("creating a directory in", &self.root))?;
-        fs::set_permissions(
-            staging.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(files::PRIVATE_DIR),
-        )
-        .map_err(PkiError::io("setting permissions of", staging.path()))?;
+        fs::set_permissions(staging.path(), std::os::unix::fs::PermissionsExt::from_mode(files::PRIVATE_DIR))
+            .map_err(PkiError::io("setting permissions of", staging.path()))?;
         let now = OffsetDateTime::now_utc();
         let key = opts.key_type.generate()?;
         let params = profile::ca_params(domain, opts.days, now)?;
         let cert = params.self_signed(&key)?;
         let key_pem = crate::keys::private_key_pem(&key)?;
-        files::write_atomic(
-            &staging.path().join("ca.key"),
-            key_pem.as_bytes(),
-            files::PRIVATE,
-        )?;
-        files::write_atomic(
-            &staging.path().join("ca.pem"),
-            cert.pem().as_bytes(),
-            files::PUBLIC,
-        )?;
+        files::write_atomic(&staging.path().join("ca.key"), key_pem.as_bytes(), files::PRIVATE)?;
+        files::write_atomic(&staging.path().join("ca.pem"), cert.pem().as_bytes(), files::PUBLIC)?;
         files::create_private_dir(&staging.path().join("issued"))?;
         Index::new().save(&staging.path().join("index.json"))?;
         // Write the first (empty) CRL so that `-crl_check` verifiers work from the start.
@@ -165,10 +137,8 @@ impl Pki {
         };
         files::rename(&staging.keep(), &dir)?;
         Ok(CreatedCa {
-            cert: inspect::cert_from_der(cert.der()).map_err(|reason| PkiError::Malformed {
-                path: dir.join("ca.pem"),
-                reason,
-            })?,
+            cert: inspect::cert_from_der(cert.der())
+                .map_err(|reason| PkiError::Malformed { path: dir.join("ca.pem"), reason })?,
             dir,
             replaced,
         })
@@ -178,10 +148,7 @@ impl Pki {
     pub fn open(&self, domain: &TrustDomain) -> Result<Authority> {
         let dir = self.domain_dir(domain);
         if !self.has_domain(domain) {
-            return Err(PkiError::NoSuchDomain {
-                domain: domain.to_string(),
-                path: dir.join("ca.pem"),
-            });
+            return Err(PkiError::NoSuchDomain { domain: domain.to_string(), path: dir.join("ca.pem") });
         }
         Authority::load(domain.clone(), dir)
     }
@@ -262,26 +229,17 @@ impl Authority {
                 "not a CA certificate (needs CA:TRUE and keyCertSign); refusing to issue from it",
             ));
         }
-        let key_pem = Zeroizing::new(
-            fs::read_to_string(&key_path).map_err(PkiError::io("reading", &key_path))?,
-        );
+        let key_pem =
+            Zeroizing::new(fs::read_to_string(&key_path).map_err(PkiError::io("reading", &key_path))?);
         // The parse error may quote the input; say only that the key is unusable.
         let key = KeyPair::from_pem(&key_pem)
             .map_err(|_| malformed(&key_path, "not a PKCS#8 private key in PEM form"))?;
         if !spki_matches(&ca.der, key.public_key_raw()) {
-            return Err(malformed(
-                &key_path,
-                "this key does not belong to the CA certificate beside it",
-            ));
+            return Err(malformed(&key_path, "this key does not belong to the CA certificate beside it"));
         }
         let issuer = Issuer::from_ca_cert_der(&ca.der.clone().into(), key)
             .map_err(|e| malformed(&ca_path, &e.to_string()))?;
-        Ok(Authority {
-            domain,
-            dir,
-            ca,
-            issuer,
-        })
+        Ok(Authority { domain, dir, ca, issuer })
     }
 
     /// The trust domain.
@@ -349,19 +307,11 @@ impl Authority {
 
     /// A new key and certificate for an existing holder, same identity and SANs. The old
     /// certificate stays valid until it expires unless revoked; it is kept under `archive/`.
-    pub fn renew(
-        &self,
-        name: &EntityName,
-        days: Option<u32>,
-        key_type: Option<KeyType>,
-    ) -> Result<Issued> {
+    pub fn renew(&self, name: &EntityName, days: Option<u32>, key_type: Option<KeyType>) -> Result<Issued> {
         let _lock = DirLock::acquire(&self.dir)?;
         let mut index = Index::load(&self.index_path())?;
         let now = OffsetDateTime::now_utc();
-        let cur = index
-            .current_mut(name)
-            .ok_or_else(|| self.not_issued(name))?
-            .clone();
+        let cur = index.current_mut(name).ok_or_else(|| self.not_issued(name))?.clone();
         let old = inspect::read_cert_file(&self.cert_path(name))?;
         let lifetime = (cur.not_after - cur.not_before - profile::BACKDATE).whole_days();
         let spec = LeafSpec {
@@ -392,10 +342,8 @@ impl Authority {
         }
         let key = key_type.generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;
-        let info = inspect::cert_from_der(cert.der()).map_err(|reason| PkiError::Malformed {
-            path: self.ca_path(),
-            reason,
-        })?;
+        let info = inspect::cert_from_der(cert.der())
+            .map_err(|reason| PkiError::Malformed { path: self.ca_path(), reason })?;
         let name = &spec.id.name;
         let (cert_path, key_path) = (self.cert_path(name), self.key_path(name));
 
@@ -405,10 +353,7 @@ impl Authority {
             let archive = self.dir.join("archive");
             files::create_private_dir(&archive)?;
             if cert_path.exists() {
-                files::rename(
-                    &cert_path,
-                    &archive.join(format!("{name}.{}.pem", old.serial)),
-                )?;
+                files::rename(&cert_path, &archive.join(format!("{name}.{}.pem", old.serial)))?;
             }
         }
         files::create_private_dir(&self.dir.join("issued"))?;
@@ -428,12 +373,7 @@ impl Authority {
         };
         index.certs.push(record.clone());
         index.save(&self.index_path())?;
-        Ok(Issued {
-            record,
-            cert: info,
-            cert_path,
-            key_path,
-        })
+        Ok(Issued { record, cert: info, cert_path, key_path })
     }
 
     /// Revokes certificates of a holder and regenerates the CRL. Returns what was revoked.
@@ -465,10 +405,7 @@ impl Authority {
         }
         if revoked.is_empty()
             && let RevokeTarget::Serial(s) = target
-            && !index
-                .certs
-                .iter()
-                .any(|r| r.name == *name && serial_matches(&r.serial, s))
+            && !index.certs.iter().any(|r| r.name == *name && serial_matches(&r.serial, s))
         {
             return Err(PkiError::NoSuchSerial {
                 domain: self.domain.to_string(),
@@ -519,27 +456,19 @@ impl Authority {
         let pem = crl.pem()?;
         index.save(&self.index_path())?;
         files::write_atomic(&self.crl_path(), pem.as_bytes(), files::PUBLIC)?;
-        inspect::crl_from_bytes(pem.as_bytes(), &self.ca.der).map_err(|reason| {
-            PkiError::Malformed {
-                path: self.crl_path(),
-                reason,
-            }
-        })
+        inspect::crl_from_bytes(pem.as_bytes(), &self.ca.der)
+            .map_err(|reason| PkiError::Malformed { path: self.crl_path(), reason })
     }
 
     /// Reads and checks the current CRL (it must be signed by this CA).
     pub fn crl(&self) -> Result<CrlInfo> {
         let path = self.crl_path();
         let bytes = files::read(&path)?;
-        inspect::crl_from_bytes(&bytes, &self.ca.der)
-            .map_err(|reason| PkiError::Malformed { path, reason })
+        inspect::crl_from_bytes(&bytes, &self.ca.der).map_err(|reason| PkiError::Malformed { path, reason })
     }
 
     fn not_issued(&self, name: &EntityName) -> PkiError {
-        PkiError::NotIssued {
-            domain: self.domain.to_string(),
-            name: name.to_string(),
-        }
+        PkiError::NotIssued { domain: self.domain.to_string(), name: name.to_string() }
     }
 }
 

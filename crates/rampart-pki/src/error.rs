@@ -59,9 +59,7 @@ pub enum PkiError {
         ca_expires: String,
     },
     /// The CA itself has expired.
-    #[error(
-        "the CA of trust domain {0:?} has expired; make a new one with `rampart pki init --force`"
-    )]
+    #[error("the CA of trust domain {0:?} has expired; make a new one with `rampart pki init --force`")]
     CaExpired(String),
     /// No CA exists for the trust domain.
     #[error(
@@ -74,9 +72,7 @@ pub enum PkiError {
         path: PathBuf,
     },
     /// A CA already exists where a new one was asked for.
-    #[error(
-        "a CA for trust domain {domain:?} already exists in {path}; pass --force to replace it"
-    )]
+    #[error("a CA for trust domain {domain:?} already exists in {path}; pass --force to replace it")]
     CaExists {
         /// The domain.
         domain: String,
@@ -160,24 +156,13 @@ pub type Result<T, E = PkiError> = std::result::Result<T, E>;
 
 impl From<rampart_files::FileError> for PkiError {
     fn from(e: rampart_files::FileError) -> Self {
-        PkiError::Io {
-            action: e.action,
-            path: e.path,
-            source: e.source,
-        }
+        PkiError::Io { action: e.action, path: e.path, source: e.source }
     }
 }
 
 impl PkiError {
-    pub(crate) fn io(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-    ) -> impl FnOnce(std::io::Error) -> Self {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |source| PkiError::Io {
-            action,
-            path,
-            source,
-        }
+        move |source| PkiError::Io { action, path, source }
     }
 }

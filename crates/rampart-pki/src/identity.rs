@@ -32,13 +32,7 @@ pub enum Role {
 
 impl Role {
     /// Every role, in the order they are usually listed.
-    pub const ALL: [Role; 5] = [
-        Role::Gateway,
-        Role::Node,
-        Role::User,
-        Role::Admin,
-        Role::Peer,
-    ];
+    pub const ALL: [Role; 5] = [Role::Gateway, Role::Node, Role::User, Role::Admin, Role::Peer];
 
     /// The role's name as it appears in identities.
     pub fn as_str(self) -> &'static str {
@@ -67,10 +61,7 @@ impl FromStr for Role {
     type Err = PkiError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| PkiError::UnknownRole(s.to_owned()))
+        Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| PkiError::UnknownRole(s.to_owned()))
     }
 }
 
@@ -85,15 +76,9 @@ pub struct TrustDomain(String);
 impl TrustDomain {
     /// Validates a trust domain name.
     pub fn new(s: &str) -> Result<Self, PkiError> {
-        let bad = |reason| PkiError::InvalidDomain {
-            domain: s.to_owned(),
-            reason,
-        };
+        let bad = |reason| PkiError::InvalidDomain { domain: s.to_owned(), reason };
         check_common(s).map_err(bad)?;
-        if !s
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-        {
+        if !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)) {
             return Err(bad("use lowercase letters, digits, '.', '-' and '_' only"));
         }
         Ok(TrustDomain(s.to_owned()))
@@ -142,18 +127,10 @@ pub struct EntityName(String);
 impl EntityName {
     /// Validates a name.
     pub fn new(s: &str) -> Result<Self, PkiError> {
-        let bad = |reason| PkiError::InvalidName {
-            name: s.to_owned(),
-            reason,
-        };
+        let bad = |reason| PkiError::InvalidName { name: s.to_owned(), reason };
         check_common(s).map_err(bad)?;
-        if !s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-        {
-            return Err(bad(
-                "use letters, digits, '.', '-' and '_' only (no spaces or path separators)",
-            ));
+        if !s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+            return Err(bad("use letters, digits, '.', '-' and '_' only (no spaces or path separators)"));
         }
         Ok(EntityName(s.to_owned()))
     }
@@ -224,24 +201,15 @@ impl SpiffeId {
     /// Parses `spiffe://<domain>/<role>/<name>`; anything else (extra segments, a query,
     /// unknown role) is an error.
     pub fn parse(uri: &str) -> Result<Self, PkiError> {
-        let bad = |reason| PkiError::InvalidName {
-            name: uri.to_owned(),
-            reason,
-        };
-        let rest = uri
-            .strip_prefix("spiffe://")
-            .ok_or_else(|| bad("not a spiffe:// identity"))?;
+        let bad = |reason| PkiError::InvalidName { name: uri.to_owned(), reason };
+        let rest = uri.strip_prefix("spiffe://").ok_or_else(|| bad("not a spiffe:// identity"))?;
         let mut parts = rest.split('/');
         let (Some(domain), Some(role), Some(name), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(bad("expected spiffe://<domain>/<role>/<name>"));
         };
-        Ok(SpiffeId {
-            domain: TrustDomain::new(domain)?,
-            role: role.parse()?,
-            name: EntityName::new(name)?,
-        })
+        Ok(SpiffeId { domain: TrustDomain::new(domain)?, role: role.parse()?, name: EntityName::new(name)? })
     }
 }
 
@@ -270,18 +238,7 @@ mod tests {
 
     #[test]
     fn names_reject_path_tricks() {
-        for bad in [
-            "",
-            "../x",
-            "a/b",
-            ".hidden",
-            "-x",
-            "a b",
-            "é",
-            &"x".repeat(64),
-            "a\\b",
-            "a\0",
-        ] {
+        for bad in ["", "../x", "a/b", ".hidden", "-x", "a b", "é", &"x".repeat(64), "a\\b", "a\0"] {
             assert!(EntityName::new(bad).is_err(), "{bad:?} accepted");
         }
         for good in ["web-1", "alice", "n.1_x", "A9"] {

@@ -28,26 +28,17 @@ pub(crate) struct Index {
 
 impl Index {
     pub fn new() -> Self {
-        Index {
-            format: FORMAT,
-            crl_number: 0,
-            certs: Vec::new(),
-        }
+        Index { format: FORMAT, crl_number: 0, certs: Vec::new() }
     }
 
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = files::read(path)?;
-        serde_json::from_slice(&bytes).map_err(|source| PkiError::Index {
-            path: path.to_owned(),
-            source,
-        })
+        serde_json::from_slice(&bytes).map_err(|source| PkiError::Index { path: path.to_owned(), source })
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(self).map_err(|source| PkiError::Index {
-            path: path.to_owned(),
-            source,
-        })?;
+        let bytes = serde_json::to_vec_pretty(self)
+            .map_err(|source| PkiError::Index { path: path.to_owned(), source })?;
         Ok(files::write_atomic(path, &bytes, files::PUBLIC)?)
     }
 
@@ -134,11 +125,7 @@ impl Record {
             return Status::Expired;
         }
         let soon = Duration::days(30).min((self.not_after - self.not_before) / 3);
-        if self.not_after - now <= soon {
-            Status::ExpiringSoon
-        } else {
-            Status::Valid
-        }
+        if self.not_after - now <= soon { Status::ExpiringSoon } else { Status::Valid }
     }
 
     /// Whether the certificate could still be accepted somewhere (not revoked, not expired).
@@ -177,20 +164,14 @@ impl RevocationReason {
         (RevocationReason::CaCompromise, "ca-compromise"),
         (RevocationReason::AffiliationChanged, "affiliation-changed"),
         (RevocationReason::Superseded, "superseded"),
-        (
-            RevocationReason::CessationOfOperation,
-            "cessation-of-operation",
-        ),
+        (RevocationReason::CessationOfOperation, "cessation-of-operation"),
         (RevocationReason::CertificateHold, "certificate-hold"),
         (RevocationReason::PrivilegeWithdrawn, "privilege-withdrawn"),
     ];
 
     /// The name used on the command line.
     pub fn as_str(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(r, _)| *r == self)
-            .map_or("unspecified", |(_, n)| n)
+        Self::ALL.iter().find(|(r, _)| *r == self).map_or("unspecified", |(_, n)| n)
     }
 
     pub(crate) fn to_rcgen(self) -> rcgen::RevocationReason {
@@ -253,19 +234,13 @@ mod tests {
         // A week-long certificate is not "expiring soon" the moment it is issued.
         assert_eq!(record(7, 0).status(now), Status::Valid);
         let mut r = record(365, 0);
-        r.revoked = Some(Revocation {
-            at: now,
-            reason: RevocationReason::KeyCompromise,
-        });
+        r.revoked = Some(Revocation { at: now, reason: RevocationReason::KeyCompromise });
         assert_eq!(r.status(now), Status::Revoked);
     }
 
     #[test]
     fn reasons_parse() {
-        assert_eq!(
-            "key-compromise".parse::<RevocationReason>().unwrap(),
-            RevocationReason::KeyCompromise
-        );
+        assert_eq!("key-compromise".parse::<RevocationReason>().unwrap(), RevocationReason::KeyCompromise);
         assert!("stolen".parse::<RevocationReason>().is_err());
     }
 }

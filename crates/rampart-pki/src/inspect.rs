@@ -9,8 +9,7 @@ use time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::oid_registry::{
-    OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_PKCS1_RSAENCRYPTION,
-    OID_SIG_ED25519,
+    OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_PKCS1_RSAENCRYPTION, OID_SIG_ED25519,
 };
 use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey;
@@ -63,10 +62,7 @@ pub struct CertInfo {
 /// Reads the first certificate of a PEM (or DER) file.
 pub fn read_cert_file(path: &Path) -> Result<CertInfo> {
     let bytes = files::read(path)?;
-    cert_from_bytes(&bytes).map_err(|reason| PkiError::Malformed {
-        path: path.to_owned(),
-        reason,
-    })
+    cert_from_bytes(&bytes).map_err(|reason| PkiError::Malformed { path: path.to_owned(), reason })
 }
 
 /// Parses the first certificate of PEM or DER bytes.
@@ -130,11 +126,7 @@ pub fn cert_from_der(der: &[u8]) -> std::result::Result<CertInfo, String> {
             (ku.key_cert_sign(), "keyCertSign"),
             (ku.crl_sign(), "cRLSign"),
         ];
-        info.key_usage = names
-            .iter()
-            .filter(|(on, _)| *on)
-            .map(|(_, n)| (*n).to_owned())
-            .collect();
+        info.key_usage = names.iter().filter(|(on, _)| *on).map(|(_, n)| (*n).to_owned()).collect();
     }
     if let Some(eku) = cert.extended_key_usage().map_err(bad_ext)? {
         let eku = eku.value;
@@ -146,21 +138,16 @@ pub fn cert_from_der(der: &[u8]) -> std::result::Result<CertInfo, String> {
             (eku.time_stamping, "timeStamping"),
             (eku.ocsp_signing, "OCSPSigning"),
         ];
-        info.extended_key_usage = names
-            .iter()
-            .filter(|(on, _)| *on)
-            .map(|(_, n)| (*n).to_owned())
-            .collect();
+        info.extended_key_usage = names.iter().filter(|(on, _)| *on).map(|(_, n)| (*n).to_owned()).collect();
     }
     Ok(info)
 }
 
 /// Whether `cert_der` carries a valid signature by the certificate `ca_der`.
 pub fn is_signed_by(cert_der: &[u8], ca_der: &[u8]) -> bool {
-    let (Ok((_, cert)), Ok((_, ca))) = (
-        X509Certificate::from_der(cert_der),
-        X509Certificate::from_der(ca_der),
-    ) else {
+    let (Ok((_, cert)), Ok((_, ca))) =
+        (X509Certificate::from_der(cert_der), X509Certificate::from_der(ca_der))
+    else {
         return false;
     };
     cert.issuer() == ca.subject() && cert.verify_signature(Some(ca.public_key())).is_ok()
@@ -170,12 +157,10 @@ pub fn is_signed_by(cert_der: &[u8], ca_der: &[u8]) -> bool {
 pub fn subject_key_id(der: &[u8]) -> Option<Vec<u8>> {
     use x509_parser::extensions::ParsedExtension;
     let (_, cert) = X509Certificate::from_der(der).ok()?;
-    cert.extensions()
-        .iter()
-        .find_map(|ext| match ext.parsed_extension() {
-            ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
-            _ => None,
-        })
+    cert.extensions().iter().find_map(|ext| match ext.parsed_extension() {
+        ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
+        _ => None,
+    })
 }
 
 /// What a CRL says, in plain values.
@@ -198,12 +183,9 @@ pub struct CrlInfo {
 /// Parses a CRL (PEM or DER) and checks that the CA certificate `ca_der` signed it.
 pub fn crl_from_bytes(bytes: &[u8], ca_der: &[u8]) -> std::result::Result<CrlInfo, String> {
     let der = pem_or_der(bytes, "X509 CRL")?;
-    let (_, crl) =
-        CertificateRevocationList::from_der(&der).map_err(|e| format!("not a CRL: {e}"))?;
-    let (_, ca) =
-        X509Certificate::from_der(ca_der).map_err(|e| format!("bad CA certificate: {e}"))?;
-    crl.verify_signature(ca.public_key())
-        .map_err(|_| "CRL is not signed by this domain's CA".to_owned())?;
+    let (_, crl) = CertificateRevocationList::from_der(&der).map_err(|e| format!("not a CRL: {e}"))?;
+    let (_, ca) = X509Certificate::from_der(ca_der).map_err(|e| format!("bad CA certificate: {e}"))?;
+    crl.verify_signature(ca.public_key()).map_err(|_| "CRL is not signed by this domain's CA".to_owned())?;
     Ok(CrlInfo {
         issuer: crl.issuer().to_string(),
         number: crl.crl_number().map(|n| n.to_string()),
@@ -241,23 +223,14 @@ pub(crate) fn trim_serial(raw: &[u8]) -> &[u8] {
 /// SHA-256 over DER, formatted like `openssl x509 -fingerprint -sha256`.
 pub fn fingerprint(der: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, der);
-    digest
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    digest.as_ref().iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
 }
 
 fn key_type_of(cert: &X509Certificate<'_>) -> String {
     let spki = cert.public_key();
     let alg = &spki.algorithm.algorithm;
     if *alg == OID_KEY_TYPE_EC_PUBLIC_KEY {
-        let curve = spki
-            .algorithm
-            .parameters
-            .as_ref()
-            .and_then(|p| p.as_oid().ok());
+        let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok());
         return match curve {
             Some(c) if c == OID_EC_P256 => "ECDSA P-256".into(),
             Some(c) if c == OID_NIST_EC_P384 => "ECDSA P-384".into(),

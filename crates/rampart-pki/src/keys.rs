@@ -29,13 +29,8 @@ pub enum KeyType {
 
 impl KeyType {
     /// Every key type, in the order `--help` lists them.
-    pub const ALL: [KeyType; 5] = [
-        KeyType::P256,
-        KeyType::P384,
-        KeyType::Ed25519,
-        KeyType::Rsa2048,
-        KeyType::Rsa3072,
-    ];
+    pub const ALL: [KeyType; 5] =
+        [KeyType::P256, KeyType::P384, KeyType::Ed25519, KeyType::Rsa2048, KeyType::Rsa3072];
 
     /// The name used on the command line and in the index.
     pub fn as_str(self) -> &'static str {
@@ -50,15 +45,14 @@ impl KeyType {
 
     /// Generates a fresh key pair of this type from the operating system's RNG.
     pub fn generate(self) -> Result<KeyPair> {
-        let failed = |reason: String| PkiError::KeyGeneration {
-            key_type: self.as_str(),
-            reason,
-        };
+        let failed = |reason: String| PkiError::KeyGeneration { key_type: self.as_str(), reason };
         match self {
-            KeyType::P256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-                .map_err(|e| failed(e.to_string())),
-            KeyType::P384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)
-                .map_err(|e| failed(e.to_string())),
+            KeyType::P256 => {
+                KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| failed(e.to_string()))
+            }
+            KeyType::P384 => {
+                KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).map_err(|e| failed(e.to_string()))
+            }
             KeyType::Ed25519 => {
                 KeyPair::generate_for(&rcgen::PKCS_ED25519).map_err(|e| failed(e.to_string()))
             }
@@ -72,12 +66,10 @@ impl KeyType {
 /// the pure-Rust `rsa` crate and are handed to rcgen as PKCS#8.
 fn generate_rsa(bits: usize) -> std::result::Result<KeyPair, String> {
     use rsa::pkcs8::EncodePrivateKey;
-    let key =
-        rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, bits).map_err(|e| e.to_string())?;
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, bits).map_err(|e| e.to_string())?;
     let der = key.to_pkcs8_der().map_err(|e| e.to_string())?;
     let pkcs8 = rustls_pki_types::PrivatePkcs8KeyDer::from(der.as_bytes());
-    KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_RSA_SHA256)
-        .map_err(|e| e.to_string())
+    KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_RSA_SHA256).map_err(|e| e.to_string())
 }
 
 impl fmt::Display for KeyType {
@@ -107,21 +99,13 @@ pub fn private_key_pem(key: &KeyPair) -> Result<Zeroizing<String>> {
         return Ok(Zeroizing::new(key.serialize_pem()));
     }
     // v2: 30 51 | 02 01 01 | 30 05 06 03 2b 65 70 | 04 22 04 20 <seed:32> | a1 23 …
-    const V2_PREFIX: [u8; 16] = [
-        0x30, 0x51, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
-        0x20,
-    ];
-    const V1_PREFIX: [u8; 16] = [
-        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
-        0x20,
-    ];
-    let seed = der
-        .strip_prefix(&V2_PREFIX)
-        .and_then(|rest| rest.get(..32))
-        .ok_or_else(|| PkiError::KeyGeneration {
-            key_type: "ed25519",
-            reason: "unexpected PKCS#8 layout".into(),
-        })?;
+    const V2_PREFIX: [u8; 16] =
+        [0x30, 0x51, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+    const V1_PREFIX: [u8; 16] =
+        [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+    let seed = der.strip_prefix(&V2_PREFIX).and_then(|rest| rest.get(..32)).ok_or_else(|| {
+        PkiError::KeyGeneration { key_type: "ed25519", reason: "unexpected PKCS#8 layout".into() }
+    })?;
     let mut v1 = Zeroizing::new(Vec::with_capacity(48));
     v1.extend_from_slice(&V1_PREFIX);
     v1.extend_from_slice(seed);

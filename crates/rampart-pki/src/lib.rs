@@ -45,9 +45,7 @@ pub mod inspect;
 pub mod keys;
 mod profile;
 
-pub use authority::{
-    Authority, CRL_VALIDITY, CaOptions, CreatedCa, IssueRequest, Issued, Pki, RevokeTarget,
-};
+pub use authority::{Authority, CRL_VALIDITY, CaOptions, CreatedCa, IssueRequest, Issued, Pki, RevokeTarget};
 pub use error::{PkiError, Result};
 pub use identity::{EntityName, Role, SpiffeId, TrustDomain};
 pub use index::{Record, RevocationReason, Status};

@@ -22,19 +22,12 @@ pub const MAX_DAYS: u32 = 36_500;
 
 /// Parameters of a trust domain's root CA: CA:TRUE with path length 0 (it signs only leaves),
 /// keyCertSign + cRLSign, explicit validity, a random serial; rcgen adds the SKI.
-pub fn ca_params(
-    domain: &TrustDomain,
-    days: u32,
-    now: OffsetDateTime,
-) -> Result<CertificateParams> {
+pub fn ca_params(domain: &TrustDomain, days: u32, now: OffsetDateTime) -> Result<CertificateParams> {
     let mut p = CertificateParams::default();
     p.distinguished_name = dn(&format!("rampart {domain} CA"), domain);
     p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    p.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    p.key_usages =
+        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     set_validity(&mut p, days, now)?;
     p.serial_number = Some(random_serial()?);
     Ok(p)
@@ -63,35 +56,26 @@ pub fn leaf_params(spec: &LeafSpec, now: OffsetDateTime) -> Result<CertificatePa
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     p.extended_key_usages = match spec.id.role {
         Role::Gateway | Role::Node | Role::Peer => {
-            vec![
-                ExtendedKeyUsagePurpose::ServerAuth,
-                ExtendedKeyUsagePurpose::ClientAuth,
-            ]
+            vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth]
         }
         Role::User | Role::Admin => vec![ExtendedKeyUsagePurpose::ClientAuth],
     };
     let uri = spec.id.to_string();
-    let uri = uri
-        .try_into()
-        .map_err(|e: rcgen::Error| PkiError::InvalidSan {
-            value: spec.id.to_string(),
-            reason: e.to_string(),
-        })?;
+    let uri = uri.try_into().map_err(|e: rcgen::Error| PkiError::InvalidSan {
+        value: spec.id.to_string(),
+        reason: e.to_string(),
+    })?;
     p.subject_alt_names.push(SanType::URI(uri));
     if spec.id.role.serves_tls() {
         for name in &spec.dns {
             check_dns(name)?;
-            let ia5 = name
-                .as_str()
-                .try_into()
-                .map_err(|e: rcgen::Error| PkiError::InvalidSan {
-                    value: name.clone(),
-                    reason: e.to_string(),
-                })?;
+            let ia5 = name.as_str().try_into().map_err(|e: rcgen::Error| PkiError::InvalidSan {
+                value: name.clone(),
+                reason: e.to_string(),
+            })?;
             p.subject_alt_names.push(SanType::DnsName(ia5));
         }
-        p.subject_alt_names
-            .extend(spec.ips.iter().copied().map(SanType::IpAddress));
+        p.subject_alt_names.extend(spec.ips.iter().copied().map(SanType::IpAddress));
     }
     p.use_authority_key_identifier_extension = true;
     set_validity(&mut p, spec.days, now)?;
@@ -103,10 +87,7 @@ pub fn leaf_params(spec: &LeafSpec, now: OffsetDateTime) -> Result<CertificatePa
 pub fn default_server_sans() -> (Vec<String>, Vec<IpAddr>) {
     (
         vec!["localhost".to_owned()],
-        vec![
-            IpAddr::from([127, 0, 0, 1]),
-            IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
-        ],
+        vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from(std::net::Ipv6Addr::LOCALHOST)],
     )
 }
 
@@ -132,35 +113,22 @@ fn set_validity(p: &mut CertificateParams, days: u32, now: OffsetDateTime) -> Re
 /// 128 random bits, positive and never zero (RFC 5280 asks for at most 20 octets, positive).
 fn random_serial() -> Result<SerialNumber> {
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| PkiError::KeyGeneration {
-        key_type: "serial",
-        reason: e.to_string(),
-    })?;
+    getrandom::fill(&mut bytes)
+        .map_err(|e| PkiError::KeyGeneration { key_type: "serial", reason: e.to_string() })?;
     bytes[0] = (bytes[0] & 0x7f) | 0x40;
     Ok(SerialNumber::from_slice(&bytes))
 }
 
 /// A hostname or a `*.` wildcard of one: labels of letters, digits and `-`, at most 253 bytes.
 fn check_dns(name: &str) -> Result<()> {
-    let bad = |reason: &str| {
-        Err(PkiError::InvalidSan {
-            value: name.to_owned(),
-            reason: reason.to_owned(),
-        })
-    };
+    let bad = |reason: &str| Err(PkiError::InvalidSan { value: name.to_owned(), reason: reason.to_owned() });
     let host = name.strip_prefix("*.").unwrap_or(name);
     if host.is_empty() || name.len() > 253 {
         return bad("DNS names must be 1 to 253 characters");
     }
     for label in host.split('.') {
-        let ok_chars = label
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
-        if label.is_empty()
-            || label.len() > 63
-            || !ok_chars
-            || label.starts_with('-')
-            || label.ends_with('-')
+        let ok_chars = label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if label.is_empty() || label.len() > 63 || !ok_chars || label.starts_with('-') || label.ends_with('-')
         {
             return bad("not a valid DNS name (labels of letters, digits and '-')");
         }
@@ -180,16 +148,7 @@ mod tests {
         for good in ["localhost", "api.example.com", "*.svc.local", "a-1"] {
             assert!(check_dns(good).is_ok(), "{good}");
         }
-        for bad in [
-            "",
-            "-a",
-            "a..b",
-            "a b",
-            "x/y",
-            "*.",
-            "a.*.b",
-            "ex_ample.com",
-        ] {
+        for bad in ["", "-a", "a..b", "a b", "x/y", "*.", "a.*.b", "ex_ample.com"] {
             assert!(check_dns(bad).is_err(), "{bad}");
         }
     }

@@ -11,17 +11,15 @@ use std::thread;
 use std::time::Duration;
 
 use rampart_pki::{
-    CaOptions, EntityName, IssueRequest, Issued, KeyType, Pki, RevocationReason, RevokeTarget,
-    Role, TrustDomain,
+    CaOptions, EntityName, IssueRequest, Issued, KeyType, Pki, RevocationReason, RevokeTarget, Role,
+    TrustDomain,
 };
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{
-    ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection, StreamOwned,
-};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection, StreamOwned};
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -36,40 +34,26 @@ impl Domain {
     fn new(dir: &Path, name: &str) -> Self {
         let pki = Pki::new(dir.join("pki"));
         let domain = TrustDomain::new(name).unwrap();
-        pki.create_domain(&domain, &CaOptions::default(), false)
-            .unwrap();
+        pki.create_domain(&domain, &CaOptions::default(), false).unwrap();
         Domain { pki, domain }
     }
 
     fn issue(&self, role: Role, name: &str, key_type: KeyType) -> Issued {
         let (dns, ips) = rampart_pki::default_server_sans();
-        let req = IssueRequest {
-            role,
-            name: EntityName::new(name).unwrap(),
-            dns,
-            ips,
-            days: 30,
-            key_type,
-        };
+        let req = IssueRequest { role, name: EntityName::new(name).unwrap(), dns, ips, days: 30, key_type };
         self.pki.open(&self.domain).unwrap().issue(&req).unwrap()
     }
 
     fn revoke(&self, name: &str) {
         let ca = self.pki.open(&self.domain).unwrap();
-        ca.revoke(
-            &EntityName::new(name).unwrap(),
-            &RevokeTarget::Current,
-            RevocationReason::KeyCompromise,
-        )
-        .unwrap();
+        ca.revoke(&EntityName::new(name).unwrap(), &RevokeTarget::Current, RevocationReason::KeyCompromise)
+            .unwrap();
     }
 
     fn roots(&self) -> Arc<RootCertStore> {
         let ca = self.pki.open(&self.domain).unwrap();
         let mut roots = RootCertStore::empty();
-        roots
-            .add(CertificateDer::from_pem_file(ca.ca_path()).unwrap())
-            .unwrap();
+        roots.add(CertificateDer::from_pem_file(ca.ca_path()).unwrap()).unwrap();
         Arc::new(roots)
     }
 
@@ -94,10 +78,8 @@ fn handshake(
     client_cert: &Issued,
     with_crls: bool,
 ) -> (Result<(), String>, Result<(), String>) {
-    let mut client_verifier =
-        WebPkiClientVerifier::builder_with_provider(server_ca.roots(), provider());
-    let mut server_verifier =
-        WebPkiServerVerifier::builder_with_provider(client_ca.roots(), provider());
+    let mut client_verifier = WebPkiClientVerifier::builder_with_provider(server_ca.roots(), provider());
+    let mut server_verifier = WebPkiServerVerifier::builder_with_provider(client_ca.roots(), provider());
     if with_crls {
         client_verifier = client_verifier.with_crls(server_ca.crls());
         server_verifier = server_verifier.with_crls(client_ca.crls());
@@ -121,8 +103,7 @@ fn handshake(
     let addr = listener.local_addr().unwrap();
     let server = thread::spawn(move || -> Result<(), String> {
         let (sock, _) = listener.accept().map_err(|e| e.to_string())?;
-        sock.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let conn = ServerConnection::new(Arc::new(server_config)).map_err(|e| e.to_string())?;
         let mut tls = StreamOwned::new(conn, sock);
         let mut buf = [0u8; 4];
@@ -132,11 +113,9 @@ fn handshake(
     });
     let client = (|| -> Result<(), String> {
         let sock = TcpStream::connect(addr).map_err(|e| e.to_string())?;
-        sock.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let name = ServerName::try_from("localhost").unwrap();
-        let conn =
-            ClientConnection::new(Arc::new(client_config), name).map_err(|e| e.to_string())?;
+        let conn = ClientConnection::new(Arc::new(client_config), name).map_err(|e| e.to_string())?;
         let mut tls = StreamOwned::new(conn, sock);
         tls.write_all(b"ping").map_err(|e| e.to_string())?;
         let mut buf = [0u8; 4];
@@ -153,12 +132,7 @@ fn handshake(
 fn gateway_and_node_complete_mutual_tls() {
     let dir = tempfile::tempdir().unwrap();
     let prod = Domain::new(dir.path(), "prod");
-    for key_type in [
-        KeyType::P256,
-        KeyType::P384,
-        KeyType::Ed25519,
-        KeyType::Rsa2048,
-    ] {
+    for key_type in [KeyType::P256, KeyType::P384, KeyType::Ed25519, KeyType::Rsa2048] {
         let node = prod.issue(Role::Node, &format!("node-{key_type}"), key_type);
         let gateway = prod.issue(Role::Gateway, &format!("gw-{key_type}"), key_type);
         let (server, client) = handshake(&prod, &node, &prod, &gateway, true);
@@ -218,8 +192,5 @@ fn a_client_only_certificate_cannot_serve() {
     let gateway = prod.issue(Role::Gateway, "gw-1", KeyType::P256);
     let (_, client) = handshake(&prod, &user, &prod, &gateway, true);
     let err = client.unwrap_err();
-    assert!(
-        err.contains("extended key usage for server authentication"),
-        "client said: {err}"
-    );
+    assert!(err.contains("extended key usage for server authentication"), "client said: {err}");
 }

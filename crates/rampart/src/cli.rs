@@ -12,12 +12,7 @@ use rampart_pki::{EntityName, KeyType, RevocationReason, Role, TrustDomain};
 /// Start with `rampart init`, which creates a network home with its certificate authority,
 /// a gateway certificate and an admin certificate.
 #[derive(Debug, Parser)]
-#[command(
-    name = "rampart",
-    version,
-    propagate_version = true,
-    max_term_width = 100
-)]
+#[command(name = "rampart", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
     /// The network's home directory [default: $RAMPART_HOME, else ./rampart-home]
     #[arg(long, global = true, env = "RAMPART_HOME", value_name = "DIR")]
@@ -35,6 +30,56 @@ pub enum Command {
     /// Certificate authorities and certificates: issue, list, inspect, revoke, renew.
     #[command(subcommand)]
     Pki(PkiCommand),
+    /// The payload keyring (keys/payload.keys): Fernet keys shared with services and clients.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `rampart keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create the keyring with one fresh key (0600).
+    New {
+        /// Replace an existing keyring (the old file is kept beside it, 0600).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Add a fresh key as the newest; older keys still decrypt.
+    Rotate {
+        /// Then keep only the newest N keys (tokens made with dropped keys no longer open)
+        /// [default: keep all].
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        keep: Option<u32>,
+    },
+    /// Show the keys' positions and fingerprints (never the keys).
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Encrypt a message (stdin, or --in) into a Fernet token (stdout, or --out).
+    Encrypt {
+        /// Read the message from this file instead of stdin.
+        #[arg(long = "in", value_name = "FILE")]
+        input: Option<PathBuf>,
+        /// Write the token to this file (0600) instead of stdout.
+        #[arg(long = "out", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Decrypt a Fernet token (stdin, or --in) made with any key of the keyring.
+    Decrypt {
+        /// Refuse tokens older than this many seconds.
+        #[arg(long, value_name = "SECONDS")]
+        ttl: Option<u64>,
+        /// Read the token from this file instead of stdin.
+        #[arg(long = "in", value_name = "FILE")]
+        input: Option<PathBuf>,
+        /// Write the message to this file (0600) instead of stdout.
+        #[arg(long = "out", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Print the newest key for an outside client (e.g. Python's Fernet). It is the secret.
+    ExportKey,
 }
 
 /// `rampart init`.
@@ -174,16 +219,12 @@ pub struct IssueArgs {
 
 fn key_types() -> clap::builder::ValueParser {
     let names = KeyType::ALL.map(KeyType::as_str);
-    clap::builder::PossibleValuesParser::new(names)
-        .try_map(|s| s.parse::<KeyType>())
-        .into()
+    clap::builder::PossibleValuesParser::new(names).try_map(|s| s.parse::<KeyType>()).into()
 }
 
 fn roles() -> clap::builder::ValueParser {
     let names = Role::ALL.map(Role::as_str);
-    clap::builder::PossibleValuesParser::new(names)
-        .try_map(|s| s.parse::<Role>())
-        .into()
+    clap::builder::PossibleValuesParser::new(names).try_map(|s| s.parse::<Role>()).into()
 }
 
 #[cfg(test)]

@@ -39,6 +39,11 @@ impl Home {
         Pki::new(self.root.join("pki"))
     }
 
+    /// Path of the payload keyring, `keys/payload.keys`.
+    pub fn keyring_path(&self) -> PathBuf {
+        self.root.join("keys").join("payload.keys")
+    }
+
     /// Path of `rampart.toml`.
     pub fn config_path(&self) -> PathBuf {
         self.root.join("rampart.toml")
@@ -60,8 +65,7 @@ impl Home {
     pub fn config(&self) -> Result<Config> {
         self.require()?;
         let path = self.config_path();
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         toml::from_str(&text)
             .with_context(|| format!("{} is not a valid rampart configuration", path.display()))
     }
@@ -70,11 +74,7 @@ impl Home {
     pub fn write_config(&self, config: &Config) -> Result<()> {
         let body = toml::to_string(config).context("encoding rampart.toml")?;
         let text = format!("# rampart network configuration (see `rampart --help`)\n{body}");
-        rampart_pki::files::write_atomic(
-            &self.config_path(),
-            text.as_bytes(),
-            rampart_pki::files::PUBLIC,
-        )?;
+        rampart_pki::files::write_atomic(&self.config_path(), text.as_bytes(), rampart_pki::files::PUBLIC)?;
         Ok(())
     }
 

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Init(args) => cmd::init::run(&home, args),
         Command::Pki(cmd) => cmd::pki::run(&home, cmd),
+        Command::Keys(cmd) => cmd::keys::run(&home, cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -21,11 +21,7 @@ fn rampart(home: &Path, args: &[&str]) -> Output {
 
 fn ok(home: &Path, args: &[&str]) -> String {
     let out = rampart(home, args);
-    assert!(
-        out.status.success(),
-        "rampart {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "rampart {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -34,24 +30,15 @@ fn refused(home: &Path, args: &[&str]) -> String {
     let out = rampart(home, args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "rampart {args:?} succeeded");
-    assert!(
-        !stderr.contains("panicked"),
-        "rampart {args:?} panicked: {stderr}"
-    );
+    assert!(!stderr.contains("panicked"), "rampart {args:?} panicked: {stderr}");
     assert!(stderr.starts_with("error: "), "rampart {args:?}: {stderr}");
     stderr
 }
 
 fn openssl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl is installed (scripts/test installs it)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out =
+        Command::new("openssl").args(args).output().expect("openssl is installed (scripts/test installs it)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
 }
 
@@ -62,17 +49,9 @@ fn domain_dir(home: &Path, d: &str) -> PathBuf {
 fn verify(home: &Path, domain: &str, cert: &Path, crl: bool) -> (bool, String) {
     let ca = domain_dir(home, domain).join("ca.pem");
     let crl_path = domain_dir(home, domain).join("crl.pem");
-    let mut args = vec![
-        "verify".to_owned(),
-        "-CAfile".into(),
-        ca.display().to_string(),
-    ];
+    let mut args = vec!["verify".to_owned(), "-CAfile".into(), ca.display().to_string()];
     if crl {
-        args.extend([
-            "-crl_check".into(),
-            "-CRLfile".into(),
-            crl_path.display().to_string(),
-        ]);
+        args.extend(["-crl_check".into(), "-CRLfile".into(), crl_path.display().to_string()]);
     }
     args.push(cert.display().to_string());
     openssl(&args.iter().map(String::as_str).collect::<Vec<_>>())
@@ -104,34 +83,15 @@ fn init_makes_a_verifiable_network_and_refuses_to_run_twice() {
     assert!(out.contains("spiffe://local/gateway/gateway"), "{out}");
     let local = domain_dir(&home, "local");
     for name in ["gateway", "admin"] {
-        let (good, text) = verify(
-            &home,
-            "local",
-            &local.join("issued").join(format!("{name}.pem")),
-            true,
-        );
+        let (good, text) = verify(&home, "local", &local.join("issued").join(format!("{name}.pem")), true);
         assert!(good, "{name}: {text}");
     }
-    let (_, text) = openssl(&[
-        "x509",
-        "-noout",
-        "-text",
-        "-in",
-        local.join("issued/gateway.pem").to_str().unwrap(),
-    ]);
-    assert!(
-        text.contains("DNS:localhost") && text.contains("IP Address:127.0.0.1"),
-        "{text}"
-    );
+    let (_, text) =
+        openssl(&["x509", "-noout", "-text", "-in", local.join("issued/gateway.pem").to_str().unwrap()]);
+    assert!(text.contains("DNS:localhost") && text.contains("IP Address:127.0.0.1"), "{text}");
     assert!(text.contains("IP Address:0:0:0:0:0:0:0:1"), "{text}");
 
-    let (_, ca) = openssl(&[
-        "x509",
-        "-noout",
-        "-text",
-        "-in",
-        local.join("ca.pem").to_str().unwrap(),
-    ]);
+    let (_, ca) = openssl(&["x509", "-noout", "-text", "-in", local.join("ca.pem").to_str().unwrap()]);
     assert!(ca.contains("CA:TRUE, pathlen:0"), "{ca}");
     assert!(ca.contains("Certificate Sign, CRL Sign"), "{ca}");
     assert!(ca.contains("X509v3 Subject Key Identifier"), "{ca}");
@@ -146,10 +106,7 @@ fn init_makes_a_verifiable_network_and_refuses_to_run_twice() {
     // --force replaces the CA and keeps the old one aside.
     let out = ok(&home, &["init", "--force"]);
     assert!(out.contains("moved to"), "{out}");
-    assert_ne!(
-        fs::read(local.join("ca.pem")).unwrap(),
-        before[&local.join("ca.pem")].0
-    );
+    assert_ne!(fs::read(local.join("ca.pem")).unwrap(), before[&local.join("ca.pem")].0);
     assert!(home.join("pki/.replaced").read_dir().unwrap().count() == 1);
 }
 
@@ -169,65 +126,33 @@ fn every_role_and_key_type_verifies_with_the_right_extensions() {
     for (role, name, key_type, server) in cases {
         let out = ok(
             &home,
-            &[
-                "pki",
-                "issue",
-                "--domain",
-                "prod",
-                "--role",
-                role,
-                "--name",
-                name,
-                "--key-type",
-                key_type,
-            ],
+            &["pki", "issue", "--domain", "prod", "--role", role, "--name", name, "--key-type", key_type],
         );
-        assert!(
-            out.contains(&format!("spiffe://prod/{role}/{name}")),
-            "{out}"
-        );
+        assert!(out.contains(&format!("spiffe://prod/{role}/{name}")), "{out}");
         let cert = issued.join(format!("{name}.pem"));
         let (good, text) = verify(&home, "prod", &cert, true);
         assert!(good, "{role}: {text}");
         let (_, text) = openssl(&["x509", "-noout", "-text", "-in", cert.to_str().unwrap()]);
         assert_eq!(text.matches("URI:").count(), 1, "{text}");
-        assert!(
-            text.contains(&format!("URI:spiffe://prod/{role}/{name}")),
-            "{text}"
-        );
+        assert!(text.contains(&format!("URI:spiffe://prod/{role}/{name}")), "{text}");
         assert!(text.contains("CA:FALSE"), "{text}");
         assert!(text.contains("Digital Signature"), "{text}");
         assert!(text.contains("X509v3 Authority Key Identifier"), "{text}");
         assert!(text.contains("TLS Web Client Authentication"), "{text}");
-        assert_eq!(
-            text.contains("TLS Web Server Authentication"),
-            server,
-            "{role}: {text}"
-        );
+        assert_eq!(text.contains("TLS Web Server Authentication"), server, "{role}: {text}");
         assert_eq!(text.contains("DNS:localhost"), server, "{role}: {text}");
         let key = issued.join(format!("{name}.key"));
-        assert_eq!(
-            fs::metadata(&key).unwrap().mode() & 0o777,
-            0o600,
-            "{name}.key"
-        );
+        assert_eq!(fs::metadata(&key).unwrap().mode() & 0o777, 0o600, "{name}.key");
         let (good, text) = openssl(&["pkey", "-noout", "-in", key.to_str().unwrap()]);
         assert!(good, "{text}");
     }
-    assert_eq!(
-        fs::metadata(domain_dir(&home, "prod").join("ca.key"))
-            .unwrap()
-            .mode()
-            & 0o777,
-        0o600
-    );
+    assert_eq!(fs::metadata(domain_dir(&home, "prod").join("ca.key")).unwrap().mode() & 0o777, 0o600);
 
     let list = ok(&home, &["pki", "list"]);
     for (_, name, _, _) in cases {
         assert!(list.contains(name), "{list}");
     }
-    let json: serde_json::Value =
-        serde_json::from_str(&ok(&home, &["pki", "list", "--json"])).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&ok(&home, &["pki", "list", "--json"])).unwrap();
     assert_eq!(json.as_array().unwrap().len(), cases.len() + 2);
 }
 
@@ -239,17 +164,7 @@ fn revocation_shows_in_the_crl_and_openssl_rejects_only_the_revoked() {
     ok(&home, &["pki", "issue", "--role", "node", "--name", "n1"]);
     ok(&home, &["pki", "issue", "--role", "node", "--name", "n2"]);
     let issued = domain_dir(&home, "local").join("issued");
-    let out = ok(
-        &home,
-        &[
-            "pki",
-            "revoke",
-            "--name",
-            "n1",
-            "--reason",
-            "key-compromise",
-        ],
-    );
+    let out = ok(&home, &["pki", "revoke", "--name", "n1", "--reason", "key-compromise"]);
     assert!(out.contains("Revoked spiffe://local/node/n1"), "{out}");
 
     let (good, text) = verify(&home, "local", &issued.join("n1.pem"), true);
@@ -261,31 +176,19 @@ fn revocation_shows_in_the_crl_and_openssl_rejects_only_the_revoked() {
 
     let crl = domain_dir(&home, "local").join("crl.pem");
     let (good, text) = openssl(&["crl", "-noout", "-text", "-in", crl.to_str().unwrap()]);
-    assert!(
-        good && text.contains("Key Compromise") && text.contains("Next Update"),
-        "{text}"
-    );
+    assert!(good && text.contains("Key Compromise") && text.contains("Next Update"), "{text}");
 
     let list = ok(&home, &["pki", "list"]);
     let n1 = list.lines().find(|l| l.starts_with("n1 ")).unwrap();
     assert!(n1.contains("revoked"), "{list}");
     let inspected = ok(&home, &["pki", "inspect", "n1"]);
-    assert!(
-        inspected.contains("YES (listed in its domain's CRL)"),
-        "{inspected}"
-    );
-    let inspected = ok(
-        &home,
-        &["pki", "inspect", issued.join("n2.pem").to_str().unwrap()],
-    );
+    assert!(inspected.contains("YES (listed in its domain's CRL)"), "{inspected}");
+    let inspected = ok(&home, &["pki", "inspect", issued.join("n2.pem").to_str().unwrap()]);
     assert!(inspected.contains("Revoked       no"), "{inspected}");
 
     // The CRL can be regenerated on its own, with a higher number.
     let out = ok(&home, &["pki", "crl"]);
-    assert!(
-        out.contains("number       3") && out.contains("revoked      1"),
-        "{out}"
-    );
+    assert!(out.contains("number       3") && out.contains("revoked      1"), "{out}");
 }
 
 #[test]
@@ -293,81 +196,33 @@ fn renewal_keeps_the_identity_and_the_old_certificate_valid() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     ok(&home, &["init"]);
-    ok(
-        &home,
-        &[
-            "pki",
-            "issue",
-            "--role",
-            "node",
-            "--name",
-            "n1",
-            "--dns",
-            "n1.internal",
-            "--days",
-            "30",
-        ],
-    );
+    ok(&home, &["pki", "issue", "--role", "node", "--name", "n1", "--dns", "n1.internal", "--days", "30"]);
     let issued = domain_dir(&home, "local").join("issued");
     let old_cert = fs::read(issued.join("n1.pem")).unwrap();
     let old_key = fs::read(issued.join("n1.key")).unwrap();
     ok(&home, &["pki", "renew", "--name", "n1"]);
     assert_ne!(fs::read(issued.join("n1.pem")).unwrap(), old_cert);
     assert_ne!(fs::read(issued.join("n1.key")).unwrap(), old_key);
-    let (_, text) = openssl(&[
-        "x509",
-        "-noout",
-        "-text",
-        "-in",
-        issued.join("n1.pem").to_str().unwrap(),
-    ]);
-    assert!(
-        text.contains("URI:spiffe://local/node/n1") && text.contains("DNS:n1.internal"),
-        "{text}"
-    );
+    let (_, text) = openssl(&["x509", "-noout", "-text", "-in", issued.join("n1.pem").to_str().unwrap()]);
+    assert!(text.contains("URI:spiffe://local/node/n1") && text.contains("DNS:n1.internal"), "{text}");
     assert!(!text.contains("DNS:localhost"), "{text}");
 
-    let archived: Vec<_> = domain_dir(&home, "local")
-        .join("archive")
-        .read_dir()
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let archived: Vec<_> =
+        domain_dir(&home, "local").join("archive").read_dir().unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(archived.len(), 1);
     assert_eq!(fs::read(&archived[0]).unwrap(), old_cert);
     let (good, text) = verify(&home, "local", &archived[0], true);
     assert!(good, "the renewed-away certificate must stay valid: {text}");
 
     // The old one can be revoked on its own, by serial, leaving the new one valid.
-    let old_serial = archived[0]
-        .file_name()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .split('.')
-        .nth(1)
-        .unwrap()
-        .to_owned();
-    let out = ok(
-        &home,
-        &[
-            "pki",
-            "revoke",
-            "--name",
-            "n1",
-            "--serial",
-            &old_serial.to_uppercase(),
-        ],
-    );
+    let old_serial = archived[0].file_name().unwrap().to_str().unwrap().split('.').nth(1).unwrap().to_owned();
+    let out = ok(&home, &["pki", "revoke", "--name", "n1", "--serial", &old_serial.to_uppercase()]);
     assert!(out.contains(&old_serial), "{out}");
     let (good, _) = verify(&home, "local", &archived[0], true);
     assert!(!good, "revoked by serial, yet still verifies");
     let (good, text) = verify(&home, "local", &issued.join("n1.pem"), true);
     assert!(good, "{text}");
-    let err = refused(
-        &home,
-        &["pki", "revoke", "--name", "n1", "--serial", "abcdef"],
-    );
+    let err = refused(&home, &["pki", "revoke", "--name", "n1", "--serial", "abcdef"]);
     assert!(err.contains("no certificate with serial"), "{err}");
     // --all takes whatever of the name is still valid.
     ok(&home, &["pki", "revoke", "--name", "n1", "--all"]);
@@ -390,34 +245,20 @@ fn a_certificate_from_one_domain_does_not_verify_in_another() {
     let home = dir.path().join("home");
     ok(&home, &["init", "--domain", "prod"]);
     ok(&home, &["pki", "init", "--domain", "test"]);
-    ok(
-        &home,
-        &[
-            "pki", "issue", "--domain", "test", "--role", "node", "--name", "web-1",
-        ],
-    );
+    ok(&home, &["pki", "issue", "--domain", "test", "--role", "node", "--name", "web-1"]);
     let stray = domain_dir(&home, "test").join("issued/web-1.pem");
     let (good, _) = verify(&home, "test", &stray, true);
     assert!(good);
     let (good, text) = verify(&home, "prod", &stray, false);
-    assert!(
-        !good,
-        "a test certificate verified against prod's CA: {text}"
-    );
+    assert!(!good, "a test certificate verified against prod's CA: {text}");
 
     // Copying the file into prod's directory does not make it prod's.
     let copied = domain_dir(&home, "prod").join("issued/web-1.pem");
     fs::copy(&stray, &copied).unwrap();
     let inspected = ok(&home, &["pki", "inspect", copied.to_str().unwrap()]);
-    assert!(
-        inspected.contains("spiffe://test/node/web-1"),
-        "{inspected}"
-    );
+    assert!(inspected.contains("spiffe://test/node/web-1"), "{inspected}");
     let out = ok(&home, &["pki", "list"]);
-    assert!(
-        out.contains("spiffe://test/node/web-1") && out.contains("spiffe://prod/admin/admin"),
-        "{out}"
-    );
+    assert!(out.contains("spiffe://test/node/web-1") && out.contains("spiffe://prod/admin/admin"), "{out}");
 }
 
 #[test]
@@ -437,48 +278,21 @@ fn bad_input_is_a_clear_error_and_leaves_nothing_behind() {
         let out = rampart(&home, &["pki", "issue", "--role", "node", "--name", bad]);
         assert!(!out.status.success(), "name {bad:?} accepted");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            stderr.contains("invalid name") && !stderr.contains("panicked"),
-            "{stderr}"
-        );
+        assert!(stderr.contains("invalid name") && !stderr.contains("panicked"), "{stderr}");
     }
-    let err = refused(
-        &home,
-        &[
-            "pki", "issue", "--domain", "nowhere", "--role", "node", "--name", "x",
-        ],
-    );
+    let err = refused(&home, &["pki", "issue", "--domain", "nowhere", "--role", "node", "--name", "x"]);
     assert!(err.contains("no CA for trust domain \"nowhere\""), "{err}");
-    let err = refused(
-        &home,
-        &[
-            "pki", "issue", "--role", "node", "--name", "x", "--dns", "bad host",
-        ],
-    );
+    let err = refused(&home, &["pki", "issue", "--role", "node", "--name", "x", "--dns", "bad host"]);
     assert!(err.contains("invalid subject alternative name"), "{err}");
-    let err = refused(
-        &home,
-        &[
-            "pki", "issue", "--role", "node", "--name", "x", "--days", "40000",
-        ],
-    );
+    let err = refused(&home, &["pki", "issue", "--role", "node", "--name", "x", "--days", "40000"]);
     assert!(err.contains("days"), "{err}");
-    let err = refused(
-        &home,
-        &[
-            "pki", "issue", "--role", "node", "--name", "x", "--days", "5000",
-        ],
-    );
+    let err = refused(&home, &["pki", "issue", "--role", "node", "--name", "x", "--days", "5000"]);
     assert!(err.contains("outlive its CA"), "{err}");
     let err = refused(&home, &["pki", "revoke", "--name", "ghost"]);
     assert!(err.contains("no certificate named"), "{err}");
     let err = refused(&home, &["pki", "renew", "--name", "ghost"]);
     assert!(err.contains("no certificate named"), "{err}");
-    assert_eq!(
-        before,
-        snapshot(&home),
-        "a refused command changed the home"
-    );
+    assert_eq!(before, snapshot(&home), "a refused command changed the home");
 
     // Garbage given to inspect: empty, random bytes, a truncated certificate, a key.
     let cert = fs::read_to_string(domain_dir(&home, "local").join("issued/admin.pem")).unwrap();
@@ -486,12 +300,7 @@ fn bad_input_is_a_clear_error_and_leaves_nothing_behind() {
     let body_cut = cert.replace(&cert[100..140], "");
     let garbage: Vec<(&str, Vec<u8>)> = vec![
         ("empty.pem", vec![]),
-        (
-            "random.pem",
-            (0..4096u32)
-                .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-                .collect(),
-        ),
+        ("random.pem", (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect()),
         ("der-ish.pem", vec![0x30, 0x82, 0xff, 0xff, 1, 2, 3]),
         ("truncated.pem", truncated.into_bytes()),
         ("cut.pem", body_cut.into_bytes()),
@@ -504,10 +313,7 @@ fn bad_input_is_a_clear_error_and_leaves_nothing_behind() {
     }
     let key = domain_dir(&home, "local").join("issued/admin.key");
     let err = refused(&home, &["pki", "inspect", key.to_str().unwrap()]);
-    assert!(
-        !err.contains("PRIVATE KEY") || err.contains("no PEM block"),
-        "{err}"
-    );
+    assert!(!err.contains("PRIVATE KEY") || err.contains("no PEM block"), "{err}");
     let key_text = fs::read_to_string(&key).unwrap();
     let body = key_text.lines().nth(1).unwrap();
     assert!(!err.contains(body), "inspect leaked key material: {err}");
@@ -524,10 +330,7 @@ fn a_damaged_ca_key_is_reported_without_its_contents() {
     let secret = "-----BEGIN PRIVATE KEY-----\nTUlJQ1NFQ1JFVA==\n-----END PRIVATE KEY-----\n";
     fs::write(&key, secret).unwrap();
     let err = refused(&home, &["pki", "issue", "--role", "node", "--name", "n"]);
-    assert!(
-        err.contains("ca.key") && !err.contains("TUlJQ1NFQ1JFVA"),
-        "{err}"
-    );
+    assert!(err.contains("ca.key") && !err.contains("TUlJQ1NFQ1JFVA"), "{err}");
     // The key of another CA is refused too: it does not match the certificate.
     ok(&home, &["pki", "init", "--domain", "other"]);
     fs::copy(domain_dir(&home, "other").join("ca.key"), &key).unwrap();
@@ -554,19 +357,10 @@ fn concurrent_issues_lose_no_record() {
     for mut child in children {
         assert!(child.wait().unwrap().success());
     }
-    let json: serde_json::Value =
-        serde_json::from_str(&ok(&home, &["pki", "list", "--json"])).unwrap();
-    let names: Vec<&str> = json
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap())
-        .collect();
+    let json: serde_json::Value = serde_json::from_str(&ok(&home, &["pki", "list", "--json"])).unwrap();
+    let names: Vec<&str> = json.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
     for i in 0..8 {
-        assert!(
-            names.contains(&format!("c{i}").as_str()),
-            "c{i} missing from {names:?}"
-        );
+        assert!(names.contains(&format!("c{i}").as_str()), "c{i} missing from {names:?}");
     }
     assert_eq!(names.len(), 10);
 }

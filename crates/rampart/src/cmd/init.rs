@@ -28,10 +28,7 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
     files::create_private_dir(home.root())
         .with_context(|| format!("creating home {}", home.root().display()))?;
     let pki = home.pki();
-    let ca_opts = CaOptions {
-        days: args.ca_days,
-        key_type: args.key_type,
-    };
+    let ca_opts = CaOptions { days: args.ca_days, key_type: args.key_type };
     let created = pki.create_domain(&args.domain, &ca_opts, args.force).map_err(|e| match e {
         rampart_pki::PkiError::CaExists { path, .. } => anyhow::anyhow!(
             "{} already holds a network: its CA is in {}; nothing was changed (pass --force to replace it)",
@@ -43,20 +40,8 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
     let ca = pki.open(&args.domain)?;
 
     let (mut dns, mut ips) = rampart_pki::default_server_sans();
-    dns.extend(
-        args.dns
-            .iter()
-            .filter(|d| !dns.contains(d))
-            .cloned()
-            .collect::<Vec<_>>(),
-    );
-    ips.extend(
-        args.ips
-            .iter()
-            .filter(|a| !ips.contains(a))
-            .copied()
-            .collect::<Vec<_>>(),
-    );
+    dns.extend(args.dns.iter().filter(|d| !dns.contains(d)).cloned().collect::<Vec<_>>());
+    ips.extend(args.ips.iter().filter(|a| !ips.contains(a)).copied().collect::<Vec<_>>());
     let gateway = ca.issue(&IssueRequest {
         role: Role::Gateway,
         name: EntityName::new(GATEWAY_NAME)?,
@@ -73,9 +58,21 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
         days: args.days,
         key_type: args.key_type,
     })?;
-    home.write_config(&Config {
-        domain: args.domain.clone(),
-    })?;
+    // The payload keyring: a new network gets a new one; an existing one is kept unless
+    // --force (then it is kept aside, since tokens made with it could not be opened otherwise).
+    let keyring_path = home.keyring_path();
+    let keyring_note = if keyring_path.exists() && !args.force {
+        "kept the existing keyring".to_owned()
+    } else {
+        let (keyring, kept) = rampart_crypto::file::create(&keyring_path, args.force)?;
+        match kept {
+            Some(old) => {
+                format!("new key {} (old keyring kept as {})", keyring.newest().fingerprint(), old.display())
+            }
+            None => format!("new key {}", keyring.newest().fingerprint()),
+        }
+    };
+    home.write_config(&Config { domain: args.domain.clone() })?;
 
     outln!(
         "Initialised a rampart network in {} (trust domain {:?})",
@@ -85,14 +82,9 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
     if let Some(old) = &created.replaced {
         outln!("The previous CA was moved to {}", old.display());
     }
-    let rel = |p: &std::path::Path| {
-        p.strip_prefix(home.root())
-            .unwrap_or(p)
-            .display()
-            .to_string()
-    };
+    let rel = |p: &std::path::Path| p.strip_prefix(home.root()).unwrap_or(p).display().to_string();
     print_table(
-        &["WHAT", "FILE", "IDENTITY", "EXPIRES"],
+        &["WHAT", "FILE", "DETAIL", "EXPIRES"],
         &[
             vec![
                 "CA".into(),
@@ -112,6 +104,7 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
                 admin.record.identity.to_string(),
                 fmt_date(admin.record.not_after),
             ],
+            vec!["keyring".into(), rel(&keyring_path), keyring_note, String::new()],
         ],
     );
     outln!(

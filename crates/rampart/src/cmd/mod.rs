@@ -14,6 +14,7 @@ macro_rules! outln {
 }
 
 pub mod init;
+pub mod keys;
 pub mod pki;
 
 use time::OffsetDateTime;
@@ -22,9 +23,7 @@ use time::macros::format_description;
 /// `2026-11-23 11:38:49 UTC`.
 pub fn fmt_time(t: OffsetDateTime) -> String {
     let f = format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&f)
-        .unwrap_or_else(|_| t.to_string())
+    t.to_offset(time::UtcOffset::UTC).format(&f).unwrap_or_else(|_| t.to_string())
 }
 
 /// `2026-11-23`.

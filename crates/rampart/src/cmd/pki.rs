@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use rampart_pki::{
-    Authority, CaOptions, CertInfo, EntityName, IssueRequest, Record, RevokeTarget, Role,
-    TrustDomain, inspect,
+    Authority, CaOptions, CertInfo, EntityName, IssueRequest, Record, RevokeTarget, Role, TrustDomain,
+    inspect,
 };
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -16,26 +16,13 @@ use crate::home::Home;
 
 pub fn run(home: &Home, cmd: PkiCommand) -> Result<()> {
     match cmd {
-        PkiCommand::Init {
-            domain,
-            force,
-            days,
-            key_type,
-        } => init(home, &domain, force, &CaOptions { days, key_type }),
+        PkiCommand::Init { domain, force, days, key_type } => {
+            init(home, &domain, force, &CaOptions { days, key_type })
+        }
         PkiCommand::Issue(args) => issue(home, args),
         PkiCommand::List { domain, json } => list(home, domain, json),
-        PkiCommand::Inspect {
-            file_or_name,
-            domain,
-            json,
-        } => inspect_cmd(home, &file_or_name, domain, json),
-        PkiCommand::Revoke {
-            domain,
-            name,
-            reason,
-            serial,
-            all,
-        } => {
+        PkiCommand::Inspect { file_or_name, domain, json } => inspect_cmd(home, &file_or_name, domain, json),
+        PkiCommand::Revoke { domain, name, reason, serial, all } => {
             let target = match (serial, all) {
                 (Some(s), _) => RevokeTarget::Serial(s.to_ascii_lowercase()),
                 (None, true) => RevokeTarget::All,
@@ -50,29 +37,18 @@ pub fn run(home: &Home, cmd: PkiCommand) -> Result<()> {
                 );
             }
             for r in &revoked {
-                outln!(
-                    "Revoked {} (serial {}, reason {reason})",
-                    r.identity,
-                    r.serial
-                );
+                outln!("Revoked {} (serial {}, reason {reason})", r.identity, r.serial);
             }
             outln!(
                 "CRL {} regenerated: number {}, {} revoked, next update {}",
                 ca.crl_path().display(),
                 crl.number.as_deref().unwrap_or("?"),
                 crl.revoked_serials.len(),
-                crl.next_update
-                    .map(fmt_time)
-                    .unwrap_or_else(|| "none".into())
+                crl.next_update.map(fmt_time).unwrap_or_else(|| "none".into())
             );
             Ok(())
         }
-        PkiCommand::Renew {
-            domain,
-            name,
-            days,
-            key_type,
-        } => {
+        PkiCommand::Renew { domain, name, days, key_type } => {
             let ca = open(home, domain)?;
             let issued = ca.renew(&name, days, key_type)?;
             outln!(
@@ -98,12 +74,7 @@ pub fn run(home: &Home, cmd: PkiCommand) -> Result<()> {
             outln!("  issuer       {}", crl.issuer);
             outln!("  number       {}", crl.number.as_deref().unwrap_or("?"));
             outln!("  this update  {}", fmt_time(crl.this_update));
-            outln!(
-                "  next update  {}",
-                crl.next_update
-                    .map(fmt_time)
-                    .unwrap_or_else(|| "none".into())
-            );
+            outln!("  next update  {}", crl.next_update.map(fmt_time).unwrap_or_else(|| "none".into()));
             outln!("  revoked      {}", crl.revoked_serials.len());
             for serial in &crl.revoked_serials {
                 outln!("    {serial}");
@@ -122,16 +93,9 @@ fn open(home: &Home, domain: Option<TrustDomain>) -> Result<Authority> {
 fn init(home: &Home, domain: &TrustDomain, force: bool, opts: &CaOptions) -> Result<()> {
     home.require()?;
     let created = home.pki().create_domain(domain, opts, force)?;
-    outln!(
-        "Created the CA of trust domain {:?} in {}",
-        domain.as_str(),
-        created.dir.display()
-    );
+    outln!("Created the CA of trust domain {:?} in {}", domain.as_str(), created.dir.display());
     outln!("  certificate  {}", created.dir.join("ca.pem").display());
-    outln!(
-        "  key          {} (0600)",
-        created.dir.join("ca.key").display()
-    );
+    outln!("  key          {} (0600)", created.dir.join("ca.key").display());
     outln!("  key type     {}", created.cert.key_type);
     outln!("  valid until  {}", fmt_time(created.cert.not_after));
     if let Some(old) = created.replaced {
@@ -148,10 +112,7 @@ fn issue(home: &Home, args: IssueArgs) -> Result<()> {
         (args.dns, args.ips)
     };
     if !args.role.serves_tls() && (!dns.is_empty() || !ips.is_empty()) {
-        eprintln!(
-            "note: --dns/--ip are ignored for the {} role, which only acts as a TLS client",
-            args.role
-        );
+        eprintln!("note: --dns/--ip are ignored for the {} role, which only acts as a TLS client", args.role);
     }
     let issued = ca.issue(&IssueRequest {
         role: args.role,
@@ -161,20 +122,13 @@ fn issue(home: &Home, args: IssueArgs) -> Result<()> {
         days: args.days,
         key_type: args.key_type,
     })?;
-    outln!(
-        "Issued {} (serial {})",
-        issued.record.identity,
-        issued.record.serial
-    );
+    outln!("Issued {} (serial {})", issued.record.identity, issued.record.serial);
     outln!("  certificate  {}", issued.cert_path.display());
     outln!("  key          {} (0600)", issued.key_path.display());
     outln!("  valid until  {}", fmt_time(issued.record.not_after));
     if !issued.cert.dns.is_empty() || !issued.cert.ips.is_empty() {
         let ips: Vec<String> = issued.cert.ips.iter().map(ToString::to_string).collect();
-        outln!(
-            "  serves       {}",
-            [issued.cert.dns.clone(), ips].concat().join(", ")
-        );
+        outln!("  serves       {}", [issued.cert.dns.clone(), ips].concat().join(", "));
     }
     Ok(())
 }
@@ -206,19 +160,13 @@ fn list(home: &Home, domain: Option<TrustDomain>, json: bool) -> Result<()> {
     if json {
         let out: Vec<ListedRecord<'_>> = all
             .iter()
-            .map(|(d, r)| ListedRecord {
-                domain: d.as_str(),
-                record: r,
-                status: r.status(now),
-            })
+            .map(|(d, r)| ListedRecord { domain: d.as_str(), record: r, status: r.status(now) })
             .collect();
         outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
     if all.is_empty() {
-        outln!(
-            "No certificates issued yet. Issue one with `rampart pki issue --role node --name node-1`."
-        );
+        outln!("No certificates issued yet. Issue one with `rampart pki issue --role node --name node-1`.");
         return Ok(());
     }
     let rows: Vec<Vec<String>> = all
@@ -230,19 +178,12 @@ fn list(home: &Home, domain: Option<TrustDomain>, json: bool) -> Result<()> {
                 r.role.to_string(),
                 r.identity.to_string(),
                 fmt_date(r.not_after),
-                if r.current {
-                    status
-                } else {
-                    format!("{status} (replaced)")
-                },
+                if r.current { status } else { format!("{status} (replaced)") },
                 r.serial.clone(),
             ]
         })
         .collect();
-    print_table(
-        &["NAME", "ROLE", "IDENTITY", "EXPIRES", "STATUS", "SERIAL"],
-        &rows,
-    );
+    print_table(&["NAME", "ROLE", "IDENTITY", "EXPIRES", "STATUS", "SERIAL"], &rows);
     Ok(())
 }
 
@@ -265,18 +206,10 @@ fn inspect_cmd(home: &Home, what: &str, domain: Option<TrustDomain>, json: bool)
     let cert = inspect::read_cert_file(&file)?;
     let now = OffsetDateTime::now_utc();
     let pki = home.pki();
-    let ca = cert
-        .identity
-        .as_ref()
-        .and_then(|id| pki.open(&id.domain).ok());
-    let signed = ca
-        .as_ref()
-        .map(|ca| inspect::is_signed_by(&cert.der, &ca.ca_cert().der));
+    let ca = cert.identity.as_ref().and_then(|id| pki.open(&id.domain).ok());
+    let signed = ca.as_ref().map(|ca| inspect::is_signed_by(&cert.der, &ca.ca_cert().der));
     let revoked = match (&ca, signed) {
-        (Some(ca), Some(true)) => ca
-            .crl()
-            .ok()
-            .map(|crl| crl.revoked_serials.contains(&cert.serial)),
+        (Some(ca), Some(true)) => ca.crl().ok().map(|crl| crl.revoked_serials.contains(&cert.serial)),
         _ => None,
     };
     let status = if revoked == Some(true) {
@@ -290,41 +223,25 @@ fn inspect_cmd(home: &Home, what: &str, domain: Option<TrustDomain>, json: bool)
     } else {
         "valid"
     };
-    let out = Inspection {
-        file,
-        cert,
-        signed_by_domain_ca: signed,
-        revoked,
-        status,
-    };
+    let out = Inspection { file, cert, signed_by_domain_ca: signed, revoked, status };
     if json {
         outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
     let c = &out.cert;
     let join = |v: &[String]| {
-        if v.is_empty() {
-            "-".to_owned()
-        } else {
-            v.join(", ")
-        }
+        if v.is_empty() { "-".to_owned() } else { v.join(", ") }
     };
     let ips: Vec<String> = c.ips.iter().map(ToString::to_string).collect();
     let line = |k: &str, v: String| outln!("{k:<14}{v}");
     line("File", out.file.display().to_string());
     line(
         "Identity",
-        c.identity.as_ref().map_or_else(
-            || "none (not a rampart certificate)".into(),
-            ToString::to_string,
-        ),
+        c.identity.as_ref().map_or_else(|| "none (not a rampart certificate)".into(), ToString::to_string),
     );
     line(
         "Role",
-        c.role.map_or_else(
-            || if c.is_ca { "CA".into() } else { "-".into() },
-            |r: Role| r.to_string(),
-        ),
+        c.role.map_or_else(|| if c.is_ca { "CA".into() } else { "-".into() }, |r: Role| r.to_string()),
     );
     line("Status", out.status.to_owned());
     line("Subject", c.subject.clone());
@@ -334,11 +251,7 @@ fn inspect_cmd(home: &Home, what: &str, domain: Option<TrustDomain>, json: bool)
     line("Not before", fmt_time(c.not_before));
     line(
         "Not after",
-        format!(
-            "{} ({} days left)",
-            fmt_time(c.not_after),
-            (c.not_after - now).whole_days().max(0)
-        ),
+        format!("{} ({} days left)", fmt_time(c.not_after), (c.not_after - now).whole_days().max(0)),
     );
     line("DNS names", join(&c.dns));
     line("IP addresses", join(&ips));

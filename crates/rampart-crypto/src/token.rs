@@ -38,7 +38,7 @@ impl TokenHeader {
         }
         // Decoded length = 73 + 16·n exactly: version, time, IV, whole AES blocks, HMAC.
         let decoded_len = body.len() * 3 / 4;
-        if body.len() % 4 == 1 || decoded_len < 73 || (decoded_len - 57) % 16 != 0 {
+        if body.len() % 4 == 1 || decoded_len < 73 || !(decoded_len - 57).is_multiple_of(16) {
             return Err(CryptoError::Malformed("length is not that of a Fernet token"));
         }
         // The first 12 characters encode exactly the first 9 bytes: version and timestamp.

@@ -85,6 +85,7 @@ impl Keyring {
                 return Ok(Opened { plaintext, timestamp: header.timestamp, key_index });
             }
         }
+        TokenHeader::check_alphabet(token)?;
         Err(CryptoError::BadSignature)
     }
 

@@ -107,7 +107,11 @@ fn files_in_and_out() {
     let token = dir.path().join("token.txt");
     let back = dir.path().join("back.bin");
     ok(&home, &["keys", "encrypt", "--in", plain.to_str().unwrap(), "--out", token.to_str().unwrap()], b"");
-    ok(&home, &["keys", "decrypt", "--ttl", "60", "--in", token.to_str().unwrap(), "--out", back.to_str().unwrap()], b"");
+    ok(
+        &home,
+        &["keys", "decrypt", "--ttl", "60", "--in", token.to_str().unwrap(), "--out", back.to_str().unwrap()],
+        b"",
+    );
     assert_eq!(fs::read(&back).unwrap(), message);
     assert_eq!(fs::metadata(&back).unwrap().permissions().mode() & 0o777, 0o600);
 }

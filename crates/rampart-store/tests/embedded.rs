@@ -1,0 +1,125 @@
+//! The shared store suite on the embedded (redb) backend, plus what only it has: a file, and
+//! durability across a process killed with SIGKILL right after an acknowledged write.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure report
+
+mod suite;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rampart_store::{EmbeddedStore, Store, StoreError};
+
+fn fresh() -> (tempfile::TempDir, Arc<dyn Store>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("registry.redb")).unwrap();
+    (dir, Arc::new(store))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_operations() {
+    let (_d, s) = fresh();
+    suite::basic_operations(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_and_set_under_contention() {
+    let (_d, s) = fresh();
+    suite::compare_and_set_under_contention(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_expire_with_their_keys() {
+    let (_d, s) = fresh();
+    suite::leases_expire_with_their_keys(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_sees_every_change_in_order() {
+    let (_d, s) = fresh();
+    suite::watch_sees_every_change_in_order(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acl_limits_a_principal_to_its_grants() {
+    let (_d, s) = fresh();
+    suite::acl_limits_a_principal_to_its_grants(s).await;
+}
+
+#[tokio::test]
+async fn a_second_process_is_refused_while_one_holds_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.redb");
+    let _held = EmbeddedStore::open(&path).unwrap();
+    assert!(matches!(EmbeddedStore::open(&path), Err(StoreError::InUse(_))));
+}
+
+#[tokio::test]
+async fn data_and_leases_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.redb");
+    let (rev, lease) = {
+        let s = EmbeddedStore::open(&path).unwrap();
+        let lease = s.grant_lease(Duration::from_secs(30)).await.unwrap();
+        s.put("nodes/a", b"a".to_vec(), Some(lease)).await.unwrap();
+        (s.put("k", b"v".to_vec(), None).await.unwrap(), lease)
+    };
+    let s = EmbeddedStore::open(&path).unwrap();
+    assert_eq!(s.revision().await.unwrap(), rev);
+    assert_eq!(s.get("k").await.unwrap().unwrap().value, b"v");
+    s.keep_alive(lease).await.unwrap();
+    assert_ne!(s.grant_lease(Duration::from_secs(1)).await.unwrap(), lease, "lease ids must not repeat");
+    s.revoke_lease(lease).await.unwrap();
+    assert_eq!(s.get("nodes/a").await.unwrap(), None);
+}
+
+/// Child half of the SIGKILL test: writes keys forever, printing each one once acknowledged.
+#[tokio::test]
+async fn durability_child() {
+    let Ok(path) = std::env::var("RAMPART_STORE_CHILD_DB") else { return };
+    let store = EmbeddedStore::open(std::path::Path::new(&path)).unwrap();
+    let mut out = std::io::stdout().lock();
+    let start = Instant::now();
+    for i in 0u64..100_000 {
+        store.put(&format!("k/{i:08}"), i.to_be_bytes().to_vec(), None).await.unwrap();
+        writeln!(out, "acked {i}").unwrap();
+        out.flush().unwrap();
+        if start.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.redb");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "durability_child", "--nocapture", "--test-threads=1"])
+        .env("RAMPART_STORE_CHILD_DB", &path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut last = None;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(i) = line.strip_prefix("acked ") {
+            last = Some(i.parse::<u64>().unwrap());
+            if last == Some(200) {
+                child.kill().unwrap(); // SIGKILL, right after an acknowledgement
+                break;
+            }
+        }
+    }
+    child.wait().unwrap();
+    let last = last.expect("the child acknowledged writes");
+    let store = EmbeddedStore::open(&path).unwrap();
+    let stored = store.range("k/").await.unwrap();
+    assert!(stored.len() as u64 > last, "acknowledged {} writes, found {}", last + 1, stored.len());
+    for i in 0..=last {
+        assert!(store.get(&format!("k/{i:08}")).await.unwrap().is_some(), "acknowledged write {i} lost");
+    }
+}

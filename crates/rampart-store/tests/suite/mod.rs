@@ -174,7 +174,7 @@ pub async fn acl_limits_a_principal_to_its_grants(store: Arc<dyn Store>) {
         node.put("services/other/x", vec![], None).await.err(),
         node.put("nodes/web-1", vec![], Some(other)).await.err(),
         node.get("auth/users/alice").await.err(),
-        node.range("").await.err().map(|e| e),
+        node.range("").await.err(),
         node.keep_alive(other).await.err(),
         node.revoke_lease(other).await.err(),
         node.delete_prefix("services/").await.err(),

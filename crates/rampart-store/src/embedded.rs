@@ -6,6 +6,7 @@
 //! restart every lease gets a fresh full TTL, as etcd renews leases on a leader change.
 
 use std::collections::HashMap;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -70,6 +71,13 @@ impl EmbeddedStore {
     /// Opens (or creates) the store file. Inside a tokio runtime it also starts the task that
     /// expires leases; the task ends when the last clone of the store is dropped.
     pub fn open(path: &Path) -> Result<Self> {
+        // The registry holds password and token hashes: create the file private (redb then
+        // initialises the empty file).
+        match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(backend(format!("creating {}: {e}", path.display()))),
+        }
         let db = match Database::create(path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(StoreError::InUse(path.to_owned())),

@@ -21,6 +21,33 @@ pub struct Home {
 pub struct Config {
     /// This network's own trust domain: the default `--domain` of every command.
     pub domain: TrustDomain,
+    /// API token lifetimes.
+    #[serde(default)]
+    pub tokens: TokensConfig,
+}
+
+/// `[tokens]` in `rampart.toml`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokensConfig {
+    /// TTL of a token issued without `--ttl`, in seconds. Default: 2592000 (30 days).
+    pub default_ttl_secs: u64,
+    /// The longest TTL a token may be issued with, in seconds. Default: 31536000 (365 days).
+    pub max_ttl_secs: u64,
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        let p = rampart_auth::TokenPolicy::default();
+        TokensConfig { default_ttl_secs: p.default_ttl, max_ttl_secs: p.max_ttl }
+    }
+}
+
+impl TokensConfig {
+    /// As the auth crate's policy.
+    pub fn policy(&self) -> rampart_auth::TokenPolicy {
+        rampart_auth::TokenPolicy { default_ttl: self.default_ttl_secs, max_ttl: self.max_ttl_secs }
+    }
 }
 
 impl Home {
@@ -44,7 +71,33 @@ impl Home {
         self.root.join("keys").join("payload.keys")
     }
 
-    /// Path of `rampart.toml`.
+    /// Path of the embedded registry file, `store/registry.redb`.
+    pub fn store_path(&self) -> PathBuf {
+        self.root.join("store").join("registry.redb")
+    }
+
+    /// Path of the first admin's token, `admin.token` (0600).
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.root.join("admin.token")
+    }
+
+    /// Opens the embedded registry. While a gateway runs it holds the file; then the same
+    /// commands must go through the gateway's admin API instead.
+    pub fn open_store(&self) -> Result<rampart_store::EmbeddedStore> {
+        self.require()?;
+        let path = self.store_path();
+        if let Some(dir) = path.parent() {
+            rampart_pki::files::create_private_dir(dir)?;
+        }
+        rampart_store::EmbeddedStore::open(&path).map_err(|e| match e {
+            rampart_store::StoreError::InUse(p) => anyhow::anyhow!(
+                "the registry {} is held by a running gateway: stop it first (these commands will \
+                 go through its admin API once the gateway serves one)",
+                p.display()
+            ),
+            other => anyhow::Error::from(other).context(format!("opening the registry {}", path.display())),
+        })
+    }
     pub fn config_path(&self) -> PathBuf {
         self.root.join("rampart.toml")
     }

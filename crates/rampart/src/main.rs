@@ -21,6 +21,9 @@ fn main() -> ExitCode {
         Command::Init(args) => cmd::init::run(&home, args),
         Command::Pki(cmd) => cmd::pki::run(&home, cmd),
         Command::Keys(cmd) => cmd::keys::run(&home, cmd),
+        Command::User(cmd) => cmd::access::user(&home, cmd),
+        Command::Token(cmd) => cmd::access::token(&home, cmd),
+        Command::Policy(cmd) => cmd::access::policy(&home, cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

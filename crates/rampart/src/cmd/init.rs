@@ -4,7 +4,7 @@ use anyhow::{Context, Result, bail};
 use rampart_pki::{CaOptions, EntityName, IssueRequest, Role, files};
 
 use crate::cli::InitArgs;
-use crate::cmd::{fmt_date, print_table};
+use crate::cmd::{block_on, fmt_date, now_secs, print_table};
 use crate::home::{Config, Home};
 
 /// Names of the certificates `init` issues.
@@ -13,8 +13,10 @@ const ADMIN_NAME: &str = "admin";
 
 pub fn run(home: &Home, args: InitArgs) -> Result<()> {
     // A home already initialised for another domain is a different network: never mix them.
+    let mut previous_tokens = None;
     if home.config_path().is_file() {
         let existing = home.config()?;
+        previous_tokens = Some(existing.tokens.clone());
         if existing.domain != args.domain && !args.force {
             bail!(
                 "{} already holds the network of trust domain {:?}; pass --force to make it a {:?} \
@@ -72,7 +74,9 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
             None => format!("new key {}", keyring.newest().fingerprint()),
         }
     };
-    home.write_config(&Config { domain: args.domain.clone() })?;
+    let config = Config { domain: args.domain.clone(), tokens: previous_tokens.unwrap_or_default() };
+    home.write_config(&config)?;
+    let admin_token = block_on(first_admin(home, &config, &admin.record.identity.to_string()))??;
 
     outln!(
         "Initialised a rampart network in {} (trust domain {:?})",
@@ -108,7 +112,45 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
         ],
     );
     outln!(
+        "Admin token (shown once; kept in {}, 0600):\n  {}",
+        rel(&home.admin_token_path()),
+        admin_token.as_str()
+    );
+    outln!(
         "Private keys are beside each certificate (.key, mode 0600). Next: rampart pki issue --role node --name node-1"
     );
     Ok(())
+}
+
+/// The first administrator, `admin`, bound to the admin certificate, and its first token,
+/// kept in `admin.token` (0600) for the demo and the CLI. On a re-init (`--force`) the user is
+/// kept and its earlier tokens are revoked.
+async fn first_admin(
+    home: &Home,
+    config: &Config,
+    cert_identity: &str,
+) -> Result<zeroize::Zeroizing<String>> {
+    use rampart_auth::{NewUser, tokens, users};
+    let store = home.open_store()?;
+    let now = now_secs();
+    if users::get(&store, ADMIN_NAME).await?.is_some() {
+        for t in tokens::list(&store).await?.iter().filter(|t| t.user == ADMIN_NAME && t.revoked.is_none()) {
+            tokens::revoke(&store, &t.id, now).await?;
+        }
+    } else {
+        let new = NewUser {
+            name: ADMIN_NAME,
+            admin: true,
+            password: None,
+            cert_identity: Some(cert_identity),
+            token_limit: None,
+        };
+        users::add(&store, &new, now).await?;
+    }
+    let policy = config.tokens.policy();
+    let issued = tokens::issue(&store, ADMIN_NAME, Some(policy.max_ttl), &[], policy, now).await?;
+    let mut line = zeroize::Zeroizing::new(issued.token.to_string());
+    line.push('\n');
+    files::write_atomic(&home.admin_token_path(), line.as_bytes(), files::PRIVATE)?;
+    Ok(issued.token)
 }

@@ -13,12 +13,33 @@ macro_rules! outln {
     }};
 }
 
+pub mod access;
 pub mod init;
 pub mod keys;
 pub mod pki;
 
+use std::future::Future;
+
 use time::OffsetDateTime;
 use time::macros::format_description;
+
+/// Runs async library code (the registry) from a command.
+pub fn block_on<F: Future>(f: F) -> anyhow::Result<F::Output> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    Ok(rt.block_on(f))
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// `2026-11-23 11:38:49 UTC` from seconds since the Unix epoch.
+pub fn fmt_unix(secs: u64) -> String {
+    OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(i64::MAX))
+        .map(fmt_time)
+        .unwrap_or_else(|_| secs.to_string())
+}
 
 /// `2026-11-23 11:38:49 UTC`.
 pub fn fmt_time(t: OffsetDateTime) -> String {

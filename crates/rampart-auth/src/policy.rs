@@ -12,7 +12,7 @@ use rampart_store::{Expect, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{AuthError, Result};
-use crate::principal::Principal;
+use crate::principal::{Credential, Principal};
 
 /// Where rules live in the registry.
 pub const POLICY_PREFIX: &str = "auth/policy/";
@@ -49,7 +49,7 @@ impl Pattern {
             Pattern::Anyone => true,
             Pattern::Role(r) => p.role() == *r,
             Pattern::Domain(d) => p.domain() == d,
-            Pattern::Identity(id) => p.name() == id.to_string(),
+            Pattern::Identity(id) => matches!(p.credential(), Credential::Certificate(c) if c == id),
             Pattern::User(u) => p.user() == Some(u.as_str()),
         }
     }

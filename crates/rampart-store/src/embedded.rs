@@ -117,6 +117,19 @@ impl EmbeddedStore {
         &self.inner.path
     }
 
+    /// Runs a read. Reads are served inline (redb reads hit its page cache; handing them to the
+    /// blocking pool would cost more than the read), unless a lease is due: expiring it writes.
+    async fn read_op<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&redb::ReadTransaction) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        if !self.inner.lease_due() {
+            let txn = self.inner.db.begin_read().map_err(backend)?;
+            return f(&txn);
+        }
+        self.blocking(move |inner| inner.read(f)).await
+    }
+
     /// Runs a blocking store operation off the async executor.
     async fn blocking<T: Send + 'static>(
         &self,
@@ -190,10 +203,14 @@ impl Inner {
         Ok(out)
     }
 
+    fn lease_due(&self) -> bool {
+        let now = Instant::now();
+        self.lock_state().leases.values().any(|l| l.deadline <= now)
+    }
+
     fn read<T>(&self, f: impl FnOnce(&redb::ReadTransaction) -> Result<T>) -> Result<T> {
         // Expire due leases first so that a read never sees a key whose lease has ended.
-        let due = self.lock_state().leases.values().any(|l| l.deadline <= Instant::now());
-        if due {
+        if self.lease_due() {
             self.write(|_, _| Ok(()))?;
         }
         let txn = self.db.begin_read().map_err(backend)?;
@@ -311,30 +328,26 @@ fn decode(key: &str, raw: &[u8]) -> KeyValue {
 impl Store for EmbeddedStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
         let key = key.to_owned();
-        self.blocking(move |inner| {
-            inner.read(|txn| {
-                let kv = txn.open_table(KV).map_err(backend)?;
-                Ok(kv.get(key.as_str()).map_err(backend)?.map(|v| decode(&key, v.value())))
-            })
+        self.read_op(move |txn| {
+            let kv = txn.open_table(KV).map_err(backend)?;
+            Ok(kv.get(key.as_str()).map_err(backend)?.map(|v| decode(&key, v.value())))
         })
         .await
     }
 
     async fn range(&self, prefix: &str) -> Result<Vec<KeyValue>> {
         let prefix = prefix.to_owned();
-        self.blocking(move |inner| {
-            inner.read(|txn| {
-                let kv = txn.open_table(KV).map_err(backend)?;
-                let mut out = Vec::new();
-                for entry in kv.range(prefix.as_str()..).map_err(backend)? {
-                    let (k, v) = entry.map_err(backend)?;
-                    if !k.value().starts_with(prefix.as_str()) {
-                        break;
-                    }
-                    out.push(decode(k.value(), v.value()));
+        self.read_op(move |txn| {
+            let kv = txn.open_table(KV).map_err(backend)?;
+            let mut out = Vec::new();
+            for entry in kv.range(prefix.as_str()..).map_err(backend)? {
+                let (k, v) = entry.map_err(backend)?;
+                if !k.value().starts_with(prefix.as_str()) {
+                    break;
                 }
-                Ok(out)
-            })
+                out.push(decode(k.value(), v.value()));
+            }
+            Ok(out)
         })
         .await
     }

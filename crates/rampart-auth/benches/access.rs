@@ -48,7 +48,7 @@ async fn main() {
         service,
         principal: format!("user/u{i}").parse::<Pattern>().unwrap(),
         methods: vec!["GET".into()],
-        effect: if i % 10 == 0 { Effect::Deny } else { Effect::Allow },
+        effect: if i.is_multiple_of(10) { Effect::Deny } else { Effect::Allow },
     };
     // 10,000 rules over 1,000 services: the usual shape, indexed by service.
     let spread = PolicySet::new((0..10_000).map(|i| rule(i, format!("svc{}", i % 1000))));

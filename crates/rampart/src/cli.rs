@@ -42,6 +42,82 @@ pub enum Command {
     /// Who may call which service: allow and deny rules over default deny.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Run the gateway of this home: the front door, routing to nodes over mutual TLS.
+    Gateway(GatewayArgs),
+    /// Run a node: host services behind a gateway.
+    Node(NodeArgs),
+    /// Call a service through a gateway (curl for rampart: certificates, tokens, envelopes).
+    Call(CallArgs),
+}
+
+/// `rampart gateway`.
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Front listener address [default: rampart.toml's gateway.listen, 127.0.0.1:8443].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Client certificates at the front door: off, optional or required
+    /// [default: rampart.toml's gateway.client_cert, optional].
+    #[arg(long, value_name = "MODE")]
+    pub client_cert: Option<String>,
+}
+
+/// `rampart node`.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// The node's name; its certificate is pki/<domain>/issued/<NAME>.pem (issued on first
+    /// run when this home holds the CA).
+    #[arg(long)]
+    pub name: String,
+    /// Internal listener address (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    /// The gateway to register with, https://HOST:PORT [default: this home's gateway].
+    #[arg(long, value_name = "URL")]
+    pub gateway: Option<String>,
+    /// A built-in service to host: hello, echo, data (repeatable) [default: all three].
+    #[arg(long = "service", value_name = "NAME")]
+    pub services: Vec<String>,
+    /// Host an app as service NAME: http://127.0.0.1:PORT on loopback (repeatable).
+    #[arg(long = "upstream", value_name = "NAME=URL")]
+    pub upstreams: Vec<String>,
+    /// Refuse payload envelopes older than this many seconds.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub payload_ttl: u64,
+}
+
+/// `rampart call`.
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// https://GATEWAY/<service>/<path>
+    pub url: String,
+    /// HTTP method [default: GET, or POST with -d].
+    #[arg(short = 'X', long = "request", value_name = "METHOD")]
+    pub method: Option<String>,
+    /// Request body, or @FILE to read it from a file.
+    #[arg(short = 'd', long = "data", value_name = "DATA")]
+    pub data: Option<String>,
+    /// Extra header, "Name: value" (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "HEADER")]
+    pub headers: Vec<String>,
+    /// Seal the body in a payload envelope (and ask for a sealed answer, opened on arrival).
+    #[arg(long)]
+    pub encrypt: bool,
+    /// Authenticate with this token instead of a certificate ($RAMPART_TOKEN).
+    #[arg(long, env = "RAMPART_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Client certificate [default: the home's admin certificate, unless --token is given].
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Its private key.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// CA to verify the gateway with [default: the home's CA].
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Print the status line and headers to stderr.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
 }
 
 /// `rampart user …`.

@@ -24,6 +24,9 @@ pub struct Config {
     /// API token lifetimes.
     #[serde(default)]
     pub tokens: TokensConfig,
+    /// The gateway of this home.
+    #[serde(default)]
+    pub gateway: rampart_gateway::GatewayConfig,
 }
 
 /// `[tokens]` in `rampart.toml`.
@@ -81,22 +84,64 @@ impl Home {
         self.root.join("admin.token")
     }
 
-    /// Opens the embedded registry. While a gateway runs it holds the file; then the same
-    /// commands must go through the gateway's admin API instead.
-    pub fn open_store(&self) -> Result<rampart_store::EmbeddedStore> {
+    /// Opens the embedded registry (the gateway does, and so do the CLI's commands while no
+    /// gateway runs).
+    pub fn open_local_store(&self) -> Result<rampart_store::EmbeddedStore> {
         self.require()?;
         let path = self.store_path();
         if let Some(dir) = path.parent() {
             rampart_pki::files::create_private_dir(dir)?;
         }
         rampart_store::EmbeddedStore::open(&path).map_err(|e| match e {
-            rampart_store::StoreError::InUse(p) => anyhow::anyhow!(
-                "the registry {} is held by a running gateway: stop it first (these commands will \
-                 go through its admin API once the gateway serves one)",
-                p.display()
-            ),
+            rampart_store::StoreError::InUse(p) => {
+                anyhow::anyhow!(
+                    "the registry {} is held by another process (a running gateway?)",
+                    p.display()
+                )
+            }
             other => anyhow::Error::from(other).context(format!("opening the registry {}", path.display())),
         })
+    }
+
+    /// The registry for the CLI: the file when no gateway runs; while one runs (it holds the
+    /// file), its store API over mutual TLS with the admin certificate.
+    pub fn open_store(&self) -> Result<std::sync::Arc<dyn rampart_store::Store>> {
+        match self.open_local_store() {
+            Ok(s) => Ok(std::sync::Arc::new(s)),
+            Err(local) => {
+                let config = self.config()?;
+                let url = format!("https://{}", config.gateway.listen);
+                let client = self.admin_client(&config).with_context(|| format!("{local:#}"))?;
+                Ok(std::sync::Arc::new(rampart_net::remote_store::RemoteStore::new(client, &url)))
+            }
+        }
+    }
+
+    /// The TLS material of an issued certificate of this home's domain.
+    pub fn material(&self, config: &Config, name: &str) -> Result<rampart_net::TlsMaterial> {
+        let dir = self.pki().domain_dir(&config.domain);
+        let cert = dir.join("issued").join(format!("{name}.pem"));
+        let key = dir.join("issued").join(format!("{name}.key"));
+        Ok(rampart_net::TlsMaterial::load(
+            config.domain.clone(),
+            &dir.join("ca.pem"),
+            &cert,
+            &key,
+            Some(&dir.join("crl.pem")),
+        )?)
+    }
+
+    /// A pooled client presenting the admin certificate, accepting only this domain's gateways.
+    pub fn admin_client(&self, config: &Config) -> Result<rampart_net::client::HttpsClient> {
+        let m = self.material(config, "admin")?;
+        let tls = rampart_net::tls::client_config(
+            &config.domain,
+            m.roots.clone(),
+            m.crls.clone(),
+            Some((m.chain.clone(), m.key.clone_key())),
+            &[rampart_pki::Role::Gateway],
+        )?;
+        Ok(rampart_net::client::https_client(tls, std::time::Duration::from_secs(3)))
     }
     pub fn config_path(&self) -> PathBuf {
         self.root.join("rampart.toml")

@@ -24,9 +24,15 @@ fn main() -> ExitCode {
         Command::User(cmd) => cmd::access::user(&home, cmd),
         Command::Token(cmd) => cmd::access::token(&home, cmd),
         Command::Policy(cmd) => cmd::access::policy(&home, cmd),
+        Command::Gateway(args) => cmd::serve::gateway(&home, args),
+        Command::Node(args) => cmd::serve::node(&home, args),
+        Command::Call(args) => cmd::call::run(&home, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.downcast_ref::<cmd::call::HttpStatus>().is_some() => {
+            ExitCode::from(err.downcast_ref::<cmd::call::HttpStatus>().map_or(1, |s| s.exit_code()))
+        }
         Err(err) => {
             // One line: the error and its causes, outermost first.
             eprintln!("error: {err:#}");

@@ -1,6 +1,6 @@
 //! `rampart user`, `rampart token`, `rampart policy`: identity and access, kept in the
-//! registry. They work offline on the home's store; a running gateway holds the store, and
-//! then they must go through its admin API (which arrives with the gateway).
+//! registry. They work offline on the home's store file; while a gateway runs (and holds the
+//! file) they go through its store API over mutual TLS with the admin certificate.
 
 use std::io::{BufRead, IsTerminal};
 
@@ -31,7 +31,7 @@ pub fn user(home: &Home, cmd: UserCommand) -> Result<()> {
                     cert_identity: cert_identity.as_deref(),
                     token_limit: Some(token_limit),
                 };
-                let u = users::add(&store, &new, now_secs()).await?;
+                let u = users::add(store.as_ref(), &new, now_secs()).await?;
                 outln!(
                     "Added {}user {:?}{}",
                     if u.admin { "administrator " } else { "" },
@@ -40,7 +40,7 @@ pub fn user(home: &Home, cmd: UserCommand) -> Result<()> {
                 );
             }
             UserCommand::List { json } => {
-                let list = users::list(&store).await?;
+                let list = users::list(store.as_ref()).await?;
                 if json {
                     let out: Vec<_> = list
                         .iter()
@@ -67,12 +67,12 @@ pub fn user(home: &Home, cmd: UserCommand) -> Result<()> {
                 }
             }
             UserCommand::Remove { name } => {
-                let n = users::remove(&store, &name, now_secs()).await?;
+                let n = users::remove(store.as_ref(), &name, now_secs()).await?;
                 outln!("Removed user {name:?} and revoked {n} token{}", if n == 1 { "" } else { "s" });
             }
             UserCommand::Passwd { name, .. } => {
                 let p = password.as_ref().map(|p| p.as_bytes()).unwrap_or_default();
-                users::set_password(&store, &name, p).await?;
+                users::set_password(store.as_ref(), &name, p).await?;
                 outln!("Password of {name:?} changed");
             }
         }
@@ -113,7 +113,8 @@ pub fn token(home: &Home, cmd: TokenCommand) -> Result<()> {
             TokenCommand::Issue { user, ttl, services } => {
                 let ttl = ttl.map(|d| d.as_secs());
                 let issued =
-                    tokens::issue(&store, &user, ttl, &services, config.tokens.policy(), now_secs()).await?;
+                    tokens::issue(store.as_ref(), &user, ttl, &services, config.tokens.policy(), now_secs())
+                        .await?;
                 eprintln!(
                     "Token {} for user {user:?}, valid until {}{}. It is shown once: store it now.",
                     issued.record.id,
@@ -128,7 +129,7 @@ pub fn token(home: &Home, cmd: TokenCommand) -> Result<()> {
             }
             TokenCommand::List { user, json } => {
                 let now = now_secs();
-                let list: Vec<_> = tokens::list(&store)
+                let list: Vec<_> = tokens::list(store.as_ref())
                     .await?
                     .into_iter()
                     .filter(|t| user.as_ref().is_none_or(|u| *u == t.user))
@@ -162,7 +163,7 @@ pub fn token(home: &Home, cmd: TokenCommand) -> Result<()> {
                 let id = id
                     .strip_prefix("rpt_")
                     .map_or(id.as_str(), |rest| rest.split('_').next().unwrap_or(rest));
-                let rec = tokens::revoke(&store, id, now_secs()).await?;
+                let rec = tokens::revoke(store.as_ref(), id, now_secs()).await?;
                 outln!("Revoked token {} of user {:?}", rec.id, rec.user);
             }
         }
@@ -183,10 +184,10 @@ pub fn policy(home: &Home, cmd: PolicyCommand) -> Result<()> {
     block_on(async {
         let store = home.open_store()?;
         match cmd {
-            PolicyCommand::Allow(args) => add(&store, args, Effect::Allow).await?,
-            PolicyCommand::Deny(args) => add(&store, args, Effect::Deny).await?,
+            PolicyCommand::Allow(args) => add(store.as_ref(), args, Effect::Allow).await?,
+            PolicyCommand::Deny(args) => add(store.as_ref(), args, Effect::Deny).await?,
             PolicyCommand::List { json } => {
-                let rules = policy::list(&store).await?;
+                let rules = policy::list(store.as_ref()).await?;
                 if json {
                     outln!("{}", serde_json::to_string_pretty(&rules)?);
                 } else if rules.is_empty() {
@@ -208,7 +209,7 @@ pub fn policy(home: &Home, cmd: PolicyCommand) -> Result<()> {
                 }
             }
             PolicyCommand::Remove { id } => {
-                policy::remove(&store, &id).await?;
+                policy::remove(store.as_ref(), &id).await?;
                 outln!("Removed rule {id}");
             }
         }

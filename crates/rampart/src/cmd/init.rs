@@ -13,10 +13,10 @@ const ADMIN_NAME: &str = "admin";
 
 pub fn run(home: &Home, args: InitArgs) -> Result<()> {
     // A home already initialised for another domain is a different network: never mix them.
-    let mut previous_tokens = None;
+    let mut previous = None;
     if home.config_path().is_file() {
         let existing = home.config()?;
-        previous_tokens = Some(existing.tokens.clone());
+        previous = Some((existing.tokens.clone(), existing.gateway.clone()));
         if existing.domain != args.domain && !args.force {
             bail!(
                 "{} already holds the network of trust domain {:?}; pass --force to make it a {:?} \
@@ -74,7 +74,8 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
             None => format!("new key {}", keyring.newest().fingerprint()),
         }
     };
-    let config = Config { domain: args.domain.clone(), tokens: previous_tokens.unwrap_or_default() };
+    let (tokens_config, gateway_config) = previous.unwrap_or_default();
+    let config = Config { domain: args.domain.clone(), tokens: tokens_config, gateway: gateway_config };
     home.write_config(&config)?;
     let admin_token = block_on(first_admin(home, &config, &admin.record.identity.to_string()))??;
 
@@ -131,7 +132,7 @@ async fn first_admin(
     cert_identity: &str,
 ) -> Result<zeroize::Zeroizing<String>> {
     use rampart_auth::{NewUser, tokens, users};
-    let store = home.open_store()?;
+    let store = home.open_local_store()?;
     let now = now_secs();
     if users::get(&store, ADMIN_NAME).await?.is_some() {
         for t in tokens::list(&store).await?.iter().filter(|t| t.user == ADMIN_NAME && t.revoked.is_none()) {

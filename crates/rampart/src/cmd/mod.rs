@@ -14,9 +14,11 @@ macro_rules! outln {
 }
 
 pub mod access;
+pub mod call;
 pub mod init;
 pub mod keys;
 pub mod pki;
+pub mod serve;
 
 use std::future::Future;
 

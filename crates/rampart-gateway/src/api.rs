@@ -1,0 +1,237 @@
+//! `/_rampart/…`: the gateway's own API.
+//!
+//! | path | who | what |
+//! |---|---|---|
+//! | `POST /_rampart/internal/register` | a node (certificate) | join the pool under a lease |
+//! | `POST /_rampart/internal/heartbeat` | a node | renew its lease |
+//! | `POST /_rampart/internal/deregister` | a node | leave the pool (drain) |
+//! | `POST /_rampart/store` | an admin; a node | the registry, under the caller's ACL |
+//! | `GET /_rampart/status` | an admin | nodes and services |
+//! | `POST /_rampart/token` | a user, by basic auth | a token for a password |
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use rampart_auth::{AuthError, Credential, Principal, tokens};
+use rampart_net::remote_store::{self, StoreRequest};
+use rampart_net::{Body, ConnInfo};
+use rampart_pki::Role;
+use rampart_store::{AclStore, Grants, LeaseAccess, LeaseId, Store};
+use serde::Deserialize;
+
+use crate::routes::{NODES_PREFIX, NodeRecord};
+use crate::{State, authn, reply};
+
+/// Largest API request body (the store API carries values up to 1 MiB, in base64).
+const MAX_API_BODY: usize = 2 << 20;
+
+/// Answers a request under `/_rampart`; `rest` is the path after it.
+pub async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+    conn: Arc<ConnInfo>,
+    rest: &str,
+) -> Response<Body> {
+    let method = req.method().clone();
+    if (method.clone(), rest) == (Method::POST, "/token") {
+        return token_for_password(&state, req).await;
+    }
+    let principal = match authn::authenticate(&state, req.headers(), &conn, None).await {
+        Ok(p) => p,
+        Err(reason) => return reply::unauthenticated(&reason),
+    };
+    let body = match read_body(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match (method, rest) {
+        (Method::POST, "/store") => store_api(&state, &principal, &body).await,
+        (Method::POST, "/internal/register") => with_node(&principal, |n| register(&state, n, &body)).await,
+        (Method::POST, "/internal/heartbeat") => with_node(&principal, |n| heartbeat(&state, n)).await,
+        (Method::POST, "/internal/deregister") => with_node(&principal, |n| deregister(&state, n)).await,
+        (Method::GET, "/status") if principal.is_admin() => status(&state),
+        (_, "/status") => {
+            reply::error(StatusCode::FORBIDDEN, "forbidden", "the admin API is for administrators")
+        }
+        _ => reply::error(StatusCode::NOT_FOUND, "not_found", "no such gateway API"),
+    }
+}
+
+async fn read_body(req: Request<Incoming>) -> Result<bytes::Bytes, Response<Body>> {
+    match http_body_util::Limited::new(req.into_body(), MAX_API_BODY).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(_) => {
+            Err(reply::error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "API bodies are limited to 2 MiB"))
+        }
+    }
+}
+
+/// The node name of a node certificate principal; everything else is refused.
+async fn with_node<'a, F, Fut>(principal: &'a Principal, f: F) -> Response<Body>
+where
+    F: FnOnce(&'a str) -> Fut,
+    Fut: Future<Output = Response<Body>>,
+{
+    match principal.credential() {
+        Credential::Certificate(id) if id.role == Role::Node => f(id.name.as_str()).await,
+        _ => reply::error(StatusCode::FORBIDDEN, "forbidden", "only node certificates may register"),
+    }
+}
+
+#[derive(Deserialize)]
+struct Registration {
+    addr: SocketAddr,
+    services: Vec<String>,
+}
+
+async fn register(state: &State, node: &str, body: &[u8]) -> Response<Body> {
+    let Ok(reg) = serde_json::from_slice::<Registration>(body) else {
+        return reply::error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "expected {\"addr\": \"ip:port\", \"services\": [...]}",
+        );
+    };
+    if reg.services.is_empty()
+        || reg.services.iter().any(|s| rampart_auth::policy::check_service(s).is_err() || s == "*")
+    {
+        return reply::error(StatusCode::BAD_REQUEST, "bad_request", "services must be valid service names");
+    }
+    let store = state.store.as_ref();
+    let key = format!("{NODES_PREFIX}{node}");
+    let old: Option<NodeRecord> =
+        store.get(&key).await.ok().flatten().and_then(|kv| serde_json::from_slice(&kv.value).ok());
+    let ttl = Duration::from_millis(state.config.lease_ttl_ms);
+    let result = async {
+        let lease = store.grant_lease(ttl).await?;
+        let record =
+            NodeRecord { name: node.to_owned(), addr: reg.addr, services: reg.services, lease: lease.0 };
+        store.put(&key, serde_json::to_vec(&record).unwrap_or_default(), Some(lease)).await?;
+        if let Some(old) = old.filter(|o| o.lease != lease.0) {
+            let _ = store.revoke_lease(LeaseId(old.lease)).await; // holds nothing any more
+        }
+        Ok::<_, rampart_store::StoreError>(lease)
+    }
+    .await;
+    match result {
+        Ok(lease) => {
+            tracing::info!("node {node} registered at {}", reg.addr);
+            reply::json(
+                StatusCode::OK,
+                &serde_json::json!({"lease": lease.0, "lease_ttl_ms": state.config.lease_ttl_ms, "heartbeat_ms": state.config.heartbeat_ms}),
+            )
+        }
+        Err(e) => reply::unavailable(&format!("registry: {e}")),
+    }
+}
+
+async fn node_record(state: &State, node: &str) -> Option<NodeRecord> {
+    let kv = state.store.get(&format!("{NODES_PREFIX}{node}")).await.ok().flatten()?;
+    serde_json::from_slice(&kv.value).ok()
+}
+
+async fn heartbeat(state: &State, node: &str) -> Response<Body> {
+    let Some(rec) = node_record(state, node).await else {
+        return reply::error(StatusCode::NOT_FOUND, "not_registered", "lease expired: register again");
+    };
+    match state.store.keep_alive(LeaseId(rec.lease)).await {
+        Ok(ttl) => reply::json(StatusCode::OK, &serde_json::json!({"ttl_ms": ttl.as_millis() as u64})),
+        Err(_) => reply::error(StatusCode::NOT_FOUND, "not_registered", "lease expired: register again"),
+    }
+}
+
+async fn deregister(state: &State, node: &str) -> Response<Body> {
+    if let Some(rec) = node_record(state, node).await {
+        let _ = state.store.revoke_lease(LeaseId(rec.lease)).await;
+        tracing::info!("node {node} deregistered");
+    }
+    reply::json(StatusCode::OK, &serde_json::json!({"result": "ok"}))
+}
+
+/// The registry through the caller's ACL: admins everything; a node its services' state.
+async fn store_api(state: &Arc<State>, principal: &Principal, body: &[u8]) -> Response<Body> {
+    let grants = if principal.is_admin() {
+        Grants::all()
+    } else if let Credential::Certificate(id) = principal.credential()
+        && id.role == Role::Node
+    {
+        let services = node_record(state, id.name.as_str()).await.map(|r| r.services).unwrap_or_default();
+        let prefixes: Vec<String> = services.iter().map(|s| format!("services/{s}/")).collect();
+        Grants { read: prefixes.clone(), write: prefixes, leases: LeaseAccess::None }
+    } else {
+        return reply::error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the registry is for administrators and nodes",
+        );
+    };
+    let Ok(req) = serde_json::from_slice::<StoreRequest>(body) else {
+        return reply::error(StatusCode::BAD_REQUEST, "bad_request", "not a store request");
+    };
+    let store = AclStore::new(state.store.clone(), grants);
+    match remote_store::execute(&store as &dyn Store, req).await {
+        Ok(out) => reply::json(StatusCode::OK, &serde_json::to_value(out).unwrap_or_default()),
+        Err(e) => {
+            let (status, out) = remote_store::error_response(&e);
+            reply::json(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+                &serde_json::to_value(out).unwrap_or_default(),
+            )
+        }
+    }
+}
+
+fn status(state: &State) -> Response<Body> {
+    let routes = state.routes.load();
+    let nodes: Vec<_> = routes
+        .nodes
+        .iter()
+        .map(|n| serde_json::json!({"name": n.name, "addr": n.addr.to_string(), "services": n.services}))
+        .collect();
+    reply::json(StatusCode::OK, &serde_json::json!({"domain": state.domain.as_str(), "nodes": nodes}))
+}
+
+/// `POST /_rampart/token` with `Authorization: Basic` → a token for the user's password.
+async fn token_for_password(state: &State, req: Request<Incoming>) -> Response<Body> {
+    let creds = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+        .and_then(|raw| String::from_utf8(raw).ok());
+    let Some((user, password)) = creds.as_deref().and_then(|c| c.split_once(':')) else {
+        return reply::unauthenticated("send the user name and password with HTTP basic authentication");
+    };
+    let policy = rampart_auth::TokenPolicy::default();
+    match tokens::issue_for_password(
+        state.store.as_ref(),
+        user,
+        password.as_bytes(),
+        None,
+        &[],
+        policy,
+        crate::now_secs(),
+    )
+    .await
+    {
+        Ok(issued) => reply::json(
+            StatusCode::OK,
+            &serde_json::json!({"token": issued.token.as_str(), "id": issued.record.id, "expires": issued.record.expires}),
+        ),
+        Err(AuthError::BadCredentials) => reply::unauthenticated("wrong user name or password"),
+        Err(e @ AuthError::TokenLimit { .. }) => {
+            reply::error(StatusCode::FORBIDDEN, "token_limit", &e.to_string())
+        }
+        Err(e) => {
+            tracing::error!("issuing a token: {e}");
+            reply::unavailable("could not issue a token")
+        }
+    }
+}

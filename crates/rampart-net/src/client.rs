@@ -1,0 +1,33 @@
+//! The pooled HTTPS client every rampart hop uses: mutual TLS with our certificate, the peer's
+//! role checked at the handshake, HTTP/2 or HTTP/1.1 by ALPN, connections kept and reused.
+
+use std::time::Duration;
+
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::serve::Body;
+
+/// A pooled HTTPS client.
+pub type HttpsClient = Client<HttpsConnector<HttpConnector>, Body>;
+
+/// A client over `config` (see [`crate::tls::client_config`]), with a connect timeout.
+pub fn https_client(config: rustls::ClientConfig, connect_timeout: Duration) -> HttpsClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_nodelay(true);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(connector)
+}

@@ -1,0 +1,22 @@
+//! The network layer of rampart: TLS configurations with the peer's role checked during the
+//! handshake, an HTTP/1.1 + HTTP/2 server over TLS that takes a bound listener and a shutdown
+//! signal, and a pooled mutual-TLS client.
+//!
+//! # Layout
+//! - [`tls`]: server and client configs (client certificate off/optional/required, roles);
+//! - [`serve`]: the accept loop, limits, graceful drain;
+//! - [`client`]: the pooled HTTPS client;
+//! - [`remote_store`]: the registry reached through a gateway (a [`rampart_store::Store`]).
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod client;
+pub mod error;
+pub mod remote_store;
+pub mod serve;
+pub mod tls;
+
+pub use error::{NetError, Result};
+pub use serve::{Body, BoxError, ConnInfo, Handler, ServeLimits, full, serve};
+pub use tls::{ClientAuth, TlsMaterial};

@@ -1,0 +1,317 @@
+//! The registry reached through a gateway: a [`Store`] whose operations are `POST
+//! /_rampart/store` requests over mutual TLS. The gateway runs each one through the caller's
+//! ACL (an admin: everything; a node: its services' state), so nodes and the CLI never open
+//! the store themselves. Watches are not offered remotely (yet).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use http_body_util::BodyExt;
+use rampart_store::{CasOutcome, Expect, KeyValue, LeaseId, Revision, Store, StoreError, Watch};
+use serde::{Deserialize, Serialize};
+
+use crate::client::HttpsClient;
+use crate::serve::full;
+
+/// Path of the store API on a gateway.
+pub const STORE_PATH: &str = "/_rampart/store";
+
+/// One store operation, as sent to the gateway. Fields mirror the [`Store`] method's
+/// arguments; values and expected values are base64.
+#[allow(missing_docs)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum StoreRequest {
+    /// [`Store::get`].
+    Get { key: String },
+    /// [`Store::range`].
+    Range { prefix: String },
+    /// [`Store::put`] (value in base64).
+    Put { key: String, value: String, lease: Option<i64> },
+    /// [`Store::delete`].
+    Delete { key: String },
+    /// [`Store::delete_prefix`].
+    DeletePrefix { prefix: String },
+    /// [`Store::compare_and_set`].
+    Cas { key: String, expect: WireExpect, value: Option<String>, lease: Option<i64> },
+    /// [`Store::grant_lease`].
+    Grant { ttl_ms: u64 },
+    /// [`Store::keep_alive`].
+    KeepAlive { lease: i64 },
+    /// [`Store::revoke_lease`].
+    Revoke { lease: i64 },
+    /// [`Store::revision`].
+    Revision,
+}
+
+/// [`Expect`] on the wire.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WireExpect {
+    /// [`Expect::Absent`].
+    Absent,
+    /// [`Expect::ModRevision`].
+    ModRevision(u64),
+    /// [`Expect::Value`] in base64.
+    Value(String),
+}
+
+/// [`KeyValue`] on the wire.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WireKv {
+    /// The key.
+    pub key: String,
+    /// The value, base64.
+    pub value: String,
+    /// Creation revision.
+    pub create_revision: u64,
+    /// Last modification revision.
+    pub mod_revision: u64,
+    /// Modification count.
+    pub version: u64,
+    /// Lease id.
+    pub lease: Option<i64>,
+}
+
+impl From<KeyValue> for WireKv {
+    fn from(kv: KeyValue) -> Self {
+        WireKv {
+            key: kv.key,
+            value: STANDARD.encode(&kv.value),
+            create_revision: kv.create_revision,
+            mod_revision: kv.mod_revision,
+            version: kv.version,
+            lease: kv.lease.map(|l| l.0),
+        }
+    }
+}
+
+impl TryFrom<WireKv> for KeyValue {
+    type Error = StoreError;
+    fn try_from(w: WireKv) -> Result<Self, StoreError> {
+        Ok(KeyValue {
+            value: decode(&w.value)?,
+            key: w.key,
+            create_revision: w.create_revision,
+            mod_revision: w.mod_revision,
+            version: w.version,
+            lease: w.lease.map(LeaseId),
+        })
+    }
+}
+
+/// The answer to a [`StoreRequest`]: exactly one field set, or `error`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StoreResponse {
+    /// For get.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kv: Option<WireKv>,
+    /// For range.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kvs: Option<Vec<WireKv>>,
+    /// For put, cas, revision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
+    /// For delete (0/1) and delete_prefix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<u64>,
+    /// For cas.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub succeeded: Option<bool>,
+    /// For grant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<i64>,
+    /// For keep_alive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<u64>,
+    /// Why the operation failed, with `kind` one of `forbidden`, `lease_not_found`, `invalid`,
+    /// `unavailable`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The failure's kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// Base64 for the wire.
+pub fn encode(bytes: &[u8]) -> String {
+    STANDARD.encode(bytes)
+}
+
+/// From base64 on the wire.
+pub fn decode(text: &str) -> Result<Vec<u8>, StoreError> {
+    STANDARD.decode(text).map_err(|_| StoreError::Backend("bad base64 from the gateway".into()))
+}
+
+/// Runs a wire request against a store (the gateway side of the API).
+pub async fn execute(store: &dyn Store, req: StoreRequest) -> Result<StoreResponse, StoreError> {
+    let mut out = StoreResponse::default();
+    match req {
+        StoreRequest::Get { key } => out.kv = store.get(&key).await?.map(WireKv::from),
+        StoreRequest::Range { prefix } => {
+            out.kvs = Some(store.range(&prefix).await?.into_iter().map(WireKv::from).collect());
+        }
+        StoreRequest::Put { key, value, lease } => {
+            out.revision = Some(store.put(&key, decode(&value)?, lease.map(LeaseId)).await?);
+        }
+        StoreRequest::Delete { key } => out.deleted = Some(u64::from(store.delete(&key).await?)),
+        StoreRequest::DeletePrefix { prefix } => out.deleted = Some(store.delete_prefix(&prefix).await?),
+        StoreRequest::Cas { key, expect, value, lease } => {
+            let expect = match expect {
+                WireExpect::Absent => Expect::Absent,
+                WireExpect::ModRevision(r) => Expect::ModRevision(r),
+                WireExpect::Value(v) => Expect::Value(decode(&v)?),
+            };
+            let value = value.map(|v| decode(&v)).transpose()?;
+            let o = store.compare_and_set(&key, expect, value, lease.map(LeaseId)).await?;
+            out.succeeded = Some(o.succeeded);
+            out.revision = Some(o.revision);
+            out.kv = o.current.map(WireKv::from);
+        }
+        StoreRequest::Grant { ttl_ms } => {
+            out.lease = Some(store.grant_lease(Duration::from_millis(ttl_ms)).await?.0)
+        }
+        StoreRequest::KeepAlive { lease } => {
+            out.ttl_ms =
+                Some(u64::try_from(store.keep_alive(LeaseId(lease)).await?.as_millis()).unwrap_or(u64::MAX));
+        }
+        StoreRequest::Revoke { lease } => store.revoke_lease(LeaseId(lease)).await?,
+        StoreRequest::Revision => out.revision = Some(store.revision().await?),
+    }
+    Ok(out)
+}
+
+/// The store of a gateway, reached over mutual TLS.
+#[derive(Clone, Debug)]
+pub struct RemoteStore {
+    client: HttpsClient,
+    url: String,
+}
+
+impl RemoteStore {
+    /// The store API of the gateway at `base` (`https://host:port`), through `client`.
+    pub fn new(client: HttpsClient, base: &str) -> Self {
+        RemoteStore { client, url: format!("{}{STORE_PATH}", base.trim_end_matches('/')) }
+    }
+
+    async fn call(&self, req: StoreRequest) -> Result<StoreResponse, StoreError> {
+        let unavailable = |e: String| StoreError::Backend(format!("gateway {}: {e}", self.url));
+        let body = serde_json::to_vec(&req).map_err(|e| unavailable(e.to_string()))?;
+        let request = http::Request::post(&self.url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(full(body))
+            .map_err(|e| unavailable(e.to_string()))?;
+        let resp = tokio::time::timeout(Duration::from_secs(10), self.client.request(request))
+            .await
+            .map_err(|_| unavailable("timed out".into()))?
+            .map_err(|e| unavailable(format!("{e:#}")))?;
+        let status = resp.status();
+        let bytes = http_body_util::Limited::new(resp.into_body(), 64 << 20)
+            .collect()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?
+            .to_bytes();
+        let out: StoreResponse = serde_json::from_slice(&bytes).map_err(|_| {
+            unavailable(format!(
+                "answered {status} with {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+            ))
+        })?;
+        match (out.kind.as_deref(), &out.error) {
+            (Some("forbidden"), Some(e)) => Err(StoreError::Forbidden { op: "remote", key: e.clone() }),
+            (Some("lease_not_found"), _) => Err(StoreError::LeaseNotFound(0)),
+            (_, Some(e)) => Err(unavailable(e.clone())),
+            _ => Ok(out),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for RemoteStore {
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
+        self.call(StoreRequest::Get { key: key.into() }).await?.kv.map(KeyValue::try_from).transpose()
+    }
+
+    async fn range(&self, prefix: &str) -> Result<Vec<KeyValue>, StoreError> {
+        let kvs = self.call(StoreRequest::Range { prefix: prefix.into() }).await?.kvs.unwrap_or_default();
+        kvs.into_iter().map(KeyValue::try_from).collect()
+    }
+
+    async fn put(&self, key: &str, value: Vec<u8>, lease: Option<LeaseId>) -> Result<Revision, StoreError> {
+        let req = StoreRequest::Put { key: key.into(), value: encode(&value), lease: lease.map(|l| l.0) };
+        Ok(self.call(req).await?.revision.unwrap_or_default())
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.call(StoreRequest::Delete { key: key.into() }).await?.deleted.unwrap_or_default() > 0)
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
+        Ok(self.call(StoreRequest::DeletePrefix { prefix: prefix.into() }).await?.deleted.unwrap_or_default())
+    }
+
+    async fn compare_and_set(
+        &self,
+        key: &str,
+        expect: Expect,
+        value: Option<Vec<u8>>,
+        lease: Option<LeaseId>,
+    ) -> Result<CasOutcome, StoreError> {
+        let expect = match expect {
+            Expect::Absent => WireExpect::Absent,
+            Expect::ModRevision(r) => WireExpect::ModRevision(r),
+            Expect::Value(v) => WireExpect::Value(encode(&v)),
+        };
+        let req = StoreRequest::Cas {
+            key: key.into(),
+            expect,
+            value: value.map(|v| encode(&v)),
+            lease: lease.map(|l| l.0),
+        };
+        let out = self.call(req).await?;
+        Ok(CasOutcome {
+            succeeded: out.succeeded.unwrap_or(false),
+            revision: out.revision.unwrap_or_default(),
+            current: out.kv.map(KeyValue::try_from).transpose()?,
+        })
+    }
+
+    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, StoreError> {
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let out = self.call(StoreRequest::Grant { ttl_ms }).await?;
+        out.lease.map(LeaseId).ok_or_else(|| StoreError::Backend("no lease in the answer".into()))
+    }
+
+    async fn keep_alive(&self, lease: LeaseId) -> Result<Duration, StoreError> {
+        let out = self.call(StoreRequest::KeepAlive { lease: lease.0 }).await.map_err(|e| match e {
+            StoreError::LeaseNotFound(_) => StoreError::LeaseNotFound(lease.0),
+            e => e,
+        })?;
+        Ok(Duration::from_millis(out.ttl_ms.unwrap_or_default()))
+    }
+
+    async fn revoke_lease(&self, lease: LeaseId) -> Result<(), StoreError> {
+        self.call(StoreRequest::Revoke { lease: lease.0 }).await.map(|_| ())
+    }
+
+    async fn watch(&self, _prefix: &str, _from: Option<Revision>) -> Result<Watch, StoreError> {
+        Err(StoreError::Backend("watches are not offered through the gateway".into()))
+    }
+
+    async fn revision(&self) -> Result<Revision, StoreError> {
+        Ok(self.call(StoreRequest::Revision).await?.revision.unwrap_or_default())
+    }
+}
+
+/// The wire answer for a store error.
+pub fn error_response(e: &StoreError) -> (u16, StoreResponse) {
+    let (status, kind) = match e {
+        StoreError::Forbidden { .. } => (403, "forbidden"),
+        StoreError::LeaseNotFound(_) => (404, "lease_not_found"),
+        StoreError::InvalidKey(_) | StoreError::ValueTooLarge(_) => (400, "invalid"),
+        _ => (503, "unavailable"),
+    };
+    (status, StoreResponse { error: Some(e.to_string()), kind: Some(kind.into()), ..Default::default() })
+}

@@ -1,0 +1,305 @@
+//! TLS configurations for every rampart hop, built one way only: with ring as the crypto
+//! provider, the trust domain's CA as the only root, its CRL loaded, and the peer's role checked
+//! during the handshake (a user certificate can never pass as a node or a gateway).
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use rampart_pki::{Role, SpiffeId, TrustDomain};
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, OtherError, RootCertStore,
+    ServerConfig, SignatureScheme,
+};
+
+use crate::error::{NetError, Result};
+
+/// The one crypto provider rampart uses, installed explicitly in every config.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Whether a listener asks clients for a certificate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// Never: clients authenticate by token or not at all.
+    Off,
+    /// Ask; a client may still connect without one (then it needs a token).
+    #[default]
+    Optional,
+    /// A valid certificate of this trust domain is required to connect.
+    Required,
+}
+
+impl FromStr for ClientAuth {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "off" => Ok(ClientAuth::Off),
+            "optional" => Ok(ClientAuth::Optional),
+            "required" => Ok(ClientAuth::Required),
+            _ => Err(format!("{s:?} is not a client certificate mode (expected off, optional or required)")),
+        }
+    }
+}
+
+impl fmt::Display for ClientAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ClientAuth::Off => "off",
+            ClientAuth::Optional => "optional",
+            ClientAuth::Required => "required",
+        })
+    }
+}
+
+/// What a TLS endpoint of a trust domain holds: its certificate and key, the domain's CA
+/// and CRL.
+#[derive(Debug)]
+pub struct TlsMaterial {
+    /// The trust domain.
+    pub domain: TrustDomain,
+    /// Our certificate chain (just the leaf: the CA is the trust anchor).
+    pub chain: Vec<CertificateDer<'static>>,
+    /// Our private key.
+    pub key: PrivateKeyDer<'static>,
+    /// The domain's CA.
+    pub roots: Arc<RootCertStore>,
+    /// The domain's CRL, if there is one.
+    pub crls: Vec<CertificateRevocationListDer<'static>>,
+}
+
+impl TlsMaterial {
+    /// Loads PEM files. The key's contents never appear in an error.
+    pub fn load(domain: TrustDomain, ca: &Path, cert: &Path, key: &Path, crl: Option<&Path>) -> Result<Self> {
+        let bad = |path: &Path, what: &str| NetError::Tls(format!("{}: not a PEM {what}", path.display()));
+        let mut roots = RootCertStore::empty();
+        let ca_der = CertificateDer::from_pem_file(ca).map_err(|_| bad(ca, "certificate"))?;
+        roots.add(ca_der).map_err(|e| NetError::Tls(format!("{}: {e}", ca.display())))?;
+        let chain = vec![CertificateDer::from_pem_file(cert).map_err(|_| bad(cert, "certificate"))?];
+        let key = PrivateKeyDer::from_pem_file(key).map_err(|_| bad(key, "private key"))?;
+        let crls = match crl {
+            Some(p) if p.exists() => {
+                vec![CertificateRevocationListDer::from_pem_file(p).map_err(|_| bad(p, "CRL"))?]
+            }
+            _ => Vec::new(),
+        };
+        Ok(TlsMaterial { domain, chain, key, roots: Arc::new(roots), crls })
+    }
+
+    /// Only the CA and CRL (a client with no certificate of its own, such as `rampart call
+    /// --token`): `chain` is empty.
+    #[allow(clippy::type_complexity)]
+    pub fn load_roots(
+        ca: &Path,
+        crl: Option<&Path>,
+    ) -> Result<(Arc<RootCertStore>, Vec<CertificateRevocationListDer<'static>>)> {
+        let mut roots = RootCertStore::empty();
+        let ca_der = CertificateDer::from_pem_file(ca)
+            .map_err(|_| NetError::Tls(format!("{}: not a PEM certificate", ca.display())))?;
+        roots.add(ca_der).map_err(|e| NetError::Tls(format!("{}: {e}", ca.display())))?;
+        let crls = match crl {
+            Some(p) if p.exists() => vec![
+                CertificateRevocationListDer::from_pem_file(p)
+                    .map_err(|_| NetError::Tls(format!("{}: not a PEM CRL", p.display())))?,
+            ],
+            _ => Vec::new(),
+        };
+        Ok((Arc::new(roots), crls))
+    }
+}
+
+/// ALPN protocols offered by every rampart server: HTTP/2 first.
+fn alpn() -> Vec<Vec<u8>> {
+    vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+}
+
+/// A server config. With `roles`, a client certificate must also carry one of these roles in
+/// our trust domain, or the handshake fails.
+pub fn server_config(m: &TlsMaterial, auth: ClientAuth, roles: Option<&[Role]>) -> Result<ServerConfig> {
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| NetError::Tls(e.to_string()))?;
+    let builder = match auth {
+        ClientAuth::Off => builder.with_no_client_auth(),
+        ClientAuth::Optional | ClientAuth::Required => {
+            let mut v = WebPkiClientVerifier::builder_with_provider(m.roots.clone(), provider())
+                .with_crls(m.crls.clone());
+            if auth == ClientAuth::Optional {
+                v = v.allow_unauthenticated();
+            }
+            let inner = v.build().map_err(|e| NetError::Tls(e.to_string()))?;
+            let checked =
+                RoleCheckedClient { inner, domain: m.domain.clone(), roles: roles.map(<[Role]>::to_vec) };
+            builder.with_client_cert_verifier(Arc::new(checked))
+        }
+    };
+    let mut config = builder
+        .with_single_cert(m.chain.clone(), m.key.clone_key())
+        .map_err(|e| NetError::Tls(e.to_string()))?;
+    config.alpn_protocols = alpn();
+    Ok(config)
+}
+
+/// A client config presenting our certificate (if any) and accepting only servers of our
+/// trust domain whose certificate carries `server_role`.
+pub fn client_config(
+    domain: &TrustDomain,
+    roots: Arc<RootCertStore>,
+    crls: Vec<CertificateRevocationListDer<'static>>,
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    server_role: &[Role],
+) -> Result<ClientConfig> {
+    let inner = WebPkiServerVerifier::builder_with_provider(roots, provider())
+        .with_crls(crls)
+        .build()
+        .map_err(|e| NetError::Tls(e.to_string()))?;
+    let verifier = Arc::new(RoleCheckedServer { inner, domain: domain.clone(), roles: server_role.to_vec() });
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| NetError::Tls(e.to_string()))?
+        .dangerous() // only to install the role-checking wrapper around webpki's verifier
+        .with_custom_certificate_verifier(verifier);
+    // No ALPN here: the HTTP connector offers h2 and http/1.1 itself.
+    match identity {
+        Some((chain, key)) => builder.with_client_auth_cert(chain, key).map_err(|e| NetError::Tls(e.to_string())),
+        None => Ok(builder.with_no_client_auth()),
+    }
+}
+
+/// Checks that an already chain-verified certificate carries an identity of `domain` with one
+/// of `roles`.
+fn check_identity(
+    cert: &CertificateDer<'_>,
+    domain: &TrustDomain,
+    roles: &[Role],
+) -> std::result::Result<(), rustls::Error> {
+    let refuse = |msg: String| {
+        rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(RoleError(msg)))))
+    };
+    let info = rampart_pki::inspect::cert_from_der(cert.as_ref()).map_err(refuse)?;
+    let id: SpiffeId =
+        info.identity.ok_or_else(|| refuse("no spiffe:// identity in the certificate".into()))?;
+    if id.domain != *domain {
+        return Err(refuse(format!(
+            "{id} is of trust domain {:?}, not {:?}",
+            id.domain.as_str(),
+            domain.as_str()
+        )));
+    }
+    if !roles.contains(&id.role) {
+        let want: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        return Err(refuse(format!("{id} has role {}; only {} may connect here", id.role, want.join("/"))));
+    }
+    Ok(())
+}
+
+/// Why a certificate was refused after its chain verified: wrong domain or wrong role.
+#[derive(Debug)]
+pub struct RoleError(pub String);
+
+impl fmt::Display for RoleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RoleError {}
+
+#[derive(Debug)]
+struct RoleCheckedClient {
+    inner: Arc<dyn ClientCertVerifier>,
+    domain: TrustDomain,
+    roles: Option<Vec<Role>>,
+}
+
+impl ClientCertVerifier for RoleCheckedClient {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> std::result::Result<ClientCertVerified, rustls::Error> {
+        let ok = self.inner.verify_client_cert(end_entity, intermediates, now)?;
+        let all = Role::ALL;
+        check_identity(end_entity, &self.domain, self.roles.as_deref().unwrap_or(&all))?;
+        Ok(ok)
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+#[derive(Debug)]
+struct RoleCheckedServer {
+    inner: Arc<WebPkiServerVerifier>,
+    domain: TrustDomain,
+    roles: Vec<Role>,
+}
+
+impl ServerCertVerifier for RoleCheckedServer {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        let ok = self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)?;
+        check_identity(end_entity, &self.domain, &self.roles)?;
+        Ok(ok)
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}

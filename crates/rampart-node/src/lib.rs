@@ -1,0 +1,192 @@
+//! The rampart node: hosts services behind a gateway. Its internal listener accepts only
+//! mutual TLS from `gateway` certificates of its own trust domain (checked in the handshake),
+//! so clients can never bypass the gateway. It serves the built-in services (`hello`, `echo`,
+//! `data`) and forwards to upstream apps (`--upstream NAME=URL`) with the principal header,
+//! opening and sealing payload envelopes with the keyring.
+//!
+//! # Layout
+//! - [`registration`]: lease, heartbeat, deregistration;
+//! - [`services`]: the built-in services;
+//! - [`envelope`]: Fernet envelopes (TTL, replay guard);
+//! - `upstream`: forwarding to apps on loopback.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod envelope;
+pub mod registration;
+pub mod services;
+mod upstream;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use rampart_net::{Body, ConnInfo, ServeLimits, full};
+use rampart_store::Store;
+
+use crate::envelope::{Envelopes, FERNET};
+use crate::services::Answer;
+
+/// Largest request body a node accepts.
+const MAX_BODY: usize = 8 << 20;
+
+/// What a node serves.
+pub struct Node {
+    /// Its name.
+    pub name: String,
+    /// Built-in services it hosts (`hello`, `echo`, `data`).
+    pub builtins: Vec<String>,
+    /// Upstream apps: service name → base URL (`http://127.0.0.1:PORT`).
+    pub upstreams: HashMap<String, String>,
+    /// The registry, through the gateway (for `data`).
+    pub store: Arc<dyn Store>,
+    /// Payload envelopes; `None` when the node has no keyring.
+    pub envelopes: Option<Envelopes>,
+    /// Client for upstream apps.
+    upstream_client: upstream::PlainClient,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.name)
+            .field("builtins", &self.builtins)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The services a node may host without an upstream.
+pub const BUILTINS: [&str; 3] = ["hello", "echo", "data"];
+
+impl Node {
+    /// A node; `builtins` must be among [`BUILTINS`].
+    pub fn new(
+        name: String,
+        builtins: Vec<String>,
+        upstreams: HashMap<String, String>,
+        store: Arc<dyn Store>,
+        envelopes: Option<Envelopes>,
+    ) -> Self {
+        Node { name, builtins, upstreams, store, envelopes, upstream_client: upstream::client() }
+    }
+
+    /// Every service name it hosts.
+    pub fn services(&self) -> Vec<String> {
+        let mut s: Vec<String> = self.builtins.iter().chain(self.upstreams.keys()).cloned().collect();
+        s.sort();
+        s.dedup();
+        s
+    }
+}
+
+/// Serves `node` on `listener` until `shutdown` completes, then drains.
+pub async fn run(
+    node: Arc<Node>,
+    listener: tokio::net::TcpListener,
+    tls: rustls::ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    let handler: rampart_net::Handler = Arc::new(move |req, conn| {
+        let node = node.clone();
+        Box::pin(async move { handle(&node, req, &conn).await })
+    });
+    let observer: rampart_net::serve::HandshakeObserver =
+        Arc::new(|remote, reason| tracing::warn!("refused a connection from {remote}: {reason}"));
+    rampart_net::serve(listener, Arc::new(tls), handler, ServeLimits::default(), Some(observer), shutdown)
+        .await;
+}
+
+fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(CONTENT_TYPE, v);
+    }
+    r
+}
+
+fn answer(a: Answer) -> Response<Body> {
+    respond(a.status, a.content_type, a.body)
+}
+
+async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
+    // The handshake admitted only gateways of our domain; the caller's principal is the one
+    // the gateway vouches for.
+    if conn.principal.is_none() {
+        return answer(Answer::error(StatusCode::FORBIDDEN, "forbidden", "only gateways may call a node"));
+    }
+    let headers = req.headers().clone();
+    let principal =
+        headers.get("rampart-principal").and_then(|v| v.to_str().ok()).unwrap_or("anonymous").to_owned();
+    let Some(service) = headers.get("rampart-service").and_then(|v| v.to_str().ok()).map(str::to_owned)
+    else {
+        return answer(Answer::error(StatusCode::BAD_REQUEST, "bad_request", "no Rampart-Service header"));
+    };
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().map(str::to_owned);
+    let sealed_in = envelope::is_sealed(&headers);
+    let seal_out = sealed_in || envelope::wants_sealed(&headers);
+    let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes().to_vec(),
+        Err(_) => {
+            return answer(Answer::error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "request body too large",
+            ));
+        }
+    };
+    if seal_out && node.envelopes.is_none() {
+        return answer(Answer::error(
+            StatusCode::BAD_REQUEST,
+            "no_keyring",
+            "this node has no payload keyring",
+        ));
+    }
+    let body = match (&node.envelopes, sealed_in) {
+        (Some(env), true) => match env.open(&body) {
+            Ok(plain) => plain,
+            Err(e) => return answer(Answer::error(StatusCode::BAD_REQUEST, "bad_envelope", &e.to_string())),
+        },
+        _ => body,
+    };
+    let a = if let Some(base) = node.upstreams.get(&service) {
+        upstream::forward(
+            &node.upstream_client,
+            base,
+            &method,
+            &path,
+            query.as_deref(),
+            &headers,
+            &principal,
+            body,
+        )
+        .await
+    } else if node.builtins.contains(&service) {
+        match service.as_str() {
+            "hello" => services::hello(&method),
+            "echo" => services::echo(&method, &path, query.as_deref(), &principal, &body),
+            "data" => services::data(node.store.as_ref(), &method, query.as_deref(), &body).await,
+            _ => Answer::error(StatusCode::NOT_FOUND, "unknown_service", "not hosted here"),
+        }
+    } else {
+        Answer::error(
+            StatusCode::NOT_FOUND,
+            "unknown_service",
+            &format!("{service:?} is not hosted on this node"),
+        )
+    };
+    match (&node.envelopes, seal_out) {
+        (Some(env), true) => match env.seal(&a.body) {
+            Ok(token) => respond(a.status, FERNET, token.into_bytes()),
+            Err(e) => answer(Answer::error(StatusCode::INTERNAL_SERVER_ERROR, "internal", &e.to_string())),
+        },
+        _ => answer(a),
+    }
+}

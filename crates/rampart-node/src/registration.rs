@@ -1,0 +1,117 @@
+//! Membership: register with the gateway under a lease, heartbeat it, register again when it
+//! lapsed (a pause, a gateway restart), and deregister on shutdown so the gateway stops
+//! sending new requests before the node drains.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use rampart_net::client::HttpsClient;
+use rampart_net::full;
+use tokio::sync::watch;
+
+/// Talks to the gateway's `/_rampart/internal/…` API.
+#[derive(Clone, Debug)]
+pub struct Membership {
+    client: HttpsClient,
+    gateway: String,
+    addr: SocketAddr,
+    services: Vec<String>,
+}
+
+impl Membership {
+    /// Membership of a node listening on `addr` with `services`, through the gateway at
+    /// `gateway` (`https://host:port`).
+    pub fn new(client: HttpsClient, gateway: &str, addr: SocketAddr, services: Vec<String>) -> Self {
+        Membership { client, gateway: gateway.trim_end_matches('/').to_owned(), addr, services }
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<(StatusCode, serde_json::Value), String> {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(format!("{}/_rampart/internal/{path}", self.gateway))
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(full(body.to_string()))
+            .map_err(|e| e.to_string())?;
+        let resp = tokio::time::timeout(Duration::from_secs(5), self.client.request(req))
+            .await
+            .map_err(|_| "timed out".to_owned())?
+            .map_err(|e| format!("{e:#}"))?;
+        let status = resp.status();
+        let bytes = http_body_util::Limited::new(resp.into_body(), 1 << 20)
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok((status, serde_json::from_slice(&bytes).unwrap_or_default()))
+    }
+
+    /// Registers; returns the heartbeat interval the gateway asks for.
+    pub async fn register(&self) -> Result<Duration, String> {
+        let (status, body) = self
+            .post("register", serde_json::json!({"addr": self.addr.to_string(), "services": self.services}))
+            .await?;
+        if status != StatusCode::OK {
+            return Err(format!("gateway answered {status}: {body}"));
+        }
+        Ok(Duration::from_millis(body["heartbeat_ms"].as_u64().unwrap_or(1000)))
+    }
+
+    /// Keeps the node registered until `stop` turns true, then deregisters.
+    pub async fn maintain(
+        self: Arc<Self>,
+        mut stop: watch::Receiver<bool>,
+        ready: Option<tokio::sync::oneshot::Sender<()>>,
+    ) {
+        let mut ready = ready;
+        let mut beat = Duration::from_millis(200);
+        let mut registered = false;
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            if registered {
+                match self.post("heartbeat", serde_json::json!({})).await {
+                    Ok((StatusCode::OK, _)) => {}
+                    Ok((status, _)) => {
+                        tracing::warn!("heartbeat refused ({status}): registering again");
+                        registered = false;
+                    }
+                    Err(e) => tracing::warn!("heartbeat failed: {e}"),
+                }
+            }
+            if !registered {
+                match self.register().await {
+                    Ok(interval) => {
+                        registered = true;
+                        beat = interval;
+                        tracing::info!("registered with {} as {}", self.gateway, self.addr);
+                        if let Some(tx) = ready.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("registering with {} failed: {e}", self.gateway);
+                        beat = Duration::from_millis(500);
+                    }
+                }
+            }
+            tokio::select! {
+                _ = stop.changed() => {}
+                () = tokio::time::sleep(beat) => {}
+            }
+        }
+        if registered {
+            match self.post("deregister", serde_json::json!({})).await {
+                Ok(_) => tracing::info!("deregistered from {}", self.gateway),
+                Err(e) => tracing::warn!("deregistering failed: {e}"),
+            }
+        }
+    }
+}

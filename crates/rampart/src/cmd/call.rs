@@ -1,0 +1,152 @@
+//! `rampart call`: a request through a gateway, with the home's admin certificate and CA by
+//! default, a token, or another certificate; `--encrypt` seals the body in a payload envelope
+//! and opens a sealed answer. Prints the body; the exit code follows the status.
+
+use std::fmt;
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{Method, Request};
+use http_body_util::BodyExt;
+use rampart_net::TlsMaterial;
+use rampart_pki::Role;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::cli::CallArgs;
+use crate::cmd::block_on;
+use crate::home::Home;
+
+/// The answer's status was not a success: the exit code says which class.
+#[derive(Debug)]
+pub struct HttpStatus(pub u16);
+
+impl HttpStatus {
+    /// 3 for 3xx, 4 for 4xx, 5 for 5xx.
+    pub fn exit_code(&self) -> u8 {
+        u8::try_from(self.0 / 100).unwrap_or(1)
+    }
+}
+
+impl fmt::Display for HttpStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HTTP status {}", self.0)
+    }
+}
+
+impl std::error::Error for HttpStatus {}
+
+const FERNET: &str = "application/fernet";
+
+pub fn run(home: &Home, args: CallArgs) -> Result<()> {
+    let config = home.config()?;
+    let uri: http::Uri = args.url.parse().with_context(|| format!("{:?} is not a URL", args.url))?;
+    if uri.scheme_str() != Some("https") {
+        bail!("{}: rampart calls go over TLS: use https://", args.url);
+    }
+    let dir = home.pki().domain_dir(&config.domain);
+    let ca = args.ca.clone().unwrap_or_else(|| dir.join("ca.pem"));
+    let (roots, crls) = TlsMaterial::load_roots(&ca, Some(&dir.join("crl.pem")))?;
+    let identity = match (&args.cert, &args.key, &args.token) {
+        (Some(c), Some(k), _) => Some((
+            vec![
+                CertificateDer::from_pem_file(c)
+                    .map_err(|_| anyhow::anyhow!("{}: not a PEM certificate", c.display()))?,
+            ],
+            PrivateKeyDer::from_pem_file(k)
+                .map_err(|_| anyhow::anyhow!("{}: not a PEM private key", k.display()))?,
+        )),
+        (_, _, Some(_)) => None,
+        _ => {
+            let m = home.material(&config, "admin")?;
+            Some((m.chain, m.key))
+        }
+    };
+    let tls = rampart_net::tls::client_config(
+        &config.domain,
+        roots,
+        crls,
+        identity,
+        &[Role::Gateway, Role::Node, Role::Peer],
+    )?;
+    let mut body = match &args.data {
+        Some(d) if d.starts_with('@') => {
+            std::fs::read(&d[1..]).with_context(|| format!("reading {}", &d[1..]))?
+        }
+        Some(d) => d.clone().into_bytes(),
+        None => Vec::new(),
+    };
+    let method = match &args.method {
+        Some(m) => Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+            .with_context(|| format!("{m:?} is not an HTTP method"))?,
+        None if args.data.is_some() => Method::POST,
+        None => Method::GET,
+    };
+    let keyring = if args.encrypt { Some(rampart_crypto::file::load(&home.keyring_path())?) } else { None };
+    let mut req = Request::builder().method(method).uri(uri);
+    for h in &args.headers {
+        let Some((name, value)) = h.split_once(':') else { bail!("-H {h:?}: expected \"Name: value\"") };
+        req = req.header(
+            HeaderName::from_bytes(name.trim().as_bytes())
+                .with_context(|| format!("-H {h:?}: bad header name"))?,
+            HeaderValue::from_str(value.trim()).with_context(|| format!("-H {h:?}: bad header value"))?,
+        );
+    }
+    if let Some(k) = &keyring {
+        if !body.is_empty() {
+            body = k.encrypt(&body)?.into_bytes();
+            req = req.header(CONTENT_TYPE, FERNET);
+        }
+        req = req.header(ACCEPT, FERNET);
+    } else if !body.is_empty()
+        && !args.headers.iter().any(|h| h.to_ascii_lowercase().starts_with("content-type:"))
+    {
+        req = req.header(CONTENT_TYPE, "application/json");
+    }
+    if let Some(t) = &args.token {
+        req = req.header(AUTHORIZATION, format!("Bearer {}", t.trim()));
+    }
+    let req = req.body(rampart_net::full(body))?;
+    let (status, headers, bytes) = block_on(async move {
+        let client = rampart_net::client::https_client(tls, Duration::from_secs(5));
+        let resp = tokio::time::timeout(Duration::from_secs(60), client.request(req))
+            .await
+            .context("no answer within 60 s")?
+            .map_err(|e| anyhow::anyhow!("{e:#}"))
+            .context("request failed")?;
+        let (parts, body) = resp.into_parts();
+        let bytes = http_body_util::Limited::new(body, 256 << 20)
+            .collect()
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?
+            .to_bytes();
+        Ok::<_, anyhow::Error>((parts.status, parts.headers, bytes))
+    })??;
+    if args.verbose {
+        eprintln!("{status}");
+        for (k, v) in &headers {
+            eprintln!("{k}: {}", v.to_str().unwrap_or("<binary>"));
+        }
+    }
+    let sealed = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) == Some(FERNET);
+    let out = match (&keyring, sealed) {
+        (Some(k), true) => {
+            let token = std::str::from_utf8(&bytes).context("sealed answer is not text")?;
+            k.decrypt(token, Some(300)).context("opening the sealed answer")?.plaintext
+        }
+        _ => bytes.to_vec(),
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&out)?;
+    if !out.ends_with(b"\n") && std::io::IsTerminal::is_terminal(&stdout) {
+        stdout.write_all(b"\n")?;
+    }
+    stdout.flush()?;
+    if !status.is_success() {
+        eprintln!("rampart call: {status}");
+        return Err(HttpStatus(status.as_u16()).into());
+    }
+    Ok(())
+}

@@ -1,0 +1,203 @@
+//! `rampart gateway` and `rampart node`: the long-running processes. Each prints one ready
+//! line on stdout once it serves, logs to stderr, and stops cleanly on SIGTERM or Ctrl-C.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use arc_swap::ArcSwap;
+use rampart_net::ClientAuth;
+use rampart_pki::{EntityName, IssueRequest, KeyType, Role};
+
+use crate::cli::{GatewayArgs, NodeArgs};
+use crate::home::Home;
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG").unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("stopping: finishing in-flight requests");
+}
+
+fn ready(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
+    init_logging();
+    let mut config = home.config()?;
+    if let Some(l) = args.listen {
+        config.gateway.listen = l;
+    }
+    if let Some(m) = args.client_cert {
+        config.gateway.client_cert = m;
+    }
+    let mode: ClientAuth = config
+        .gateway
+        .client_cert
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("gateway.client_cert: {e}"))?;
+    let material = home.material(&config, "gateway").context("loading the gateway certificate")?;
+    let tls = rampart_net::tls::server_config(&material, mode, None)?;
+    let client_tls = rampart_net::tls::client_config(
+        &config.domain,
+        material.roots.clone(),
+        material.crls.clone(),
+        Some((material.chain.clone(), material.key.clone_key())),
+        &[Role::Node],
+    )?;
+    runtime()?.block_on(async move {
+        let store = home.open_local_store()?;
+        let listener = tokio::net::TcpListener::bind(config.gateway.listen)
+            .await
+            .with_context(|| format!("binding {}", config.gateway.listen))?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(rampart_gateway::State {
+            domain: config.domain.clone(),
+            store: Arc::new(store),
+            routes: Arc::new(ArcSwap::from_pointee(Default::default())),
+            policy: Arc::new(ArcSwap::from_pointee(Default::default())),
+            client: rampart_net::client::https_client(
+                client_tls,
+                Duration::from_millis(config.gateway.connect_timeout_ms),
+            ),
+            config: config.gateway.clone(),
+        });
+        ready(&format!(
+            "rampart gateway listening on https://{addr} (trust domain {:?}, client certificates {mode})",
+            config.domain.as_str()
+        ));
+        rampart_gateway::run(state, listener, tls, stop_signal()).await;
+        Ok(())
+    })
+}
+
+/// The node's certificate, issued here on first run when this home holds the CA.
+fn node_material(home: &Home, config: &crate::home::Config, name: &str) -> Result<rampart_net::TlsMaterial> {
+    let entity = EntityName::new(name)?;
+    let ca = home.pki().open(&config.domain)?;
+    if !ca.cert_path(&entity).exists() {
+        let (dns, ips) = rampart_pki::default_server_sans();
+        let issued = ca.issue(&IssueRequest {
+            role: Role::Node,
+            name: entity,
+            dns,
+            ips,
+            days: 365,
+            key_type: KeyType::P256,
+        })?;
+        eprintln!("Issued {} for this node ({})", issued.record.identity, issued.cert_path.display());
+    }
+    let m = home.material(config, name)?;
+    let info = rampart_pki::inspect::cert_from_der(m.chain[0].as_ref()).map_err(anyhow::Error::msg)?;
+    match info.role {
+        Some(Role::Node) => Ok(m),
+        other => bail!("{name}.pem is not a node certificate (role {other:?}); pick another --name"),
+    }
+}
+
+fn parse_upstreams(list: &[String]) -> Result<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    for item in list {
+        let Some((name, url)) = item.split_once('=') else {
+            bail!("--upstream {item:?}: expected NAME=http://127.0.0.1:PORT")
+        };
+        rampart_auth::policy::check_service(name)?;
+        let uri: http::Uri = url.parse().with_context(|| format!("--upstream {item:?}: not a URL"))?;
+        let host = uri.host().unwrap_or_default();
+        let loopback =
+            host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if uri.scheme_str() != Some("http") || !loopback {
+            bail!("--upstream {item:?}: plain HTTP upstreams must be on loopback (http://127.0.0.1:PORT)");
+        }
+        out.insert(name.to_owned(), url.to_owned());
+    }
+    Ok(out)
+}
+
+pub fn node(home: &Home, args: NodeArgs) -> Result<()> {
+    init_logging();
+    let config = home.config()?;
+    let upstreams = parse_upstreams(&args.upstreams)?;
+    let mut builtins = args.services.clone();
+    if builtins.is_empty() && upstreams.is_empty() {
+        builtins = rampart_node::BUILTINS.iter().map(|s| (*s).to_owned()).collect();
+    }
+    for s in &builtins {
+        if !rampart_node::BUILTINS.contains(&s.as_str()) && !upstreams.contains_key(s) {
+            bail!(
+                "--service {s:?} is not built in (hello, echo, data); host an app with --upstream {s}=http://127.0.0.1:PORT"
+            );
+        }
+    }
+    builtins.retain(|s| !upstreams.contains_key(s));
+    let material = node_material(home, &config, &args.name)?;
+    let tls = rampart_net::tls::server_config(&material, ClientAuth::Required, Some(&[Role::Gateway]))?;
+    let client_tls = rampart_net::tls::client_config(
+        &config.domain,
+        material.roots.clone(),
+        material.crls.clone(),
+        Some((material.chain.clone(), material.key.clone_key())),
+        &[Role::Gateway],
+    )?;
+    let envelopes = match rampart_crypto::file::load(&home.keyring_path()) {
+        Ok(k) => Some(rampart_node::envelope::Envelopes::new(k, args.payload_ttl)),
+        Err(rampart_crypto::CryptoError::NoKeyring(_)) => {
+            eprintln!("note: no payload keyring in this home; encrypted requests will be refused");
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let gateway = args.gateway.clone().unwrap_or_else(|| format!("https://{}", config.gateway.listen));
+    let name = args.name.clone();
+    runtime()?.block_on(async move {
+        let client = rampart_net::client::https_client(client_tls, Duration::from_secs(2));
+        let store = Arc::new(rampart_net::remote_store::RemoteStore::new(client.clone(), &gateway));
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("binding {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        let node = Arc::new(rampart_node::Node::new(name.clone(), builtins, upstreams, store, envelopes));
+        let membership =
+            Arc::new(rampart_node::registration::Membership::new(client, &gateway, addr, node.services()));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let keeper = tokio::spawn(membership.maintain(stop_rx, Some(ready_tx)));
+        let services = node.services().join(", ");
+        tokio::spawn(async move {
+            if ready_rx.await.is_ok() {
+                ready(&format!(
+                    "rampart node {name} listening on https://{addr}, registered with {gateway} ({services})"
+                ));
+            }
+        });
+        // On SIGTERM: deregister first (the gateway stops sending), then drain and exit.
+        let shutdown = async move {
+            stop_signal().await;
+            let _ = stop_tx.send(true);
+            let _ = keeper.await;
+        };
+        rampart_node::run(node, listener, tls, shutdown).await;
+        Ok(())
+    })
+}

@@ -170,7 +170,9 @@ pub fn client_config(
         .with_custom_certificate_verifier(verifier);
     // No ALPN here: the HTTP connector offers h2 and http/1.1 itself.
     match identity {
-        Some((chain, key)) => builder.with_client_auth_cert(chain, key).map_err(|e| NetError::Tls(e.to_string())),
+        Some((chain, key)) => {
+            builder.with_client_auth_cert(chain, key).map_err(|e| NetError::Tls(e.to_string()))
+        }
         None => Ok(builder.with_no_client_auth()),
     }
 }

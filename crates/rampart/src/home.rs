@@ -84,6 +84,20 @@ impl Home {
         self.root.join("admin.token")
     }
 
+    /// Where a running gateway of this home writes its URL (removed when it stops).
+    pub fn gateway_url_path(&self) -> PathBuf {
+        self.root.join("gateway.url")
+    }
+
+    /// The URL of this home's gateway: the one running now, else the configured address.
+    pub fn gateway_url(&self, config: &Config) -> String {
+        std::fs::read_to_string(self.gateway_url_path())
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| s.starts_with("https://"))
+            .unwrap_or_else(|| format!("https://{}", config.gateway.listen))
+    }
+
     /// Opens the embedded registry (the gateway does, and so do the CLI's commands while no
     /// gateway runs).
     pub fn open_local_store(&self) -> Result<rampart_store::EmbeddedStore> {
@@ -110,7 +124,7 @@ impl Home {
             Ok(s) => Ok(std::sync::Arc::new(s)),
             Err(local) => {
                 let config = self.config()?;
-                let url = format!("https://{}", config.gateway.listen);
+                let url = self.gateway_url(&config);
                 let client = self.admin_client(&config).with_context(|| format!("{local:#}"))?;
                 Ok(std::sync::Arc::new(rampart_net::remote_store::RemoteStore::new(client, &url)))
             }

@@ -15,7 +15,12 @@ use crate::home::Home;
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG").unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -83,11 +88,19 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
             ),
             config: config.gateway.clone(),
         });
+        // Tell the CLI and local nodes where this gateway is (it may have picked its port).
+        let url_file = home.gateway_url_path();
+        rampart_pki::files::write_atomic(
+            &url_file,
+            format!("https://{addr}\n").as_bytes(),
+            rampart_pki::files::PUBLIC,
+        )?;
         ready(&format!(
             "rampart gateway listening on https://{addr} (trust domain {:?}, client certificates {mode})",
             config.domain.as_str()
         ));
         rampart_gateway::run(state, listener, tls, stop_signal()).await;
+        let _ = std::fs::remove_file(url_file);
         Ok(())
     })
 }
@@ -168,7 +181,7 @@ pub fn node(home: &Home, args: NodeArgs) -> Result<()> {
         }
         Err(e) => return Err(e.into()),
     };
-    let gateway = args.gateway.clone().unwrap_or_else(|| format!("https://{}", config.gateway.listen));
+    let gateway = args.gateway.clone().unwrap_or_else(|| home.gateway_url(&config));
     let name = args.name.clone();
     runtime()?.block_on(async move {
         let client = rampart_net::client::https_client(client_tls, Duration::from_secs(2));

@@ -1,0 +1,196 @@
+//! Real processes for the data-path tests: a home, a gateway and nodes of the `rampart` binary
+//! on 127.0.0.1 (port 0), each waited for by its ready line, killed when the test ends.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_rampart");
+
+/// A child process, killed (SIGKILL) and reaped when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub ready: String,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args([&format!("-{sig}"), &self.pid().to_string()]).status().unwrap();
+        assert!(ok.success(), "kill -{sig} failed");
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `rampart --home HOME ARGS` and waits (bounded) for a stdout line starting with
+/// `ready`. Its stderr goes to `HOME/<log>.log` for post-mortems.
+pub fn spawn(home: &Path, args: &[&str], ready: &str, log: &str) -> Proc {
+    let log_file = std::fs::File::create(home.join(format!("{log}.log"))).unwrap();
+    let mut child = Command::new(BIN)
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env_remove("RAMPART_HOME")
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.starts_with(ready) => return Proc { child, ready: line },
+            Ok(_) => continue,
+            Err(_) => {
+                let _ = child.kill();
+                let log = std::fs::read_to_string(home.join(format!("{log}.log"))).unwrap_or_default();
+                panic!("{args:?} never printed {ready:?}; its log:\n{log}");
+            }
+        }
+    }
+}
+
+/// Runs a one-shot command.
+pub fn run(home: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(BIN)
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env_remove("RAMPART_HOME")
+        .env_remove("RAMPART_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+pub fn ok(home: &Path, args: &[&str]) -> String {
+    let out = run(home, args, "");
+    assert!(
+        out.status.success(),
+        "rampart {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A network: a home, its gateway, and nodes.
+pub struct Network {
+    pub dir: tempfile::TempDir,
+    pub home: PathBuf,
+    pub url: String,
+    pub gateway: Proc,
+    pub nodes: Vec<Proc>,
+}
+
+impl Network {
+    /// `rampart init`, a gateway on a free port with `gateway_args`, and `nodes` nodes
+    /// (n1, n2, …) with the built-in services; returns once every node serves `hello`.
+    pub fn start(nodes: usize, gateway_args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        ok(&home, &["init"]);
+        let mut args = vec!["gateway", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(gateway_args);
+        let gateway = spawn(&home, &args, "rampart gateway listening on ", "gateway");
+        let url = gateway.ready.split_whitespace().nth(4).unwrap().to_owned();
+        let mut net = Network { dir, home, url, gateway, nodes: Vec::new() };
+        for i in 1..=nodes {
+            net.add_node(&format!("n{i}"), &[]);
+        }
+        net
+    }
+
+    /// Starts a node and waits until it is registered.
+    pub fn add_node(&mut self, name: &str, extra: &[&str]) {
+        let mut args = vec!["node", "--name", name, "--listen", "127.0.0.1:0", "--gateway", &self.url];
+        args.extend_from_slice(extra);
+        let node = spawn(&self.home, &args, "rampart node ", name);
+        self.nodes.push(node);
+        let want = self.nodes.len();
+        assert!(
+            self.eventually(Duration::from_secs(10), || self.node_count() == want),
+            "node {name} never joined the pool"
+        );
+    }
+
+    /// The internal address of node `i` (from its ready line).
+    pub fn node_addr(&self, i: usize) -> String {
+        let url = self.nodes[i].ready.split_whitespace().nth(5).unwrap().trim_end_matches(',');
+        url.strip_prefix("https://").unwrap().to_owned()
+    }
+
+    /// `rampart call URL/PATH ARGS` (admin certificate unless ARGS say otherwise).
+    pub fn call(&self, path: &str, args: &[&str]) -> Output {
+        let url = format!("{}{path}", self.url);
+        let mut all = vec!["call", url.as_str()];
+        all.extend_from_slice(args);
+        run(&self.home, &all, "")
+    }
+
+    /// Live nodes according to the gateway's status API.
+    pub fn node_count(&self) -> usize {
+        let out = self.call("/_rampart/status", &[]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v["nodes"].as_array().map_or(0, Vec::len)
+    }
+
+    /// Polls `check` every 50 ms until it holds or `limit` passes.
+    pub fn eventually(&self, limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if check() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        check()
+    }
+
+    /// A user with a token (and optionally a certificate), for calls as someone other than admin.
+    pub fn user(&self, name: &str) -> String {
+        ok(&self.home, &["user", "add", name, "--no-password"]);
+        ok(&self.home, &["token", "issue", "--user", name]).trim().to_owned()
+    }
+
+    pub fn pki_file(&self, name: &str) -> String {
+        self.home.join("pki/local/issued").join(name).display().to_string()
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

@@ -236,3 +236,36 @@ fn cli_commands_go_through_a_running_gateway() {
         net.eventually(Duration::from_secs(5), || net.call("/hello", &["--token", &token]).status.success())
     );
 }
+
+#[test]
+fn http2_by_alpn_and_a_replayed_envelope_is_refused() {
+    let net = Network::start(1, &[]);
+    let out = net.call("/hello", &["-v"]);
+    assert!(stderr(&out).starts_with("HTTP/2.0 200 OK"), "{}", stderr(&out));
+    let token = ok(&net.home, &["keys", "encrypt"]); // an empty message, sealed once
+    let file = net.home.join("envelope.txt");
+    std::fs::write(&file, token.trim()).unwrap();
+    let arg = format!("@{}", file.display());
+    let first = net.call("/echo", &["-H", "Content-Type: application/fernet", "-d", &arg]);
+    assert!(first.status.success(), "{}", stdout(&first));
+    let again = net.call("/echo", &["-H", "Content-Type: application/fernet", "-d", &arg]);
+    assert_eq!(again.status.code(), Some(4));
+    assert!(stdout(&again).contains("replayed"), "{}", stdout(&again));
+}
+
+#[test]
+fn sigterm_deregisters_a_node_and_stops_the_gateway_cleanly() {
+    let mut net = Network::start(2, &[]);
+    net.nodes[0].signal("TERM");
+    let status = net.nodes[0].child.wait().unwrap();
+    assert!(status.success(), "node exited with {status}");
+    // Deregistered at once, well before its 3 s lease could lapse (it beat within the last 1 s).
+    assert!(
+        net.eventually(Duration::from_millis(1500), || net.node_count() == 1),
+        "the node did not deregister"
+    );
+    net.gateway.signal("TERM");
+    let status = net.gateway.child.wait().unwrap();
+    assert!(status.success(), "gateway exited with {status}");
+    assert!(!net.home.join("gateway.url").exists());
+}

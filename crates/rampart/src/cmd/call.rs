@@ -109,7 +109,7 @@ pub fn run(home: &Home, args: CallArgs) -> Result<()> {
         req = req.header(AUTHORIZATION, format!("Bearer {}", t.trim()));
     }
     let req = req.body(rampart_net::full(body))?;
-    let (status, headers, bytes) = block_on(async move {
+    let (status, headers, bytes, version) = block_on(async move {
         let client = rampart_net::client::https_client(tls, Duration::from_secs(5));
         let resp = tokio::time::timeout(Duration::from_secs(60), client.request(req))
             .await
@@ -122,10 +122,11 @@ pub fn run(home: &Home, args: CallArgs) -> Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!(e))?
             .to_bytes();
-        Ok::<_, anyhow::Error>((parts.status, parts.headers, bytes))
+        Ok::<_, anyhow::Error>((parts.status, parts.headers, bytes, parts.version))
     })??;
+    let (status, headers, bytes, version) = (status, headers, bytes, version);
     if args.verbose {
-        eprintln!("{status}");
+        eprintln!("{version:?} {status}");
         for (k, v) in &headers {
             eprintln!("{k}: {}", v.to_str().unwrap_or("<binary>"));
         }

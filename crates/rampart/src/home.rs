@@ -119,16 +119,20 @@ impl Home {
 
     /// The registry for the CLI: the file when no gateway runs; while one runs (it holds the
     /// file), its store API over mutual TLS with the admin certificate.
-    pub fn open_store(&self) -> Result<std::sync::Arc<dyn rampart_store::Store>> {
-        match self.open_local_store() {
-            Ok(s) => Ok(std::sync::Arc::new(s)),
-            Err(local) => {
-                let config = self.config()?;
-                let url = self.gateway_url(&config);
-                let client = self.admin_client(&config).with_context(|| format!("{local:#}"))?;
-                Ok(std::sync::Arc::new(rampart_net::remote_store::RemoteStore::new(client, &url)))
-            }
+    pub async fn open_store(&self) -> Result<std::sync::Arc<dyn rampart_store::Store>> {
+        use rampart_store::Store as _;
+        let local = match self.open_local_store() {
+            Ok(s) => return Ok(std::sync::Arc::new(s)),
+            Err(e) => e,
+        };
+        let config = self.config()?;
+        let url = self.gateway_url(&config);
+        let client = self.admin_client(&config).with_context(|| format!("{local:#}"))?;
+        let remote = rampart_net::remote_store::RemoteStore::new(client, &url);
+        if let Err(e) = remote.revision().await {
+            anyhow::bail!("{local:#}, and no gateway of this home answers at {url} ({e})");
         }
+        Ok(std::sync::Arc::new(remote))
     }
 
     /// The TLS material of an issued certificate of this home's domain.

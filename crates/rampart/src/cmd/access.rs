@@ -21,7 +21,7 @@ pub fn user(home: &Home, cmd: UserCommand) -> Result<()> {
         _ => None,
     };
     block_on(async {
-        let store = home.open_store()?;
+        let store = home.open_store().await?;
         match cmd {
             UserCommand::Add { name, admin, cert_identity, token_limit, .. } => {
                 let new = NewUser {
@@ -108,7 +108,7 @@ fn read_password(from_stdin: bool) -> Result<Zeroizing<String>> {
 pub fn token(home: &Home, cmd: TokenCommand) -> Result<()> {
     let config = home.config()?;
     block_on(async {
-        let store = home.open_store()?;
+        let store = home.open_store().await?;
         match cmd {
             TokenCommand::Issue { user, ttl, services } => {
                 let ttl = ttl.map(|d| d.as_secs());
@@ -182,7 +182,7 @@ fn state(t: &rampart_auth::TokenRecord, now: u64) -> &'static str {
 
 pub fn policy(home: &Home, cmd: PolicyCommand) -> Result<()> {
     block_on(async {
-        let store = home.open_store()?;
+        let store = home.open_store().await?;
         match cmd {
             PolicyCommand::Allow(args) => add(store.as_ref(), args, Effect::Allow).await?,
             PolicyCommand::Deny(args) => add(store.as_ref(), args, Effect::Deny).await?,

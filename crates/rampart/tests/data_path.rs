@@ -264,6 +264,13 @@ fn sigterm_deregisters_a_node_and_stops_the_gateway_cleanly() {
         net.eventually(Duration::from_millis(1500), || net.node_count() == 1),
         "the node did not deregister"
     );
+    // With no live node, a known service is 503 with Retry-After (not 404).
+    net.nodes[1].signal("TERM");
+    assert!(net.nodes[1].child.wait().unwrap().success());
+    assert!(net.eventually(Duration::from_millis(1500), || net.node_count() == 0));
+    let out = net.call("/hello", &["-v"]);
+    assert_eq!(out.status.code(), Some(5));
+    assert!(stderr(&out).contains("503") && stderr(&out).contains("retry-after: 1"), "{}", stderr(&out));
     net.gateway.signal("TERM");
     let status = net.gateway.child.wait().unwrap();
     assert!(status.success(), "gateway exited with {status}");

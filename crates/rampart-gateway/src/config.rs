@@ -20,10 +20,22 @@ pub struct GatewayConfig {
     pub heartbeat_ms: u64,
     /// Largest request body accepted, in bytes. Default: 8 MiB.
     pub max_body_bytes: usize,
-    /// Time to connect to a node, in milliseconds. Default: 2000.
+    /// Time to connect to a node, in milliseconds. Default: 1000.
     pub connect_timeout_ms: u64,
-    /// Time for a node to answer, in milliseconds. Default: 30000.
-    pub request_timeout_ms: u64,
+    /// Time one attempt may take before the node counts as hung, in milliseconds. Default: 3000.
+    pub try_timeout_ms: u64,
+    /// Time a request may take in all, retries included, in milliseconds. Default: 15000.
+    pub deadline_ms: u64,
+    /// Most attempts per request (the first included). Default: 3.
+    pub max_attempts: u32,
+    /// Retries allowed per request over a 10 s window, on top of the floor. Default: 0.2.
+    pub retry_ratio: f64,
+    /// Retries always allowed per second. Default: 10.
+    pub retry_floor_per_sec: f64,
+    /// How often every node is probed, in milliseconds. Default: 500.
+    pub probe_interval_ms: u64,
+    /// How long an `Idempotency-Key` outcome is kept and replayed, in seconds. Default: 86400.
+    pub idempotency_window_secs: u64,
 }
 
 impl Default for GatewayConfig {
@@ -34,8 +46,14 @@ impl Default for GatewayConfig {
             lease_ttl_ms: 3000,
             heartbeat_ms: 1000,
             max_body_bytes: 8 << 20,
-            connect_timeout_ms: 2000,
-            request_timeout_ms: 30_000,
+            connect_timeout_ms: 1000,
+            try_timeout_ms: 3000,
+            deadline_ms: 15_000,
+            max_attempts: 3,
+            retry_ratio: 0.2,
+            retry_floor_per_sec: 10.0,
+            probe_interval_ms: 500,
+            idempotency_window_secs: 86_400,
         }
     }
 }

@@ -18,6 +18,7 @@
 pub mod api;
 mod authn;
 pub mod config;
+pub mod health;
 pub mod proxy;
 mod reply;
 pub mod routes;
@@ -49,6 +50,10 @@ pub struct State {
     pub policy: Arc<ArcSwap<PolicySet>>,
     /// The pooled mutual-TLS client to nodes.
     pub client: HttpsClient,
+    /// Every node's health and load.
+    pub health: Arc<health::HealthBoard>,
+    /// The retry budget.
+    pub budget: health::RetryBudget,
     /// Settings.
     pub config: GatewayConfig,
 }
@@ -71,7 +76,8 @@ pub async fn run(
     tls: rustls::ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
-    tokio::spawn(routes::follow(state.store.clone(), state.routes.clone()));
+    tokio::spawn(routes::follow(state.store.clone(), state.routes.clone(), state.health.clone()));
+    tokio::spawn(probe(state.clone()));
     tokio::spawn(follow_policy(state.store.clone(), state.policy.clone()));
     let handler_state = state.clone();
     let handler: rampart_net::Handler = Arc::new(move |req, conn| {
@@ -82,6 +88,36 @@ pub async fn run(
         Arc::new(|remote, reason| tracing::warn!("TLS handshake from {remote} failed: {reason}"));
     rampart_net::serve(listener, Arc::new(tls), handler, ServeLimits::default(), Some(observer), shutdown)
         .await;
+}
+
+/// Probes every node's `/_rampart/health` each `probe_interval_ms`: a hung or dead node fails
+/// and is ejected; an ejected node that passes comes back.
+async fn probe(state: Arc<State>) {
+    let every = Duration::from_millis(state.config.probe_interval_ms.max(50));
+    let timeout = every.max(Duration::from_millis(500));
+    loop {
+        tokio::time::sleep(every).await;
+        let routes = state.routes.load_full();
+        for node in routes.nodes.iter() {
+            let state = state.clone();
+            let routes = routes.clone();
+            let (name, addr) = (node.name.clone(), node.addr);
+            tokio::spawn(async move {
+                let health = state.health.get(&name);
+                let req = Request::get(format!("https://{addr}/_rampart/health")).body(rampart_net::full(""));
+                let Ok(req) = req else { return };
+                let ok = matches!(
+                    tokio::time::timeout(timeout, state.client.request(req)).await,
+                    Ok(Ok(r)) if r.status().is_success()
+                );
+                if ok {
+                    health.succeeded();
+                } else if health.failed() {
+                    state.health.maybe_eject(&health, &routes.peers_of(&name), "health probe failed");
+                }
+            });
+        }
+    }
 }
 
 async fn follow_policy(store: Arc<dyn Store>, policy: Arc<ArcSwap<PolicySet>>) {
@@ -134,10 +170,8 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, conn: Arc<ConnInfo>) 
     if let Err(denied) = state.policy.load().authorize(&principal, service, &method) {
         return reply::error(StatusCode::FORBIDDEN, "forbidden", &denied.reason);
     }
-    let Some(ep) = routes.pick(service).cloned() else {
-        return reply::unavailable(&format!("no live node hosts {service:?} right now"));
-    };
-    proxy::forward(&state, req, service, rest, &principal, &ep).await
+    drop(routes);
+    proxy::forward(&state, req, service, rest, &principal).await
 }
 
 #[cfg(test)]

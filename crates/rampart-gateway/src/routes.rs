@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use rampart_store::Store;
+
+use crate::health::{self, HealthBoard, NodeHealth};
 use serde::{Deserialize, Serialize};
 
 /// Where nodes register.
@@ -34,12 +35,14 @@ pub struct Endpoint {
     pub node: String,
     /// Its address.
     pub addr: SocketAddr,
+    /// What the gateway knows of its health and load.
+    pub health: Arc<NodeHealth>,
 }
 
-/// Service name → its endpoints, plus a round-robin cursor per service.
+/// Service name → its endpoints.
 #[derive(Debug, Default)]
 pub struct Routes {
-    services: HashMap<String, (Vec<Endpoint>, AtomicUsize)>,
+    services: HashMap<String, Vec<Endpoint>>,
     /// Every live node.
     pub nodes: Vec<NodeRecord>,
 }
@@ -47,19 +50,39 @@ pub struct Routes {
 impl Routes {
     /// The table for `nodes`; services of `previous` that no node offers now stay known, with
     /// no endpoint (so callers get 503 "no live replica", not 404 "unknown service").
-    fn build(nodes: Vec<NodeRecord>, previous: &Routes) -> Self {
-        let mut services: HashMap<String, (Vec<Endpoint>, AtomicUsize)> =
-            previous.services.keys().map(|k| (k.clone(), (Vec::new(), AtomicUsize::new(0)))).collect();
+    fn build(nodes: Vec<NodeRecord>, previous: &Routes, board: &HealthBoard) -> Self {
+        let mut services: HashMap<String, Vec<Endpoint>> =
+            previous.services.keys().map(|k| (k.clone(), Vec::new())).collect();
         for n in &nodes {
+            let health = board.get(&n.name);
             for s in &n.services {
-                services
-                    .entry(s.clone())
-                    .or_insert_with(|| (Vec::new(), AtomicUsize::new(0)))
-                    .0
-                    .push(Endpoint { node: n.name.clone(), addr: n.addr });
+                services.entry(s.clone()).or_default().push(Endpoint {
+                    node: n.name.clone(),
+                    addr: n.addr,
+                    health: health.clone(),
+                });
             }
         }
+        board.retain(&nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>());
         Routes { services, nodes }
+    }
+
+    /// The health of every node that shares a service with `node` (itself included).
+    pub fn peers_of(&self, node: &str) -> Vec<Arc<NodeHealth>> {
+        let mut out: Vec<Arc<NodeHealth>> = Vec::new();
+        for eps in self.services.values().filter(|eps| eps.iter().any(|e| e.node == node)) {
+            for e in eps {
+                if !out.iter().any(|h| h.name == e.node) {
+                    out.push(e.health.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// The endpoints of a service.
+    pub fn endpoints(&self, service: &str) -> &[Endpoint] {
+        self.services.get(service).map_or(&[], Vec::as_slice)
     }
 
     /// Whether any node has ever offered the service (it may have no live node now).
@@ -67,13 +90,12 @@ impl Routes {
         self.services.contains_key(service)
     }
 
-    /// The next endpoint of a service, round robin; `None` if none is live.
-    pub fn pick(&self, service: &str) -> Option<&Endpoint> {
-        let (eps, cursor) = self.services.get(service)?;
-        if eps.is_empty() {
-            return None;
-        }
-        Some(&eps[cursor.fetch_add(1, Ordering::Relaxed) % eps.len()])
+    /// An endpoint of a service by power of two choices, avoiding nodes in `tried`.
+    pub fn pick(&self, service: &str, tried: &[String]) -> Option<&Endpoint> {
+        let eps = self.services.get(service)?;
+        let fresh: Vec<Endpoint> = eps.iter().filter(|e| !tried.contains(&e.node)).cloned().collect();
+        let chosen = health::pick(&fresh, |e| &e.health)?;
+        eps.iter().find(|e| e.node == chosen.node)
     }
 }
 
@@ -89,7 +111,7 @@ pub async fn load(store: &dyn Store) -> Vec<NodeRecord> {
 }
 
 /// Keeps `table` equal to the registry's nodes: rebuilds it on every change under `nodes/`.
-pub async fn follow(store: Arc<dyn Store>, table: Arc<ArcSwap<Routes>>) {
+pub async fn follow(store: Arc<dyn Store>, table: Arc<ArcSwap<Routes>>, board: Arc<HealthBoard>) {
     loop {
         let mut watch = match store.watch(NODES_PREFIX, None).await {
             Ok(w) => w,
@@ -101,7 +123,7 @@ pub async fn follow(store: Arc<dyn Store>, table: Arc<ArcSwap<Routes>>) {
         };
         let rebuild = async || {
             let nodes = load(store.as_ref()).await;
-            let next = Routes::build(nodes, &table.load());
+            let next = Routes::build(nodes, &table.load(), &board);
             table.store(Arc::new(next));
         };
         rebuild().await;

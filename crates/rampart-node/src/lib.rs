@@ -120,6 +120,9 @@ async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Respons
     if conn.principal.is_none() {
         return answer(Answer::error(StatusCode::FORBIDDEN, "forbidden", "only gateways may call a node"));
     }
+    if req.uri().path() == "/_rampart/health" && req.headers().get("rampart-service").is_none() {
+        return with_node(node, respond(StatusCode::OK, "text/plain; charset=utf-8", b"ok".to_vec()));
+    }
     let headers = req.headers().clone();
     let principal =
         headers.get("rampart-principal").and_then(|v| v.to_str().ok()).unwrap_or("anonymous").to_owned();
@@ -172,7 +175,17 @@ async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Respons
         match service.as_str() {
             "hello" => services::hello(&method),
             "echo" => services::echo(&method, &path, query.as_deref(), &principal, &body),
-            "data" => services::data(node.store.as_ref(), &method, query.as_deref(), &body).await,
+            "data" => {
+                let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+                services::data(
+                    node.store.as_ref(),
+                    &method,
+                    query.as_deref(),
+                    &body,
+                    key.map(|k| (principal.as_str(), k)),
+                )
+                .await
+            }
             _ => Answer::error(StatusCode::NOT_FOUND, "unknown_service", "not hosted here"),
         }
     } else {
@@ -182,11 +195,20 @@ async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Respons
             &format!("{service:?} is not hosted on this node"),
         )
     };
-    match (&node.envelopes, seal_out) {
+    let resp = match (&node.envelopes, seal_out) {
         (Some(env), true) => match env.seal(&a.body) {
             Ok(token) => respond(a.status, FERNET, token.into_bytes()),
             Err(e) => answer(Answer::error(StatusCode::INTERNAL_SERVER_ERROR, "internal", &e.to_string())),
         },
         _ => answer(a),
+    };
+    with_node(node, resp)
+}
+
+/// Names the node that answered (`Rampart-Node`), for operators and the demo's per-node counts.
+fn with_node(node: &Node, mut resp: Response<Body>) -> Response<Body> {
+    if let Ok(v) = HeaderValue::from_str(&node.name) {
+        resp.headers_mut().insert("rampart-node", v);
     }
+    resp
 }

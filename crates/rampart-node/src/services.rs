@@ -60,25 +60,46 @@ pub fn echo(method: &Method, path: &str, query: Option<&str>, principal: &str, b
 }
 
 /// `data`: `POST /data` stores a JSON object; `GET /data?sort=asc|desc&by=FIELD` lists them.
-pub async fn data(store: &dyn Store, method: &Method, query: Option<&str>, body: &[u8]) -> Answer {
+///
+/// With an idempotency key (the caller's principal and its `Idempotency-Key`), the record id
+/// is derived from the key and written only if absent: a retry or a duplicate, on any replica,
+/// finds the record and answers with the same id instead of storing it twice.
+pub async fn data(
+    store: &dyn Store,
+    method: &Method,
+    query: Option<&str>,
+    body: &[u8],
+    idempotency: Option<(&str, &str)>,
+) -> Answer {
     match *method {
         Method::POST => {
             let Ok(Value::Object(record)) = serde_json::from_slice::<Value>(body) else {
                 return Answer::error(StatusCode::BAD_REQUEST, "bad_request", "a record is a JSON object");
             };
-            let mut raw = [0u8; 8];
-            if getrandom::fill(&mut raw).is_err() {
-                return Answer::error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no randomness");
-            }
-            let id = hex::encode(raw);
+            let id = match idempotency {
+                Some((principal, key)) => {
+                    let scope = format!("{principal}\0{key}");
+                    hex::encode(&ring::digest::digest(&ring::digest::SHA256, scope.as_bytes()).as_ref()[..8])
+                }
+                None => {
+                    let mut raw = [0u8; 8];
+                    if getrandom::fill(&mut raw).is_err() {
+                        return Answer::error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no randomness");
+                    }
+                    hex::encode(raw)
+                }
+            };
             let bytes = Value::Object(record).to_string().into_bytes();
-            match store
-                .compare_and_set(&format!("{RECORDS_PREFIX}{id}"), Expect::Absent, Some(bytes), None)
-                .await
-            {
+            let key = format!("{RECORDS_PREFIX}{id}");
+            match store.compare_and_set(&key, Expect::Absent, Some(bytes), None).await {
                 Ok(o) if o.succeeded => {
                     Answer::json(StatusCode::OK, &serde_json::json!({"result": "ok", "id": id}))
                 }
+                // Written before under this key: the earlier attempt's outcome, not a new record.
+                Ok(_) if idempotency.is_some() => Answer::json(
+                    StatusCode::OK,
+                    &serde_json::json!({"result": "ok", "id": id, "duplicate": true}),
+                ),
                 Ok(_) => Answer::error(StatusCode::CONFLICT, "conflict", "record id collision; retry"),
                 Err(e) => {
                     Answer::error(StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable", &e.to_string())

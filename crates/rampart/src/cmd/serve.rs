@@ -86,6 +86,12 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
                 client_tls,
                 Duration::from_millis(config.gateway.connect_timeout_ms),
             ),
+            health: Default::default(),
+            budget: rampart_gateway::health::RetryBudget::new(
+                config.gateway.retry_ratio,
+                config.gateway.retry_floor_per_sec,
+                Duration::from_secs(10),
+            ),
             config: config.gateway.clone(),
         });
         // Tell the CLI and local nodes where this gateway is (it may have picked its port).

@@ -116,9 +116,26 @@ impl Network {
     /// `rampart init`, a gateway on a free port with `gateway_args`, and `nodes` nodes
     /// (n1, n2, …) with the built-in services; returns once every node serves `hello`.
     pub fn start(nodes: usize, gateway_args: &[&str]) -> Self {
+        Self::start_with(nodes, gateway_args, &[])
+    }
+
+    /// As [`Network::start`], with settings of `rampart.toml` replaced first (`key = value`
+    /// lines, each key present once in the file).
+    pub fn start_with(nodes: usize, gateway_args: &[&str], settings: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().join("home");
         ok(&home, &["init"]);
+        let path = home.join("rampart.toml");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        for (key, value) in settings {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(&format!("{key} = ")))
+                .expect("setting present")
+                .to_owned();
+            text = text.replace(&line, &format!("{key} = {value}"));
+        }
+        std::fs::write(&path, text).unwrap();
         let mut args = vec!["gateway", "--listen", "127.0.0.1:0"];
         args.extend_from_slice(gateway_args);
         let gateway = spawn(&home, &args, "rampart gateway listening on ", "gateway");
@@ -193,4 +210,49 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// An in-process HTTPS client with the home's admin certificate, for load.
+pub fn admin_client(home: &Path) -> rampart_net::client::HttpsClient {
+    let dir = home.join("pki/local");
+    let m = rampart_net::TlsMaterial::load(
+        rampart_pki::TrustDomain::new("local").unwrap(),
+        &dir.join("ca.pem"),
+        &dir.join("issued/admin.pem"),
+        &dir.join("issued/admin.key"),
+        Some(&dir.join("crl.pem")),
+    )
+    .unwrap();
+    let tls = rampart_net::tls::client_config(
+        &m.domain,
+        m.roots.clone(),
+        m.crls.clone(),
+        Some((m.chain.clone(), m.key.clone_key())),
+        &[rampart_pki::Role::Gateway],
+    )
+    .unwrap();
+    rampart_net::client::https_client(tls, Duration::from_secs(2))
+}
+
+/// One request; (status, body, headers).
+pub async fn request(
+    client: &rampart_net::client::HttpsClient,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<(u16, String, http::HeaderMap), String> {
+    use http_body_util::BodyExt;
+    let mut b = http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let req = b.body(rampart_net::full(body.to_owned())).map_err(|e| e.to_string())?;
+    let resp = tokio::time::timeout(Duration::from_secs(30), client.request(req))
+        .await
+        .map_err(|_| "timed out".to_owned())?
+        .map_err(|e| format!("{e:#}"))?;
+    let (parts, body) = resp.into_parts();
+    let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok((parts.status.as_u16(), String::from_utf8_lossy(&bytes).into_owned(), parts.headers))
 }

@@ -48,6 +48,22 @@ pub enum Command {
     Node(NodeArgs),
     /// Call a service through a gateway (curl for rampart: certificates, tokens, envelopes).
     Call(CallArgs),
+    /// A whole network on this machine under load, with a node killed and restarted.
+    Demo(DemoArgs),
+}
+
+/// `rampart demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// How long the load runs; a node is killed at a third of it and restarted at two thirds.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    pub duration: std::time::Duration,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
+    /// Keep the demo's home (a temporary directory unless --home is given) afterwards.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// `rampart gateway`.

@@ -16,6 +16,7 @@ use crate::home::{DEFAULT_HOME, Home};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let explicit_home = cli.home.clone();
     let home = Home::new(cli.home.unwrap_or_else(|| PathBuf::from(DEFAULT_HOME)));
     let result = match cli.command {
         Command::Init(args) => cmd::init::run(&home, args),
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
         Command::Gateway(args) => cmd::serve::gateway(&home, args),
         Command::Node(args) => cmd::serve::node(&home, args),
         Command::Call(args) => cmd::call::run(&home, args),
+        Command::Demo(args) => cmd::demo::run(explicit_home, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

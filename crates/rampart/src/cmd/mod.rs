@@ -15,6 +15,7 @@ macro_rules! outln {
 
 pub mod access;
 pub mod call;
+pub mod demo;
 pub mod init;
 pub mod keys;
 pub mod pki;

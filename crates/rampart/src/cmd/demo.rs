@@ -35,7 +35,9 @@ impl Drop for Proc {
 
 fn spawn(home: &Path, args: &[&str], ready: &str) -> Result<Proc> {
     let exe = std::env::current_exe().context("finding this binary")?;
-    let log = std::fs::File::create(home.join(format!("{}.log", args.first().copied().unwrap_or("child"))))?;
+    // gateway.log, n1.log, …: a node's log is named after the node.
+    let name = if args.first() == Some(&"node") { args.get(2) } else { args.first() };
+    let log = std::fs::File::create(home.join(format!("{}.log", name.copied().unwrap_or("child"))))?;
     let mut child = Command::new(exe)
         .arg("--home")
         .arg(home)

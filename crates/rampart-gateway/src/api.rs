@@ -27,12 +27,37 @@ use serde::Deserialize;
 
 use crate::routes::{NODES_PREFIX, NodeRecord};
 use crate::{State, authn, reply};
+use rampart_events::Severity;
 
 /// Largest API request body (the store API carries values up to 1 MiB, in base64).
 const MAX_API_BODY: usize = 2 << 20;
 
-/// Answers a request under `/_rampart`; `rest` is the path after it.
+/// Answers a request under `/_rampart`; `rest` is the path after it. Every answer carries
+/// the admin security headers.
 pub async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+    conn: Arc<ConnInfo>,
+    rest: &str,
+) -> Response<Body> {
+    let mut resp = dispatch(state, req, conn, rest).await;
+    secure(resp.headers_mut());
+    resp
+}
+
+/// Headers that keep the admin API and dashboard out of frames, sniffing and referrers.
+fn secure(h: &mut http::HeaderMap) {
+    use http::header::{self, HeaderValue};
+    let csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; \
+               frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+async fn dispatch(
     state: Arc<State>,
     req: Request<Incoming>,
     conn: Arc<ConnInfo>,
@@ -40,12 +65,33 @@ pub async fn handle(
 ) -> Response<Body> {
     let method = req.method().clone();
     if (method.clone(), rest) == (Method::POST, "/token") {
-        return token_for_password(&state, req).await;
+        return token_for_password(&state, req, &conn).await;
+    }
+    if method == Method::GET
+        && let Some(asset) = crate::dashboard::asset(rest)
+    {
+        return asset;
+    }
+    if (method.clone(), rest) == (Method::GET, "/metrics") && metrics_token_ok(&state, req.headers()) {
+        return metrics(&state);
     }
     let principal = match authn::authenticate(&state, req.headers(), &conn, None).await {
         Ok(p) => p,
-        Err(reason) => return reply::unauthenticated(&reason),
+        Err(failure) => {
+            state.auth_failed(failure.kind, conn.remote, None, &failure.reason);
+            return reply::unauthenticated(&failure.reason);
+        }
     };
+    let admin_only =
+        matches!(rest, "/status" | "/metrics" | "/events" | "/bans") || rest.starts_with("/bans/");
+    if admin_only && !principal.is_admin() {
+        let why = format!("{principal} is not an administrator");
+        state.event(Severity::Warning, "admin_forbidden", conn.remote, Some(principal.name()), None, &why);
+        return reply::error(StatusCode::FORBIDDEN, "forbidden", "the admin API is for administrators");
+    }
+    if (method.clone(), rest) == (Method::GET, "/events") {
+        return crate::stream::events(&state, req.headers(), req.uri().query());
+    }
     let body = match read_body(req).await {
         Ok(b) => b,
         Err(r) => return r,
@@ -55,12 +101,59 @@ pub async fn handle(
         (Method::POST, "/internal/register") => with_node(&principal, |n| register(&state, n, &body)).await,
         (Method::POST, "/internal/heartbeat") => with_node(&principal, |n| heartbeat(&state, n)).await,
         (Method::POST, "/internal/deregister") => with_node(&principal, |n| deregister(&state, n)).await,
-        (Method::GET, "/status") if principal.is_admin() => status(&state),
-        (_, "/status") => {
-            reply::error(StatusCode::FORBIDDEN, "forbidden", "the admin API is for administrators")
+        (Method::POST, "/internal/events") => {
+            with_node(&principal, |n| node_reported(&state, n, &body)).await
         }
+        (Method::GET, "/status") => status(&state),
+        (Method::GET, "/metrics") => metrics(&state),
+        (Method::GET, "/bans") => {
+            reply::json(StatusCode::OK, &serde_json::json!({"bans": state.bans.list()}))
+        }
+        (Method::DELETE, path) if path.starts_with("/bans/") => lift_ban(&state, &path["/bans/".len()..]),
         _ => reply::error(StatusCode::NOT_FOUND, "not_found", "no such gateway API"),
     }
+}
+
+fn metrics_token_ok(state: &State, headers: &http::HeaderMap) -> bool {
+    use subtle::ConstantTimeEq;
+    let Some(expected) = &state.config.metrics_token else { return false };
+    let presented = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    !expected.is_empty() && bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+fn metrics(state: &State) -> Response<Body> {
+    let mut r = Response::new(rampart_net::full(state.metrics.render(&state.events.counts())));
+    r.headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; version=0.0.4"));
+    r
+}
+
+fn lift_ban(state: &State, source: &str) -> Response<Body> {
+    let Ok(ip) = source.parse::<std::net::IpAddr>() else {
+        return reply::error(StatusCode::BAD_REQUEST, "bad_request", "not an IP address");
+    };
+    if state.bans.lift(ip) {
+        reply::json(StatusCode::OK, &serde_json::json!({"result": "ok", "lifted": source}))
+    } else {
+        reply::error(StatusCode::NOT_FOUND, "not_found", "no ban on that address")
+    }
+}
+
+/// An event a node reports (a caller it refused).
+async fn node_reported(state: &State, node: &str, body: &[u8]) -> Response<Body> {
+    let Ok(mut ev) = serde_json::from_slice::<rampart_events::NewEvent>(body) else {
+        return reply::error(StatusCode::BAD_REQUEST, "bad_request", "not an event");
+    };
+    ev.node = Some(node.to_owned());
+    ev.kind.truncate(64);
+    ev.reason.truncate(512);
+    ev.source.truncate(128);
+    state.events.record(ev);
+    reply::json(StatusCode::OK, &serde_json::json!({"result": "ok"}))
 }
 
 async fn read_body(req: Request<Incoming>) -> Result<bytes::Bytes, Response<Body>> {
@@ -148,6 +241,9 @@ async fn heartbeat(state: &State, node: &str) -> Response<Body> {
 
 async fn deregister(state: &State, node: &str) -> Response<Body> {
     if let Some(rec) = node_record(state, node).await {
+        if let Ok(mut d) = state.deregistered.lock() {
+            d.insert(node.to_owned());
+        }
         let _ = state.store.revoke_lease(LeaseId(rec.lease)).await;
         tracing::info!("node {node} deregistered");
     }
@@ -198,7 +294,7 @@ fn status(state: &State) -> Response<Body> {
 }
 
 /// `POST /_rampart/token` with `Authorization: Basic` → a token for the user's password.
-async fn token_for_password(state: &State, req: Request<Incoming>) -> Response<Body> {
+async fn token_for_password(state: &State, req: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
     let creds = req
         .headers()
         .get(http::header::AUTHORIZATION)
@@ -225,7 +321,15 @@ async fn token_for_password(state: &State, req: Request<Incoming>) -> Response<B
             StatusCode::OK,
             &serde_json::json!({"token": issued.token.as_str(), "id": issued.record.id, "expires": issued.record.expires}),
         ),
-        Err(AuthError::BadCredentials) => reply::unauthenticated("wrong user name or password"),
+        Err(AuthError::BadCredentials) => {
+            state.auth_failed(
+                "bad_password",
+                conn.remote,
+                None,
+                &format!("wrong password for user {user:?}"),
+            );
+            reply::unauthenticated("wrong user name or password")
+        }
         Err(e @ AuthError::TokenLimit { .. }) => {
             reply::error(StatusCode::FORBIDDEN, "token_limit", &e.to_string())
         }

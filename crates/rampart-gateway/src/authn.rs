@@ -7,30 +7,43 @@ use rampart_net::ConnInfo;
 
 use crate::State;
 
-/// The caller of a request, or why there is none (the 401 reason).
+/// Why there is no caller: the event kind and the 401 reason.
+#[derive(Debug)]
+pub struct AuthFailure {
+    /// The security event's kind (`token_expired`, `unauthenticated`, …).
+    pub kind: &'static str,
+    /// The sentence for the caller.
+    pub reason: String,
+}
+
+fn fail(kind: &'static str, reason: impl Into<String>) -> AuthFailure {
+    AuthFailure { kind, reason: reason.into() }
+}
+
+/// The caller of a request, or why there is none.
 pub async fn authenticate(
     state: &State,
     headers: &http::HeaderMap,
     conn: &ConnInfo,
     service: Option<&str>,
-) -> Result<Principal, String> {
+) -> Result<Principal, AuthFailure> {
     if let Some(value) = headers.get(AUTHORIZATION) {
-        let text = value.to_str().map_err(|_| "malformed Authorization header".to_owned())?;
+        let text = value.to_str().map_err(|_| fail("token_malformed", "malformed Authorization header"))?;
         let Some(token) = text.strip_prefix("Bearer ").or_else(|| text.strip_prefix("bearer ")) else {
-            return Err("the Authorization header must be 'Bearer <token>'".into());
+            return Err(fail("token_malformed", "the Authorization header must be 'Bearer <token>'"));
         };
         return match tokens::verify(state.store.as_ref(), token, service, &state.domain, crate::now_secs())
             .await
         {
             Ok(p) => Ok(p),
-            Err(AuthError::Token(refusal)) => Err(refusal.to_string()),
+            Err(AuthError::Token(refusal)) => Err(fail(refusal.kind(), refusal.to_string())),
             Err(e) => {
                 tracing::error!("token verification failed: {e}");
-                Err("token could not be verified".into())
+                Err(fail("token_unverifiable", "token could not be verified"))
             }
         };
     }
-    conn.principal
-        .clone()
-        .ok_or_else(|| "present a client certificate or an Authorization: Bearer token".to_owned())
+    conn.principal.clone().ok_or_else(|| {
+        fail("unauthenticated", "present a client certificate or an Authorization: Bearer token")
+    })
 }

@@ -36,6 +36,33 @@ pub struct GatewayConfig {
     pub probe_interval_ms: u64,
     /// How long an `Idempotency-Key` outcome is kept and replayed, in seconds. Default: 86400.
     pub idempotency_window_secs: u64,
+    /// Requests per second allowed from one source address (0: no limit). Default: 10000.
+    pub rate_per_source: f64,
+    /// Requests per second allowed for one principal (0: no limit). Default: 10000.
+    pub rate_per_principal: f64,
+    /// Bursts allowed above the rates, as a multiple of one second's worth. Default: 2.
+    pub rate_burst_secs: f64,
+    /// Longest request URI, bytes (414 beyond). Default: 8192.
+    pub max_uri_bytes: usize,
+    /// Largest request head, bytes (431 beyond). Default: 16384.
+    pub max_header_bytes: usize,
+    /// Most request headers (431 beyond). Default: 100.
+    pub max_headers: usize,
+    /// Time for a client to send its request headers, in milliseconds. Default: 10000.
+    pub header_timeout_ms: u64,
+    /// Time a request body may pause between bytes, in milliseconds (408 beyond). Default: 10000.
+    pub body_idle_timeout_ms: u64,
+    /// Connections served at once. Default: 10000.
+    pub max_connections: usize,
+    /// Authentication failures from one source, within `ban_window_secs`, that ban it
+    /// (0: never ban). Default: 20.
+    pub ban_after_failures: u32,
+    /// The window for counting those failures, in seconds. Default: 60.
+    pub ban_window_secs: u64,
+    /// How long a ban lasts, in seconds. Default: 300.
+    pub ban_secs: u64,
+    /// A bearer token that may read `/_rampart/metrics` (besides admins). Default: none.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for GatewayConfig {
@@ -54,6 +81,19 @@ impl Default for GatewayConfig {
             retry_floor_per_sec: 10.0,
             probe_interval_ms: 500,
             idempotency_window_secs: 86_400,
+            rate_per_source: 10_000.0,
+            rate_per_principal: 10_000.0,
+            rate_burst_secs: 2.0,
+            max_uri_bytes: 8192,
+            max_header_bytes: 16 << 10,
+            max_headers: 100,
+            header_timeout_ms: 10_000,
+            body_idle_timeout_ms: 10_000,
+            max_connections: 10_000,
+            ban_after_failures: 20,
+            ban_window_secs: 60,
+            ban_secs: 300,
+            metrics_token: None,
         }
     }
 }

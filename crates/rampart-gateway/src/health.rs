@@ -72,21 +72,23 @@ impl NodeHealth {
         self.ewma_us.store((old * 3 + sample) / 4, Ordering::Relaxed);
     }
 
-    /// A success (a request answered, or a probe passed).
-    pub fn succeeded(&self) {
+    /// A success (a request answered, or a probe passed); returns true when this brought an
+    /// ejected node back into the pool.
+    pub fn succeeded(&self) -> bool {
         self.failures.store(0, Ordering::Relaxed);
-        if self.is_ejected() {
-            let passes = self.passes.fetch_add(1, Ordering::Relaxed) + 1;
-            let backoff_over =
-                self.ejected_until.lock().map(|u| u.is_none_or(|t| Instant::now() >= t)).unwrap_or(true);
-            if passes >= RETURN_AFTER && backoff_over {
-                self.ejected.store(false, Ordering::Release);
-                self.passes.store(0, Ordering::Relaxed);
-                tracing::info!("node {} rejoined the pool after passing probes", self.name);
-            }
-        } else {
+        if !self.is_ejected() {
             self.ejections_in_a_row.store(0, Ordering::Relaxed);
+            return false;
         }
+        let passes = self.passes.fetch_add(1, Ordering::Relaxed) + 1;
+        let backoff_over =
+            self.ejected_until.lock().map(|u| u.is_none_or(|t| Instant::now() >= t)).unwrap_or(true);
+        if passes >= RETURN_AFTER && backoff_over && self.ejected.swap(false, Ordering::AcqRel) {
+            self.passes.store(0, Ordering::Relaxed);
+            tracing::info!("node {} rejoined the pool after passing probes", self.name);
+            return true;
+        }
+        false
     }
 
     /// A failure; returns true when it crossed the ejection threshold (the caller decides,
@@ -97,9 +99,9 @@ impl NodeHealth {
         n >= EJECT_AFTER && !self.is_ejected()
     }
 
-    fn eject(&self, why: &str) {
+    fn eject(&self, why: &str) -> bool {
         if self.ejected.swap(true, Ordering::AcqRel) {
-            return;
+            return false;
         }
         let n = self.ejections_in_a_row.fetch_add(1, Ordering::Relaxed);
         let backoff = BASE_BACKOFF.saturating_mul(1 << n.min(5)).min(MAX_BACKOFF);
@@ -108,6 +110,7 @@ impl NodeHealth {
         }
         self.passes.store(0, Ordering::Relaxed);
         tracing::warn!("node {} ejected for at least {backoff:?}: {why}", self.name);
+        true
     }
 }
 
@@ -120,11 +123,11 @@ pub struct InFlight {
 }
 
 impl InFlight {
-    /// The node answered.
-    pub fn ok(mut self) {
+    /// The node answered; returns true when that brought it back into the pool.
+    pub fn ok(mut self) -> bool {
         self.done = true;
         self.node.observe_latency(self.started.elapsed());
-        self.node.succeeded();
+        self.node.succeeded()
     }
 
     /// The node failed; returns whether it should now be ejected.
@@ -155,15 +158,16 @@ impl HealthBoard {
     }
 
     /// Ejects `node` unless that would take out more than the allowed share of `peers`
-    /// (the nodes of one service, `node` among them).
-    pub fn maybe_eject(&self, node: &NodeHealth, peers: &[Arc<NodeHealth>], why: &str) {
+    /// (the nodes of one service, `node` among them); whether it was ejected now.
+    pub fn maybe_eject(&self, node: &NodeHealth, peers: &[Arc<NodeHealth>], why: &str) -> bool {
         let ejected = peers.iter().filter(|p| p.is_ejected()).count();
         let allowed =
             ((peers.len() as f64 * MAX_EJECTED_SHARE).floor() as usize).min(peers.len().saturating_sub(1));
         if ejected < allowed {
-            node.eject(why);
+            node.eject(why)
         } else {
             tracing::warn!("node {} keeps failing ({why}) but ejecting it would exceed the cap", node.name);
+            false
         }
     }
 
@@ -274,21 +278,21 @@ mod tests {
         let board = HealthBoard::default();
         let peers: Vec<_> = ["a", "b", "c", "d"].iter().map(|n| board.get(n)).collect();
         assert!(!peers[0].failed());
-        peers[0].succeeded();
+        let _ = peers[0].succeeded();
         assert!(!peers[0].failed() && !peers[0].failed());
         assert!(peers[0].failed());
-        board.maybe_eject(&peers[0], &peers, "test");
+        let _ = board.maybe_eject(&peers[0], &peers, "test");
         assert!(peers[0].is_ejected());
         for _ in 0..3 {
             peers[1].failed();
         }
-        board.maybe_eject(&peers[1], &peers, "test");
+        let _ = board.maybe_eject(&peers[1], &peers, "test");
         assert!(peers[1].is_ejected());
         // Half of four are out: the third stays in.
         for _ in 0..3 {
             peers[2].failed();
         }
-        board.maybe_eject(&peers[2], &peers, "test");
+        let _ = board.maybe_eject(&peers[2], &peers, "test");
         assert!(!peers[2].is_ejected());
     }
 
@@ -299,7 +303,7 @@ mod tests {
         for _ in 0..5 {
             only[0].failed();
         }
-        board.maybe_eject(&only[0], &only, "test");
+        let _ = board.maybe_eject(&only[0], &only, "test");
         assert!(!only[0].is_ejected());
     }
 
@@ -311,7 +315,7 @@ mod tests {
         for _ in 0..20 {
             assert_eq!(pick(&nodes, |n| n).unwrap().name, "b");
         }
-        nodes[1].eject("test");
+        let _ = nodes[1].eject("test");
         assert_eq!(pick(&nodes, |n| n).unwrap().name, "a");
     }
 

@@ -15,13 +15,18 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod admission;
 pub mod api;
 mod authn;
 pub mod config;
+mod dashboard;
 pub mod health;
+pub mod metrics;
 pub mod proxy;
 mod reply;
 pub mod routes;
+mod security;
+mod stream;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -31,6 +36,7 @@ use arc_swap::ArcSwap;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use rampart_auth::PolicySet;
+use rampart_events::Severity;
 use rampart_net::client::HttpsClient;
 use rampart_net::{Body, ConnInfo, ServeLimits};
 use rampart_pki::TrustDomain;
@@ -54,8 +60,59 @@ pub struct State {
     pub health: Arc<health::HealthBoard>,
     /// The retry budget.
     pub budget: health::RetryBudget,
+    /// The audit log and live event stream.
+    pub events: Arc<rampart_events::EventLog>,
+    /// Counters for `/_rampart/metrics`.
+    pub metrics: metrics::Metrics,
+    /// Requests per source address.
+    pub source_limit: admission::RateLimiter,
+    /// Requests per principal.
+    pub principal_limit: admission::RateLimiter,
+    /// Sources banned for failing authentication.
+    pub bans: admission::Bans,
+    /// Nodes that deregistered (so their leaving is not a lapsed lease).
+    pub deregistered: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Settings.
     pub config: GatewayConfig,
+}
+
+impl State {
+    /// A gateway's shared state.
+    pub fn new(
+        domain: TrustDomain,
+        store: Arc<dyn Store>,
+        client: HttpsClient,
+        events: Arc<rampart_events::EventLog>,
+        config: GatewayConfig,
+    ) -> Self {
+        let c = &config;
+        State {
+            domain,
+            store,
+            routes: Arc::new(ArcSwap::from_pointee(Default::default())),
+            policy: Arc::new(ArcSwap::from_pointee(Default::default())),
+            client,
+            health: Default::default(),
+            budget: health::RetryBudget::new(c.retry_ratio, c.retry_floor_per_sec, Duration::from_secs(10)),
+            events,
+            metrics: Default::default(),
+            source_limit: admission::RateLimiter::new(
+                c.rate_per_source,
+                c.rate_per_source * c.rate_burst_secs,
+            ),
+            principal_limit: admission::RateLimiter::new(
+                c.rate_per_principal,
+                c.rate_per_principal * c.rate_burst_secs,
+            ),
+            deregistered: Default::default(),
+            bans: admission::Bans::new(
+                c.ban_after_failures,
+                Duration::from_secs(c.ban_window_secs),
+                Duration::from_secs(c.ban_secs),
+            ),
+            config,
+        }
+    }
 }
 
 impl std::fmt::Debug for State {
@@ -76,7 +133,21 @@ pub async fn run(
     tls: rustls::ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
-    tokio::spawn(routes::follow(state.store.clone(), state.routes.clone(), state.health.clone()));
+    let watcher = state.clone();
+    let on_removed: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |node: &str| {
+        let left = watcher.deregistered.lock().map(|mut d| d.remove(node)).unwrap_or(false);
+        if left {
+            watcher.node_event(Severity::Info, "node_left", node, "deregistered (drained)");
+        } else {
+            watcher.node_event(
+                Severity::Warning,
+                "lease_expired",
+                node,
+                "stopped heartbeating; its lease lapsed",
+            );
+        }
+    });
+    tokio::spawn(routes::follow(state.store.clone(), state.routes.clone(), state.health.clone(), on_removed));
     tokio::spawn(probe(state.clone()));
     tokio::spawn(follow_policy(state.store.clone(), state.policy.clone()));
     let handler_state = state.clone();
@@ -84,10 +155,23 @@ pub async fn run(
         let state = handler_state.clone();
         Box::pin(async move { handle(state, req, conn).await })
     });
-    let observer: rampart_net::serve::HandshakeObserver =
-        Arc::new(|remote, reason| tracing::warn!("TLS handshake from {remote} failed: {reason}"));
-    rampart_net::serve(listener, Arc::new(tls), handler, ServeLimits::default(), Some(observer), shutdown)
-        .await;
+    let (hs, cs) = (state.clone(), state.clone());
+    let observers = rampart_net::Observers {
+        handshake: Some(Arc::new(move |remote, reason: String| {
+            tracing::warn!("TLS handshake from {remote} failed: {reason}");
+            hs.handshake_failed(remote, &reason);
+        })),
+        connection: Some(Arc::new(move |remote, problem| cs.connection_problem(remote, problem))),
+    };
+    let c = &state.config;
+    let limits = ServeLimits {
+        max_connections: c.max_connections,
+        header_read_timeout: Duration::from_millis(c.header_timeout_ms),
+        max_header_bytes: c.max_header_bytes,
+        max_headers: c.max_headers,
+        ..ServeLimits::default()
+    };
+    rampart_net::serve(listener, Arc::new(tls), handler, limits, observers, shutdown).await;
 }
 
 /// Probes every node's `/_rampart/health` each `probe_interval_ms`: a hung or dead node fails
@@ -111,9 +195,14 @@ async fn probe(state: Arc<State>) {
                     Ok(Ok(r)) if r.status().is_success()
                 );
                 if ok {
-                    health.succeeded();
-                } else if health.failed() {
-                    state.health.maybe_eject(&health, &routes.peers_of(&name), "health probe failed");
+                    if health.succeeded() {
+                        state.node_event(Severity::Info, "node_rejoined", &name, "passed its health probes");
+                    }
+                } else if health.failed()
+                    && state.health.maybe_eject(&health, &routes.peers_of(&name), "health probe failed")
+                {
+                    state.metrics.ejections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    state.node_event(Severity::Warning, "node_ejected", &name, "failed its health probes");
                 }
             });
         }
@@ -149,17 +238,47 @@ fn split(path: &str) -> (&str, &str) {
 }
 
 async fn handle(state: Arc<State>, req: Request<Incoming>, conn: Arc<ConnInfo>) -> Response<Body> {
+    let started = std::time::Instant::now();
     let path = req.uri().path().to_owned();
     let (service, rest) = split(&path);
+    if let Some(refused) = state.refuse_early(conn.remote, req.uri().to_string().len()) {
+        return refused;
+    }
     if service == "_rampart" {
         return api::handle(state.clone(), req, conn, rest).await;
     }
-    let principal = match authn::authenticate(&state, req.headers(), &conn, Some(service)).await {
+    let resp = route(&state, req, &conn, service, rest).await;
+    state.metrics.request(service, resp.status().as_u16(), started.elapsed());
+    resp
+}
+
+async fn route(
+    state: &Arc<State>,
+    req: Request<Incoming>,
+    conn: &ConnInfo,
+    service: &str,
+    rest: &str,
+) -> Response<Body> {
+    let principal = match authn::authenticate(state, req.headers(), conn, Some(service)).await {
         Ok(p) => p,
-        Err(reason) => return reply::unauthenticated(&reason),
+        Err(failure) => {
+            state.auth_failed(failure.kind, conn.remote, Some(service), &failure.reason);
+            return reply::unauthenticated(&failure.reason);
+        }
     };
-    let routes = state.routes.load();
-    if service.is_empty() || !routes.knows(service) {
+    if let Err(wait) = state.principal_limit.check(&principal.name()) {
+        state.event(
+            Severity::Warning,
+            "rate_limited",
+            conn.remote,
+            Some(principal.name()),
+            Some(service),
+            "over the per-principal request rate",
+        );
+        return security::too_many(wait);
+    }
+    let known = !service.is_empty() && state.routes.load().knows(service);
+    if !known {
         return reply::error(
             StatusCode::NOT_FOUND,
             "unknown_service",
@@ -168,10 +287,17 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, conn: Arc<ConnInfo>) 
     }
     let method = req.method().as_str().to_owned();
     if let Err(denied) = state.policy.load().authorize(&principal, service, &method) {
+        state.event(
+            Severity::Warning,
+            "policy_denied",
+            conn.remote,
+            Some(principal.name()),
+            Some(service),
+            &denied.reason,
+        );
         return reply::error(StatusCode::FORBIDDEN, "forbidden", &denied.reason);
     }
-    drop(routes);
-    proxy::forward(&state, req, service, rest, &principal).await
+    proxy::forward(state, req, conn, service, rest, &principal).await
 }
 
 #[cfg(test)]

@@ -19,7 +19,8 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use rampart_auth::Principal;
-use rampart_net::{Body, full};
+use rampart_events::Severity;
+use rampart_net::{Body, ConnInfo, full};
 use serde::{Deserialize, Serialize};
 
 use crate::routes::Endpoint;
@@ -73,19 +74,44 @@ fn idempotent(method: &Method) -> bool {
 pub async fn forward(
     state: &State,
     req: Request<Incoming>,
+    conn: &ConnInfo,
     service: &str,
     rest: &str,
     principal: &Principal,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let limit = state.config.max_body_bytes;
-    let body = match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return reply::error(
-                StatusCode::PAYLOAD_TOO_LARGE,
+    let body = match read_body(body, limit, Duration::from_millis(state.config.body_idle_timeout_ms)).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => {
+            let why = format!("request bodies are limited to {limit} bytes");
+            state.event(
+                Severity::Warning,
                 "too_large",
-                &format!("request bodies are limited to {limit} bytes"),
+                conn.remote,
+                Some(principal.name()),
+                Some(service),
+                &why,
+            );
+            return reply::error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", &why);
+        }
+        Err(BodyError::Idle) => {
+            let why = "the request body stalled";
+            state.event(
+                Severity::Warning,
+                "slow_client",
+                conn.remote,
+                Some(principal.name()),
+                Some(service),
+                why,
+            );
+            return reply::error(StatusCode::REQUEST_TIMEOUT, "slow_client", why);
+        }
+        Err(BodyError::Broken) => {
+            return reply::error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the request body could not be read",
             );
         }
     };
@@ -140,7 +166,9 @@ pub async fn forward(
                 }
             }
             Ok(Ok(resp)) => {
-                in_flight.ok();
+                if in_flight.ok() {
+                    state.node_event(Severity::Info, "node_rejoined", &ep.node, "answered again");
+                }
                 return match &record {
                     Some(r) => keep(state, r, resp, attempt).await,
                     None => finish(resp, attempt),
@@ -199,7 +227,42 @@ fn failed(state: &State, ep: &Endpoint, in_flight: health::InFlight, why: &str) 
     tracing::warn!("attempt on node {} ({}) failed: {why}", ep.node, ep.addr);
     if in_flight.failed() {
         let peers = state.routes.load().peers_of(&ep.node);
-        state.health.maybe_eject(&ep.health, &peers, why);
+        if state.health.maybe_eject(&ep.health, &peers, why) {
+            state.metrics.ejections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            state.node_event(
+                Severity::Warning,
+                "node_ejected",
+                &ep.node,
+                &format!("consecutive failures: {why}"),
+            );
+        }
+    }
+}
+
+enum BodyError {
+    TooLarge,
+    Idle,
+    Broken,
+}
+
+/// Reads a request body whole, refusing more than `limit` bytes or a pause longer than `idle`
+/// between frames (a slow client must not hold a worker).
+async fn read_body(mut body: Incoming, limit: usize, idle: Duration) -> Result<Bytes, BodyError> {
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => return Err(BodyError::Idle),
+            Ok(None) => return Ok(buf.freeze()),
+            Ok(Some(Err(_))) => return Err(BodyError::Broken),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    if buf.len() + data.len() > limit {
+                        return Err(BodyError::TooLarge);
+                    }
+                    buf.extend_from_slice(&data);
+                }
+            }
+        }
     }
 }
 

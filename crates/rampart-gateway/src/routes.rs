@@ -111,7 +111,13 @@ pub async fn load(store: &dyn Store) -> Vec<NodeRecord> {
 }
 
 /// Keeps `table` equal to the registry's nodes: rebuilds it on every change under `nodes/`.
-pub async fn follow(store: Arc<dyn Store>, table: Arc<ArcSwap<Routes>>, board: Arc<HealthBoard>) {
+/// `on_removed` hears of every node that left the table.
+pub async fn follow(
+    store: Arc<dyn Store>,
+    table: Arc<ArcSwap<Routes>>,
+    board: Arc<HealthBoard>,
+    on_removed: Arc<dyn Fn(&str) + Send + Sync>,
+) {
     loop {
         let mut watch = match store.watch(NODES_PREFIX, None).await {
             Ok(w) => w,
@@ -123,7 +129,11 @@ pub async fn follow(store: Arc<dyn Store>, table: Arc<ArcSwap<Routes>>, board: A
         };
         let rebuild = async || {
             let nodes = load(store.as_ref()).await;
-            let next = Routes::build(nodes, &table.load(), &board);
+            let previous = table.load_full();
+            let next = Routes::build(nodes, &previous, &board);
+            for gone in previous.nodes.iter().filter(|p| !next.nodes.iter().any(|n| n.name == p.name)) {
+                on_removed(&gone.name);
+            }
             table.store(Arc::new(next));
         };
         rebuild().await;

@@ -18,5 +18,5 @@ pub mod serve;
 pub mod tls;
 
 pub use error::{NetError, Result};
-pub use serve::{Body, BoxError, ConnInfo, Handler, ServeLimits, full, serve};
+pub use serve::{Body, BoxError, ConnInfo, ConnProblem, Handler, Observers, ServeLimits, full, serve};
 pub use tls::{ClientAuth, TlsMaterial};

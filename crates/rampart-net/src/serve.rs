@@ -56,6 +56,33 @@ pub type Handler = Arc<
 /// Called with the client's address and the reason whenever a TLS handshake fails.
 pub type HandshakeObserver = Arc<dyn Fn(SocketAddr, String) + Send + Sync>;
 
+/// Why a connection was cut before a request could be answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnProblem {
+    /// The client did not send its request headers in time (a slow client).
+    HeaderTimeout,
+    /// The request head was over the size or count limit (answered 431).
+    HeadersTooLarge,
+}
+
+/// Called with the client's address and the problem when a connection is cut.
+pub type ConnObserver = Arc<dyn Fn(SocketAddr, ConnProblem) + Send + Sync>;
+
+/// Who hears about connections that fail.
+#[derive(Clone, Default)]
+pub struct Observers {
+    /// Failed TLS handshakes.
+    pub handshake: Option<HandshakeObserver>,
+    /// Connections cut for a slow or oversized request head.
+    pub connection: Option<ConnObserver>,
+}
+
+impl std::fmt::Debug for Observers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observers").finish_non_exhaustive()
+    }
+}
+
 /// Limits of a listener.
 #[derive(Clone, Debug)]
 pub struct ServeLimits {
@@ -65,6 +92,10 @@ pub struct ServeLimits {
     pub handshake_timeout: Duration,
     /// Time allowed for a request's headers (HTTP/1.1). Default 10 s.
     pub header_read_timeout: Duration,
+    /// Largest request head (HTTP/1.1 buffer; HTTP/2 header list), bytes. Default 16 KiB.
+    pub max_header_bytes: usize,
+    /// Most request headers (HTTP/1.1). Default 100.
+    pub max_headers: usize,
     /// Time in-flight requests get to finish after shutdown begins. Default 30 s.
     pub drain_timeout: Duration,
 }
@@ -75,6 +106,8 @@ impl Default for ServeLimits {
             max_connections: 10_000,
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 16 << 10,
+            max_headers: 100,
             drain_timeout: Duration::from_secs(30),
         }
     }
@@ -87,7 +120,7 @@ pub async fn serve(
     tls: Arc<rustls::ServerConfig>,
     handler: Handler,
     limits: ServeLimits,
-    on_handshake_error: Option<HandshakeObserver>,
+    observers: Observers,
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
@@ -115,20 +148,20 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let handler = handler.clone();
         let limits = limits.clone();
-        let observer = on_handshake_error.clone();
+        let observers = observers.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _permit = permit;
             let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
-                    if let Some(o) = observer {
+                    if let Some(o) = &observers.handshake {
                         o(remote, e.to_string());
                     }
                     return;
                 }
                 Err(_) => {
-                    if let Some(o) = observer {
+                    if let Some(o) = &observers.handshake {
                         o(remote, "handshake timed out".into());
                     }
                     return;
@@ -141,10 +174,26 @@ pub async fn serve(
                 async move { Ok::<_, Infallible>(fut.await) }
             });
             let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
-            builder.http2().timer(TokioTimer::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .max_buf_size(limits.max_header_bytes.max(8192))
+                .max_headers(limits.max_headers);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
             let conn = builder.serve_connection(TokioIo::new(tls), service);
-            let _ = watcher.watch(conn.into_owned()).await;
+            if let Err(e) = watcher.watch(conn.into_owned()).await
+                && let (Some(o), Some(e)) = (&observers.connection, e.downcast_ref::<hyper::Error>())
+            {
+                if e.is_timeout() {
+                    o(remote, ConnProblem::HeaderTimeout);
+                } else if e.is_parse_too_large() {
+                    o(remote, ConnProblem::HeadersTooLarge);
+                }
+            }
         });
     }
     drop(listener);

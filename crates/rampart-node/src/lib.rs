@@ -49,6 +49,8 @@ pub struct Node {
     pub envelopes: Option<Envelopes>,
     /// Client for upstream apps.
     upstream_client: upstream::PlainClient,
+    /// Where refusals are reported (the gateway).
+    pub reporter: Option<Arc<registration::Membership>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -72,7 +74,15 @@ impl Node {
         store: Arc<dyn Store>,
         envelopes: Option<Envelopes>,
     ) -> Self {
-        Node { name, builtins, upstreams, store, envelopes, upstream_client: upstream::client() }
+        Node {
+            name,
+            builtins,
+            upstreams,
+            store,
+            envelopes,
+            upstream_client: upstream::client(),
+            reporter: None,
+        }
     }
 
     /// Every service name it hosts.
@@ -91,14 +101,20 @@ pub async fn run(
     tls: rustls::ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
+    let reporter = node.reporter.clone();
     let handler: rampart_net::Handler = Arc::new(move |req, conn| {
         let node = node.clone();
         Box::pin(async move { handle(&node, req, &conn).await })
     });
-    let observer: rampart_net::serve::HandshakeObserver =
-        Arc::new(|remote, reason| tracing::warn!("refused a connection from {remote}: {reason}"));
-    rampart_net::serve(listener, Arc::new(tls), handler, ServeLimits::default(), Some(observer), shutdown)
-        .await;
+    // A refused caller is a security event: logged here and reported to the gateway.
+    let observer: rampart_net::serve::HandshakeObserver = Arc::new(move |remote, reason| {
+        tracing::warn!("refused a connection from {remote}: {reason}");
+        if let Some(r) = reporter.clone() {
+            tokio::spawn(async move { r.report("node_refused_caller", &remote.to_string(), &reason).await });
+        }
+    });
+    let observers = rampart_net::Observers { handshake: Some(observer), connection: None };
+    rampart_net::serve(listener, Arc::new(tls), handler, ServeLimits::default(), observers, shutdown).await;
 }
 
 fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Body> {

@@ -52,6 +52,15 @@ impl Membership {
         Ok((status, serde_json::from_slice(&bytes).unwrap_or_default()))
     }
 
+    /// Reports a security event the node saw (a refused caller) to the gateway's audit log.
+    pub async fn report(&self, kind: &str, source: &str, reason: &str) {
+        let body =
+            serde_json::json!({"kind": kind, "source": source, "reason": reason, "severity": "critical"});
+        if let Err(e) = self.post("events", body).await {
+            tracing::warn!("reporting an event to {}: {e}", self.gateway);
+        }
+    }
+
     /// Registers; returns the heartbeat interval the gateway asks for.
     pub async fn register(&self) -> Result<Duration, String> {
         let (status, body) = self

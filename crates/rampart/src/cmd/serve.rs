@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use arc_swap::ArcSwap;
 use rampart_net::ClientAuth;
 use rampart_pki::{EntityName, IssueRequest, KeyType, Role};
 
@@ -77,23 +76,28 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
             .await
             .with_context(|| format!("binding {}", config.gateway.listen))?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(rampart_gateway::State {
-            domain: config.domain.clone(),
-            store: Arc::new(store),
-            routes: Arc::new(ArcSwap::from_pointee(Default::default())),
-            policy: Arc::new(ArcSwap::from_pointee(Default::default())),
-            client: rampart_net::client::https_client(
-                client_tls,
-                Duration::from_millis(config.gateway.connect_timeout_ms),
-            ),
-            health: Default::default(),
-            budget: rampart_gateway::health::RetryBudget::new(
-                config.gateway.retry_ratio,
-                config.gateway.retry_floor_per_sec,
-                Duration::from_secs(10),
-            ),
-            config: config.gateway.clone(),
-        });
+        let events = Arc::new(rampart_events::EventLog::open(&home.root().join("audit.jsonl"), "gateway")?);
+        let client = rampart_net::client::https_client(
+            client_tls,
+            Duration::from_millis(config.gateway.connect_timeout_ms),
+        );
+        let state = Arc::new(rampart_gateway::State::new(
+            config.domain.clone(),
+            Arc::new(store),
+            client,
+            events,
+            config.gateway.clone(),
+        ));
+        if let Ok(mut expiry) = state.metrics.cert_expiry.lock() {
+            for (name, der) in [("gateway", material.chain[0].as_ref())] {
+                if let Ok(info) = rampart_pki::inspect::cert_from_der(der) {
+                    expiry.insert(name.to_owned(), info.not_after.unix_timestamp());
+                }
+            }
+            if let Ok(ca) = home.pki().open(&config.domain) {
+                expiry.insert("ca".to_owned(), ca.ca_cert().not_after.unix_timestamp());
+            }
+        }
         // Tell the CLI and local nodes where this gateway is (it may have picked its port).
         let url_file = home.gateway_url_path();
         rampart_pki::files::write_atomic(
@@ -196,9 +200,11 @@ pub fn node(home: &Home, args: NodeArgs) -> Result<()> {
             .await
             .with_context(|| format!("binding {}", args.listen))?;
         let addr = listener.local_addr()?;
-        let node = Arc::new(rampart_node::Node::new(name.clone(), builtins, upstreams, store, envelopes));
+        let mut node = rampart_node::Node::new(name.clone(), builtins, upstreams, store, envelopes);
         let membership =
             Arc::new(rampart_node::registration::Membership::new(client, &gateway, addr, node.services()));
+        node.reporter = Some(membership.clone());
+        let node = Arc::new(node);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let keeper = tokio::spawn(membership.maintain(stop_rx, Some(ready_tx)));

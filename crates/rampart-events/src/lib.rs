@@ -1,0 +1,238 @@
+//! Security events (DESIGN.md "Security rules"): every rejection and every health change is an
+//! [`Event`] `{time, severity, kind, source, principal, service, reason, gateway|node}`,
+//! appended to `audit.jsonl` (one JSON object a line, never a secret), counted by kind for the
+//! metrics, kept in a bounded in-memory ring for the admin API, and broadcast to live
+//! subscribers (the dashboard's stream). Ids are sequential per log, so a stream can resume
+//! after a given id (`Last-Event-ID`).
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+/// Events kept in memory for the admin API and resuming streams.
+pub const RING: usize = 2_000;
+
+/// How bad it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Routine (a node rejoined).
+    Info,
+    /// A refusal or a degradation (a bad token, a node ejected).
+    Warning,
+    /// Likely an attack or an outage (a ban, a revoked certificate used).
+    Critical,
+}
+
+/// One security event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Sequence number in this log, from 1.
+    pub id: u64,
+    /// When, RFC 3339 UTC.
+    pub time: String,
+    /// How bad.
+    pub severity: Severity,
+    /// What happened, a stable snake_case name (`token_expired`, `policy_denied`, …).
+    pub kind: String,
+    /// Where it came from: a client address, or a node's name.
+    pub source: String,
+    /// Who, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
+    /// Which service, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Why, in a sentence.
+    pub reason: String,
+    /// The gateway that saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    /// The node that saw it (events nodes report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+}
+
+/// What a caller reports; the log fills in id, time and gateway.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct NewEvent {
+    /// How bad.
+    pub severity: Option<Severity>,
+    /// What happened.
+    pub kind: String,
+    /// Where from.
+    pub source: String,
+    /// Who.
+    #[serde(default)]
+    pub principal: Option<String>,
+    /// Which service.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// Why.
+    pub reason: String,
+    /// The node that saw it.
+    #[serde(default)]
+    pub node: Option<String>,
+}
+
+/// Why the log could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("audit log {path}: {source}")]
+pub struct EventLogError {
+    /// The file.
+    pub path: PathBuf,
+    /// The cause.
+    #[source]
+    pub source: std::io::Error,
+}
+
+struct Inner {
+    file: File,
+    ring: VecDeque<Event>,
+    next_id: u64,
+    counts: BTreeMap<String, u64>,
+}
+
+/// The audit log of one gateway.
+pub struct EventLog {
+    gateway: String,
+    inner: Mutex<Inner>,
+    tx: broadcast::Sender<Event>,
+}
+
+impl std::fmt::Debug for EventLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLog").field("gateway", &self.gateway).finish_non_exhaustive()
+    }
+}
+
+impl EventLog {
+    /// Opens (or creates, 0600) the log at `path`; ids continue after the file's last event,
+    /// and the last [`RING`] events are loaded for the admin API.
+    pub fn open(path: &Path, gateway: &str) -> Result<Self, EventLogError> {
+        let err = |source| EventLogError { path: path.to_owned(), source };
+        let mut ring = VecDeque::new();
+        let mut next_id = 1;
+        if let Ok(f) = File::open(path) {
+            for line in BufReader::new(f).lines().map_while(Result::ok) {
+                if let Ok(e) = serde_json::from_str::<Event>(&line) {
+                    next_id = next_id.max(e.id + 1);
+                    if ring.len() == RING {
+                        ring.pop_front();
+                    }
+                    ring.push_back(e);
+                }
+            }
+        }
+        let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(err)?;
+        let (tx, _) = broadcast::channel(1024);
+        Ok(EventLog {
+            gateway: gateway.to_owned(),
+            inner: Mutex::new(Inner { file, ring, next_id, counts: BTreeMap::new() }),
+            tx,
+        })
+    }
+
+    /// Records an event: appended to the file, counted, kept, broadcast.
+    pub fn record(&self, new: NewEvent) -> Event {
+        let time = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let event = Event {
+            id: inner.next_id,
+            time,
+            severity: new.severity.unwrap_or(Severity::Warning),
+            kind: new.kind,
+            source: new.source,
+            principal: new.principal,
+            service: new.service,
+            reason: new.reason,
+            gateway: Some(self.gateway.clone()),
+            node: new.node,
+        };
+        inner.next_id += 1;
+        if let Ok(mut line) = serde_json::to_vec(&event) {
+            line.push(b'\n');
+            // One write per line on an O_APPEND file: lines never interleave. Not fsync'd per
+            // event (a flood must not turn into a disk flood); the OS flushes within seconds.
+            let _ = inner.file.write_all(&line);
+        }
+        *inner.counts.entry(event.kind.clone()).or_default() += 1;
+        if inner.ring.len() == RING {
+            inner.ring.pop_front();
+        }
+        inner.ring.push_back(event.clone());
+        drop(inner);
+        let _ = self.tx.send(event.clone());
+        event
+    }
+
+    /// Events with an id above `after` (all kept ones with `None`), oldest first, at most
+    /// `limit`.
+    pub fn since(&self, after: Option<u64>, limit: usize) -> Vec<Event> {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let after = after.unwrap_or(0);
+        let matching: Vec<&Event> = inner.ring.iter().filter(|e| e.id > after).collect();
+        let skip = matching.len().saturating_sub(limit);
+        matching.into_iter().skip(skip).cloned().collect()
+    }
+
+    /// Live events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+
+    /// Events counted by kind since this process started.
+    pub fn counts(&self) -> BTreeMap<String, u64> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).counts.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(kind: &str) -> NewEvent {
+        NewEvent {
+            kind: kind.into(),
+            source: "127.0.0.1:1".into(),
+            reason: "test".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn events_are_appended_counted_and_resumable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        {
+            let log = EventLog::open(&path, "gw").unwrap();
+            let mut live = log.subscribe();
+            assert_eq!(log.record(ev("token_expired")).id, 1);
+            assert_eq!(log.record(ev("policy_denied")).id, 2);
+            assert_eq!(live.try_recv().unwrap().kind, "token_expired");
+            assert_eq!(log.counts()["policy_denied"], 1);
+            assert_eq!(log.since(Some(1), 10).len(), 1);
+        }
+        let log = EventLog::open(&path, "gw").unwrap();
+        assert_eq!(log.record(ev("banned")).id, 3, "ids continue across restarts");
+        let lines = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(lines.lines().count(), 3);
+        for l in lines.lines() {
+            let e: Event = serde_json::from_str(l).unwrap();
+            assert_eq!(e.gateway.as_deref(), Some("gw"));
+        }
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}

@@ -1,0 +1,176 @@
+//! Admission, before any routing or forwarding work: token-bucket rate limits per source
+//! address and per principal, and a temporary ban of a source that keeps failing
+//! authentication. Both tables are bounded so that a flood of addresses cannot grow them.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// Most keys a table holds; beyond it, idle entries are dropped first.
+const MAX_ENTRIES: usize = 100_000;
+
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// Token buckets by key: `rate` per second, up to `burst`.
+#[derive(Debug)]
+pub struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+impl RateLimiter {
+    /// A limiter of `rate` per second with bursts of `burst`; `rate <= 0` disables it.
+    pub fn new(rate: f64, burst: f64) -> Self {
+        RateLimiter { rate, burst: burst.max(1.0), buckets: Mutex::new(HashMap::new()) }
+    }
+
+    /// Takes a token for `key`; `Err(wait)` when there is none (retry after `wait`).
+    pub fn check(&self, key: &str) -> Result<(), Duration> {
+        if self.rate <= 0.0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= MAX_ENTRIES && !buckets.contains_key(key) {
+            // Forget buckets that have refilled: they hold no information.
+            let (rate, burst) = (self.rate, self.burst);
+            buckets.retain(|_, b| b.tokens + now.duration_since(b.last).as_secs_f64() * rate < burst);
+            if buckets.len() >= MAX_ENTRIES {
+                return Err(Duration::from_secs(1));
+            }
+        }
+        let b = buckets.entry(key.to_owned()).or_insert(Bucket { tokens: self.burst, last: now });
+        b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * self.rate).min(self.burst);
+        b.last = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64(((1.0 - b.tokens) / self.rate).max(0.001)))
+        }
+    }
+}
+
+/// A ban in force.
+#[derive(Clone, Debug, Serialize)]
+pub struct Ban {
+    /// The banned address.
+    pub source: String,
+    /// Seconds left.
+    pub seconds_left: u64,
+    /// Authentication failures that led to it.
+    pub failures: u32,
+}
+
+#[derive(Debug)]
+struct Record {
+    failures: Vec<Instant>,
+    banned_until: Option<Instant>,
+}
+
+/// Sources that keep failing authentication are banned for a while.
+#[derive(Debug)]
+pub struct Bans {
+    threshold: u32,
+    window: Duration,
+    duration: Duration,
+    table: Mutex<HashMap<IpAddr, Record>>,
+}
+
+impl Bans {
+    /// Ban after `threshold` failures within `window`, for `duration`; `threshold == 0`
+    /// disables banning.
+    pub fn new(threshold: u32, window: Duration, duration: Duration) -> Self {
+        Bans { threshold, window, duration, table: Mutex::new(HashMap::new()) }
+    }
+
+    /// Time left on a ban of `ip`, if any.
+    pub fn banned(&self, ip: IpAddr) -> Option<Duration> {
+        let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        let until = table.get(&ip)?.banned_until?;
+        until.checked_duration_since(Instant::now())
+    }
+
+    /// Counts a failure; returns true when it starts a ban.
+    pub fn failed(&self, ip: IpAddr) -> bool {
+        if self.threshold == 0 {
+            return false;
+        }
+        let now = Instant::now();
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        if table.len() >= MAX_ENTRIES && !table.contains_key(&ip) {
+            let window = self.window;
+            table.retain(|_, r| {
+                r.banned_until.is_some_and(|u| u > now) || r.failures.iter().any(|t| now - *t < window)
+            });
+        }
+        let r = table.entry(ip).or_insert(Record { failures: Vec::new(), banned_until: None });
+        if r.banned_until.is_some_and(|u| u > now) {
+            return false;
+        }
+        r.failures.retain(|t| now.duration_since(*t) < self.window);
+        r.failures.push(now);
+        if r.failures.len() as u32 >= self.threshold {
+            r.banned_until = Some(now + self.duration);
+            return true;
+        }
+        false
+    }
+
+    /// Bans in force.
+    pub fn list(&self) -> Vec<Ban> {
+        let now = Instant::now();
+        let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        table
+            .iter()
+            .filter_map(|(ip, r)| {
+                let left = r.banned_until?.checked_duration_since(now)?;
+                Some(Ban {
+                    source: ip.to_string(),
+                    seconds_left: left.as_secs().max(1),
+                    failures: r.failures.len() as u32,
+                })
+            })
+            .collect()
+    }
+
+    /// Lifts a ban; whether there was one.
+    pub fn lift(&self, ip: IpAddr) -> bool {
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        table.remove(&ip).is_some_and(|r| r.banned_until.is_some_and(|u| u > Instant::now()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_refill_and_refuse() {
+        let l = RateLimiter::new(10.0, 3.0);
+        assert!((0..3).all(|_| l.check("a").is_ok()));
+        assert!(l.check("a").is_err());
+        assert!(l.check("b").is_ok(), "keys are independent");
+        assert!(RateLimiter::new(0.0, 1.0).check("x").is_ok());
+    }
+
+    #[test]
+    fn repeated_failures_ban_and_can_be_lifted() {
+        let bans = Bans::new(3, Duration::from_secs(60), Duration::from_secs(300));
+        let ip: IpAddr = "127.0.0.9".parse().unwrap();
+        assert!(!bans.failed(ip) && !bans.failed(ip));
+        assert!(bans.failed(ip));
+        assert!(bans.banned(ip).is_some());
+        assert_eq!(bans.list().len(), 1);
+        assert!(bans.lift(ip));
+        assert!(bans.banned(ip).is_none());
+    }
+}

@@ -1,0 +1,26 @@
+//! `GET /_rampart/ui`: the live security dashboard, one page embedded in the binary (no CDN, no
+//! external font). It signs in with an admin token kept in `sessionStorage` (never a URL or a
+//! cookie), reads the event stream with `fetch` (so the token travels in a header), and shows
+//! the feed, the nodes and request rates.
+
+use http::Response;
+use http::header::{CONTENT_TYPE, HeaderValue};
+use rampart_net::{Body, full};
+
+const PAGE: &str = include_str!("dashboard.html");
+const SCRIPT: &str = include_str!("dashboard.js");
+const STYLE: &str = include_str!("dashboard.css");
+
+/// A dashboard asset by path (`/ui`, `/ui.js`, `/ui.css`); they hold no data, so no sign-in is
+/// needed to load them, and the strict CSP allows only these same-origin files.
+pub fn asset(path: &str) -> Option<Response<Body>> {
+    let (body, content_type) = match path {
+        "/ui" => (PAGE, "text/html; charset=utf-8"),
+        "/ui.js" => (SCRIPT, "text/javascript; charset=utf-8"),
+        "/ui.css" => (STYLE, "text/css; charset=utf-8"),
+        _ => return None,
+    };
+    let mut r = Response::new(full(body));
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Some(r)
+}

@@ -1,0 +1,173 @@
+//! Turning refusals into security events (audit log, metrics, live stream) and the admission
+//! checks that run before any routing work: bans, rate limits, URI length.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::StatusCode;
+use http::header::{HeaderValue, RETRY_AFTER};
+use rampart_events::{NewEvent, Severity};
+use rampart_net::{Body, ConnProblem};
+
+use crate::{State, reply};
+
+impl State {
+    /// Records a security event seen by this gateway.
+    pub fn event(
+        &self,
+        severity: Severity,
+        kind: &str,
+        source: SocketAddr,
+        principal: Option<String>,
+        service: Option<&str>,
+        reason: &str,
+    ) {
+        self.events.record(NewEvent {
+            severity: Some(severity),
+            kind: kind.to_owned(),
+            source: source.ip().to_string(),
+            principal,
+            service: service.map(str::to_owned),
+            reason: reason.to_owned(),
+            node: None,
+        });
+    }
+
+    /// An event about a node (source: the node's name).
+    pub fn node_event(&self, severity: Severity, kind: &str, node: &str, reason: &str) {
+        self.events.record(NewEvent {
+            severity: Some(severity),
+            kind: kind.to_owned(),
+            source: node.to_owned(),
+            principal: None,
+            service: None,
+            reason: reason.to_owned(),
+            node: Some(node.to_owned()),
+        });
+    }
+
+    /// A failed authentication: an event, and a step towards a ban of the source.
+    pub fn auth_failed(&self, kind: &str, source: SocketAddr, service: Option<&str>, reason: &str) {
+        self.event(Severity::Warning, kind, source, None, service, reason);
+        if self.bans.failed(source.ip()) {
+            let why = format!(
+                "{} authentication failures within {} s: banned for {} s",
+                self.config.ban_after_failures, self.config.ban_window_secs, self.config.ban_secs
+            );
+            self.event(Severity::Critical, "banned", source, None, None, &why);
+        }
+    }
+
+    /// A failed TLS handshake, classified.
+    pub fn handshake_failed(&self, source: SocketAddr, error: &str) {
+        let (kind, reason) = classify_tls(error);
+        self.metrics.tls_failure(kind);
+        let severity = if kind == "tls_revoked" || kind == "tls_wrong_role" {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
+        self.event(severity, kind, source, None, None, reason);
+        if kind != "tls_handshake_failed" {
+            let _ = self.bans.failed(source.ip());
+        }
+    }
+
+    /// A connection cut for a slow or oversized request head.
+    pub fn connection_problem(&self, source: SocketAddr, problem: ConnProblem) {
+        match problem {
+            ConnProblem::HeaderTimeout => self.event(
+                Severity::Warning,
+                "slow_client",
+                source,
+                None,
+                None,
+                "request headers not sent in time",
+            ),
+            ConnProblem::HeadersTooLarge => self.event(
+                Severity::Warning,
+                "header_too_large",
+                source,
+                None,
+                None,
+                "request head over the size or count limit (431)",
+            ),
+        }
+    }
+
+    /// Admission before authentication: a ban, the per-source rate, the URI length. `Some`
+    /// is the refusal to send.
+    pub fn refuse_early(&self, source: SocketAddr, uri_len: usize) -> Option<http::Response<Body>> {
+        if let Some(left) = self.bans.banned(source.ip()) {
+            let mut r = reply::error(
+                StatusCode::FORBIDDEN,
+                "banned",
+                "too many failed authentications from this address",
+            );
+            if let Ok(v) = HeaderValue::from_str(&left.as_secs().max(1).to_string()) {
+                r.headers_mut().insert(RETRY_AFTER, v);
+            }
+            return Some(r);
+        }
+        if let Err(wait) = self.source_limit.check(&source.ip().to_string()) {
+            self.event(
+                Severity::Warning,
+                "rate_limited",
+                source,
+                None,
+                None,
+                "over the per-source request rate",
+            );
+            return Some(too_many(wait));
+        }
+        if uri_len > self.config.max_uri_bytes {
+            self.event(
+                Severity::Warning,
+                "uri_too_long",
+                source,
+                None,
+                None,
+                "request URI over the limit (414)",
+            );
+            return Some(reply::error(
+                StatusCode::URI_TOO_LONG,
+                "uri_too_long",
+                "the request URI is too long",
+            ));
+        }
+        None
+    }
+}
+
+/// 429 with `Retry-After`.
+pub fn too_many(wait: Duration) -> http::Response<Body> {
+    let mut r = reply::error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; slow down");
+    if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+        r.headers_mut().insert(RETRY_AFTER, v);
+    }
+    r
+}
+
+/// (event kind, sentence) for a TLS error as rustls words it.
+fn classify_tls(error: &str) -> (&'static str, &'static str) {
+    if error.contains("peer sent no certificates") || error.contains("NoCertificatesPresented") {
+        ("tls_no_certificate", "no client certificate on a listener that requires one")
+    } else if error.contains("UnknownIssuer") {
+        (
+            "tls_unknown_ca",
+            "client certificate not issued by this trust domain's CA (unknown CA or another domain)",
+        )
+    } else if error.contains("Revoked") {
+        ("tls_revoked", "client certificate is revoked")
+    } else if error.contains("Expired") || error.contains("NotValidYet") {
+        ("tls_expired", "client certificate is expired or not yet valid")
+    } else if error.contains("is of trust domain") {
+        ("tls_other_domain", "client certificate of another trust domain")
+    } else if error.contains("has role") {
+        ("tls_wrong_role", "client certificate of a role that may not connect here")
+    } else if error.contains("timed out") {
+        ("slow_client", "TLS handshake not completed in time")
+    } else {
+        ("tls_handshake_failed", "TLS handshake failed")
+    }
+}

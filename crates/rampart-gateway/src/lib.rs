@@ -241,7 +241,8 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, conn: Arc<ConnInfo>) 
     let started = std::time::Instant::now();
     let path = req.uri().path().to_owned();
     let (service, rest) = split(&path);
-    if let Some(refused) = state.refuse_early(conn.remote, req.uri().to_string().len()) {
+    let admin_cert = conn.principal.as_ref().is_some_and(rampart_auth::Principal::is_admin);
+    if let Some(refused) = state.refuse_early(conn.remote, req.uri().to_string().len(), admin_cert) {
         return refused;
     }
     if service == "_rampart" {

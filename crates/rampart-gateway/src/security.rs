@@ -97,8 +97,15 @@ impl State {
 
     /// Admission before authentication: a ban, the per-source rate, the URI length. `Some`
     /// is the refusal to send.
-    pub fn refuse_early(&self, source: SocketAddr, uri_len: usize) -> Option<http::Response<Body>> {
-        if let Some(left) = self.bans.banned(source.ip()) {
+    /// A verified admin certificate is never banned: the operator must always be able to reach
+    /// the admin API to lift a ban, even from a banned address.
+    pub fn refuse_early(
+        &self,
+        source: SocketAddr,
+        uri_len: usize,
+        admin_cert: bool,
+    ) -> Option<http::Response<Body>> {
+        if !admin_cert && let Some(left) = self.bans.banned(source.ip()) {
             let mut r = reply::error(
                 StatusCode::FORBIDDEN,
                 "banned",

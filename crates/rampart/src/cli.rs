@@ -50,6 +50,20 @@ pub enum Command {
     Call(CallArgs),
     /// A whole network on this machine under load, with a node killed and restarted.
     Demo(DemoArgs),
+    /// The running gateway's view: nodes, services, bans.
+    Status,
+    /// Security events from the running gateway's audit log.
+    Events {
+        /// Keep following new events as they happen.
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// Only events after this id.
+        #[arg(long, value_name = "ID")]
+        after: Option<u64>,
+        /// Print JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `rampart demo`.

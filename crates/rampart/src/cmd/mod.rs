@@ -14,6 +14,7 @@ macro_rules! outln {
 }
 
 pub mod access;
+pub mod admin;
 pub mod call;
 pub mod demo;
 pub mod init;

@@ -103,6 +103,7 @@ impl State {
         &self,
         source: SocketAddr,
         uri_len: usize,
+        headers: &http::HeaderMap,
         admin_cert: bool,
     ) -> Option<http::Response<Body>> {
         if !admin_cert && let Some(left) = self.bans.banned(source.ip()) {
@@ -126,6 +127,25 @@ impl State {
                 "over the per-source request rate",
             );
             return Some(too_many(wait));
+        }
+        // HTTP/1.1 heads over the limit never get here (the parser refuses them and the
+        // connection observer records it); HTTP/2 header lists are checked here, counted as
+        // RFC 7541 does (name + value + 32 per field).
+        let size: usize = headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 32).sum();
+        if size > self.config.max_header_bytes || headers.len() > self.config.max_headers {
+            self.event(
+                Severity::Warning,
+                "header_too_large",
+                source,
+                None,
+                None,
+                "request head over the size or count limit (431)",
+            );
+            return Some(reply::error(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "header_too_large",
+                "the request head is too large",
+            ));
         }
         if uri_len > self.config.max_uri_bytes {
             self.event(

@@ -180,10 +180,10 @@ pub async fn serve(
                 .header_read_timeout(limits.header_read_timeout)
                 .max_buf_size(limits.max_header_bytes.max(8192))
                 .max_headers(limits.max_headers);
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+            // HTTP/2 header lists may be up to 4× the limit at the protocol level, so that the
+            // handler sees (and records) what is over the limit instead of h2 refusing silently.
+            let h2_list = u32::try_from(limits.max_header_bytes.saturating_mul(4)).unwrap_or(u32::MAX);
+            builder.http2().timer(TokioTimer::new()).max_header_list_size(h2_list);
             let conn = builder.serve_connection(TokioIo::new(tls), service);
             if let Err(e) = watcher.watch(conn.into_owned()).await
                 && let (Some(o), Some(e)) = (&observers.connection, e.downcast_ref::<hyper::Error>())

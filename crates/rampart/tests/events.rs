@@ -184,17 +184,14 @@ fn slowloris_oversized_header_and_flood_are_refused_while_others_are_served() {
     // A slowloris: TLS up, then the request head one byte at a time, slower than allowed.
     let slow = rt.spawn(async move {
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(rustls::pki_types::CertificateDer::from(vec![0u8; 0])).ok();
-        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(std::sync::Arc::new(AcceptAny))
-        .with_no_client_auth();
-        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let config =
+            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAny))
+                .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         let mut tls = connector
             .connect(rustls::pki_types::ServerName::try_from("localhost").unwrap(), tcp)
             .await

@@ -58,8 +58,13 @@ impl State {
         }
     }
 
-    /// A failed TLS handshake, classified.
+    /// A failed TLS handshake, classified. A client that merely hung up mid-handshake (a
+    /// browser's spare connection, a port scan) is not a security event.
     pub fn handshake_failed(&self, source: SocketAddr, error: &str) {
+        let lower = error.to_ascii_lowercase();
+        if lower.contains("eof") || lower.contains("reset") || lower.contains("broken pipe") {
+            return;
+        }
         let (kind, reason) = classify_tls(error);
         self.metrics.tls_failure(kind);
         let severity = if kind == "tls_revoked" || kind == "tls_wrong_role" {

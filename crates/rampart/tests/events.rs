@@ -88,6 +88,10 @@ fn each_rejection_is_an_event_in_the_log_the_stream_and_the_metrics() {
     ok(&net.home, &["token", "revoke", &revoked]);
     net.call("/hello", &["--token", &revoked]);
     net.call("/hello", &["--token", &bob]); // no policy: policy_denied
+    let short = ok(&net.home, &["token", "issue", "--user", "bob", "--ttl", "1s"]).trim().to_owned();
+    assert!(net.eventually(Duration::from_secs(5), || {
+        stdout(&net.call("/hello", &["--token", &short])).contains("expired")
+    }));
     rt.block_on(request(
         &client,
         "GET",
@@ -132,6 +136,7 @@ fn each_rejection_is_an_event_in_the_log_the_stream_and_the_metrics() {
         "token_unknown",
         "token_out_of_scope",
         "token_revoked",
+        "token_expired",
         "token_user_removed",
         "policy_denied",
         "admin_forbidden",

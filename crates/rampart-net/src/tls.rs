@@ -7,6 +7,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use rampart_pki::{Role, SpiffeId, TrustDomain};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -125,28 +126,98 @@ fn alpn() -> Vec<Vec<u8>> {
 /// A server config. With `roles`, a client certificate must also carry one of these roles in
 /// our trust domain, or the handshake fails.
 pub fn server_config(m: &TlsMaterial, auth: ClientAuth, roles: Option<&[Role]>) -> Result<ServerConfig> {
+    Ok(server_config_with_crl_updates(m, auth, roles)?.0)
+}
+
+/// [`server_config`], plus a handle that swaps in a new CRL while the server runs (so a
+/// revocation takes effect without a restart; see [`follow_crl`]). No handle with
+/// [`ClientAuth::Off`].
+pub fn server_config_with_crl_updates(
+    m: &TlsMaterial,
+    auth: ClientAuth,
+    roles: Option<&[Role]>,
+) -> Result<(ServerConfig, Option<CrlUpdater>)> {
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| NetError::Tls(e.to_string()))?;
-    let builder = match auth {
-        ClientAuth::Off => builder.with_no_client_auth(),
+    let (builder, updater) = match auth {
+        ClientAuth::Off => (builder.with_no_client_auth(), None),
         ClientAuth::Optional | ClientAuth::Required => {
-            let mut v = WebPkiClientVerifier::builder_with_provider(m.roots.clone(), provider())
-                .with_crls(m.crls.clone());
-            if auth == ClientAuth::Optional {
-                v = v.allow_unauthenticated();
-            }
-            let inner = v.build().map_err(|e| NetError::Tls(e.to_string()))?;
-            let checked =
-                RoleCheckedClient { inner, domain: m.domain.clone(), roles: roles.map(<[Role]>::to_vec) };
-            builder.with_client_cert_verifier(Arc::new(checked))
+            let optional = auth == ClientAuth::Optional;
+            let first = build_client_verifier(&m.roots, optional, m.crls.clone())?;
+            let hints = first.root_hint_subjects().to_vec();
+            let inner = Arc::new(ArcSwap::from_pointee(first));
+            let updater = CrlUpdater { roots: m.roots.clone(), optional, current: inner.clone() };
+            let checked = RoleCheckedClient {
+                inner,
+                hints,
+                domain: m.domain.clone(),
+                roles: roles.map(<[Role]>::to_vec),
+            };
+            (builder.with_client_cert_verifier(Arc::new(checked)), Some(updater))
         }
     };
     let mut config = builder
         .with_single_cert(m.chain.clone(), m.key.clone_key())
         .map_err(|e| NetError::Tls(e.to_string()))?;
     config.alpn_protocols = alpn();
-    Ok(config)
+    Ok((config, updater))
+}
+
+/// Swaps the CRL a running server checks client certificates against.
+#[derive(Clone)]
+pub struct CrlUpdater {
+    roots: Arc<RootCertStore>,
+    optional: bool,
+    current: Arc<ArcSwap<Arc<dyn ClientCertVerifier>>>,
+}
+
+impl fmt::Debug for CrlUpdater {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CrlUpdater").field("optional", &self.optional).finish_non_exhaustive()
+    }
+}
+
+fn build_client_verifier(
+    roots: &Arc<RootCertStore>,
+    optional: bool,
+    crls: Vec<CertificateRevocationListDer<'static>>,
+) -> Result<Arc<dyn ClientCertVerifier>> {
+    let mut v = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider()).with_crls(crls);
+    if optional {
+        v = v.allow_unauthenticated();
+    }
+    v.build().map_err(|e| NetError::Tls(e.to_string()))
+}
+
+impl CrlUpdater {
+    /// Checks client certificates against `crls` from the next handshake on.
+    pub fn update(&self, crls: Vec<CertificateRevocationListDer<'static>>) -> Result<()> {
+        self.current.store(Arc::new(build_client_verifier(&self.roots, self.optional, crls)?));
+        Ok(())
+    }
+}
+
+/// Reloads `crl` into `updater` whenever the file changes (checked every `every`), until the
+/// task is dropped. A CRL that does not parse is logged and the previous one kept.
+pub async fn follow_crl(crl: std::path::PathBuf, updater: CrlUpdater, every: std::time::Duration) {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut seen = modified(&crl);
+    loop {
+        tokio::time::sleep(every).await;
+        let now = modified(&crl);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        match CertificateRevocationListDer::from_pem_file(&crl) {
+            Ok(der) => match updater.update(vec![der]) {
+                Ok(()) => tracing::info!("reloaded the CRL {}", crl.display()),
+                Err(e) => tracing::warn!("CRL {} refused, keeping the previous one: {e}", crl.display()),
+            },
+            Err(_) => tracing::warn!("CRL {} does not parse, keeping the previous one", crl.display()),
+        }
+    }
 }
 
 /// A client config presenting our certificate (if any) and accepting only servers of our
@@ -218,20 +289,22 @@ impl std::error::Error for RoleError {}
 
 #[derive(Debug)]
 struct RoleCheckedClient {
-    inner: Arc<dyn ClientCertVerifier>,
+    inner: Arc<ArcSwap<Arc<dyn ClientCertVerifier>>>,
+    /// The CA names clients are told about (the roots never change, only the CRL does).
+    hints: Vec<DistinguishedName>,
     domain: TrustDomain,
     roles: Option<Vec<Role>>,
 }
 
 impl ClientCertVerifier for RoleCheckedClient {
     fn offer_client_auth(&self) -> bool {
-        self.inner.offer_client_auth()
+        self.inner.load().offer_client_auth()
     }
     fn client_auth_mandatory(&self) -> bool {
-        self.inner.client_auth_mandatory()
+        self.inner.load().client_auth_mandatory()
     }
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.inner.root_hint_subjects()
+        &self.hints
     }
     fn verify_client_cert(
         &self,
@@ -239,7 +312,7 @@ impl ClientCertVerifier for RoleCheckedClient {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> std::result::Result<ClientCertVerified, rustls::Error> {
-        let ok = self.inner.verify_client_cert(end_entity, intermediates, now)?;
+        let ok = self.inner.load().verify_client_cert(end_entity, intermediates, now)?;
         let all = Role::ALL;
         check_identity(end_entity, &self.domain, self.roles.as_deref().unwrap_or(&all))?;
         Ok(ok)
@@ -250,7 +323,7 @@ impl ClientCertVerifier for RoleCheckedClient {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        self.inner.load().verify_tls12_signature(message, cert, dss)
     }
     fn verify_tls13_signature(
         &self,
@@ -258,10 +331,10 @@ impl ClientCertVerifier for RoleCheckedClient {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        self.inner.load().verify_tls13_signature(message, cert, dss)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        self.inner.load().supported_verify_schemes()
     }
 }
 

@@ -333,3 +333,22 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
         rustls::crypto::ring::default_provider().signature_verification_algorithms.supported_schemes()
     }
 }
+
+#[test]
+fn a_certificate_revoked_while_the_gateway_runs_is_refused_within_seconds() {
+    let net = Network::start(1, &[]);
+    ok(&net.home, &["pki", "issue", "--role", "user", "--name", "carol"]);
+    ok(&net.home, &["user", "add", "carol", "--no-password"]);
+    ok(&net.home, &["policy", "allow", "--service", "hello", "--principal", "user/carol"]);
+    let (cert, key) = (net.pki_file("carol.pem"), net.pki_file("carol.key"));
+    assert!(net.call("/hello", &["--cert", &cert, "--key", &key]).status.success());
+    ok(&net.home, &["pki", "revoke", "--name", "carol", "--reason", "key-compromise"]);
+    // The gateway picks the new CRL up without a restart.
+    let refused = net.eventually(Duration::from_secs(10), || {
+        net.call("/hello", &["--cert", &cert, "--key", &key]).status.code() == Some(1)
+    });
+    assert!(refused, "a revoked certificate still gets in");
+    assert!(net.eventually(Duration::from_secs(5), || audit_kinds(&net).contains("tls_revoked")));
+    let m = metrics(&net);
+    assert!(m.contains("rampart_tls_handshake_failures_total{reason=\"tls_revoked\"}"), "{m}");
+}

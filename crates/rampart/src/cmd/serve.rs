@@ -62,7 +62,8 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
         .parse()
         .map_err(|e: String| anyhow::anyhow!("gateway.client_cert: {e}"))?;
     let material = home.material(&config, "gateway").context("loading the gateway certificate")?;
-    let tls = rampart_net::tls::server_config(&material, mode, None)?;
+    let (tls, crl_updates) = rampart_net::tls::server_config_with_crl_updates(&material, mode, None)?;
+    let crl_path = home.pki().domain_dir(&config.domain).join("crl.pem");
     let client_tls = rampart_net::tls::client_config(
         &config.domain,
         material.roots.clone(),
@@ -76,6 +77,9 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
             .await
             .with_context(|| format!("binding {}", config.gateway.listen))?;
         let addr = listener.local_addr()?;
+        if let Some(updater) = crl_updates {
+            tokio::spawn(rampart_net::tls::follow_crl(crl_path, updater, Duration::from_secs(1)));
+        }
         let events = Arc::new(rampart_events::EventLog::open(&home.root().join("audit.jsonl"), "gateway")?);
         let client = rampart_net::client::https_client(
             client_tls,
@@ -175,7 +179,12 @@ pub fn node(home: &Home, args: NodeArgs) -> Result<()> {
     }
     builtins.retain(|s| !upstreams.contains_key(s));
     let material = node_material(home, &config, &args.name)?;
-    let tls = rampart_net::tls::server_config(&material, ClientAuth::Required, Some(&[Role::Gateway]))?;
+    let (tls, crl_updates) = rampart_net::tls::server_config_with_crl_updates(
+        &material,
+        ClientAuth::Required,
+        Some(&[Role::Gateway]),
+    )?;
+    let crl_path = home.pki().domain_dir(&config.domain).join("crl.pem");
     let client_tls = rampart_net::tls::client_config(
         &config.domain,
         material.roots.clone(),
@@ -194,6 +203,9 @@ pub fn node(home: &Home, args: NodeArgs) -> Result<()> {
     let gateway = args.gateway.clone().unwrap_or_else(|| home.gateway_url(&config));
     let name = args.name.clone();
     runtime()?.block_on(async move {
+        if let Some(updater) = crl_updates {
+            tokio::spawn(rampart_net::tls::follow_crl(crl_path, updater, Duration::from_secs(1)));
+        }
         let client = rampart_net::client::https_client(client_tls, Duration::from_secs(2));
         let store = Arc::new(rampart_net::remote_store::RemoteStore::new(client.clone(), &gateway));
         let listener = tokio::net::TcpListener::bind(args.listen)

@@ -184,6 +184,7 @@ fn slowloris_oversized_header_and_flood_are_refused_while_others_are_served() {
         &[("header_timeout_ms", "700"), ("rate_per_source", "40"), ("rate_burst_secs", "1")],
     );
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let stream = follow_stream(&rt, &net);
     let client = rt.block_on(async { admin_client(&net.home) });
     let addr: std::net::SocketAddr = net.url.trim_start_matches("https://").parse().unwrap();
     // A slowloris: TLS up, then the request head one byte at a time, slower than allowed.
@@ -233,20 +234,28 @@ fn slowloris_oversized_header_and_flood_are_refused_while_others_are_served() {
     });
     assert!(statuses.contains(&429), "{statuses:?}");
     assert!(statuses.contains(&200));
-    let kinds = || audit_kinds(&net);
+    let wanted = ["slow_client", "header_too_large", "rate_limited"];
+    let everywhere = || {
+        let (audit, live, m) = (audit_kinds(&net), stream.lock().unwrap().clone(), metrics(&net));
+        wanted.iter().all(|k| audit.contains(*k) && live.contains(*k) && m.contains(&format!("kind=\"{k}\"")))
+    };
+    // The metrics scrape itself is rate limited while the bucket refills: poll.
     assert!(
-        net.eventually(Duration::from_secs(5), || {
-            let k = kinds();
-            k.contains("slow_client") && k.contains("header_too_large") && k.contains("rate_limited")
-        }),
-        "{:?}",
-        kinds()
+        net.eventually(Duration::from_secs(10), everywhere),
+        "audit {:?} stream {:?}",
+        audit_kinds(&net),
+        stream.lock().unwrap()
     );
 }
 
 #[test]
 fn a_source_failing_authentication_is_banned_and_an_admin_can_lift_it() {
     let net = Network::start_with(1, &[], &[("ban_after_failures", "5"), ("ban_secs", "300")]);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let stream = follow_stream(&rt, &net);
+    assert!(
+        net.eventually(Duration::from_secs(5), || !stdout(&net.call("/_rampart/status", &[])).is_empty())
+    );
     let token = std::fs::read_to_string(net.home.join("admin.token")).unwrap();
     let token = token.trim();
     for _ in 0..5 {
@@ -264,6 +273,8 @@ fn a_source_failing_authentication_is_banned_and_an_admin_can_lift_it() {
     assert!(lifted.status.success(), "{}", stdout(&lifted));
     assert!(net.call("/hello", &["--token", token]).status.success());
     assert!(audit_kinds(&net).contains("banned"));
+    assert!(net.eventually(Duration::from_secs(5), || stream.lock().unwrap().contains("banned")));
+    assert!(metrics(&net).contains("rampart_security_events_total{kind=\"banned\"} 1"));
     let events = ok(&net.home, &["events"]);
     assert!(events.contains("banned") && events.contains("token_malformed"), "{events}");
 }
@@ -351,4 +362,20 @@ fn a_certificate_revoked_while_the_gateway_runs_is_refused_within_seconds() {
     assert!(net.eventually(Duration::from_secs(5), || audit_kinds(&net).contains("tls_revoked")));
     let m = metrics(&net);
     assert!(m.contains("rampart_tls_handshake_failures_total{reason=\"tls_revoked\"}"), "{m}");
+}
+
+#[test]
+fn no_certificate_on_a_required_listener_is_an_event() {
+    let net = Network::start(1, &["--client-cert", "required"]);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let stream = follow_stream(&rt, &net);
+    let token = std::fs::read_to_string(net.home.join("admin.token")).unwrap();
+    let everywhere = || {
+        net.call("/hello", &["--token", token.trim()]); // no certificate: refused in the handshake
+        let m = metrics(&net);
+        audit_kinds(&net).contains("tls_no_certificate")
+            && stream.lock().unwrap().contains("tls_no_certificate")
+            && m.contains("rampart_tls_handshake_failures_total{reason=\"tls_no_certificate\"}")
+    };
+    assert!(net.eventually(Duration::from_secs(10), everywhere));
 }

@@ -242,9 +242,12 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, conn: Arc<ConnInfo>) 
     let path = req.uri().path().to_owned();
     let (service, rest) = split(&path);
     let admin_cert = conn.principal.as_ref().is_some_and(rampart_auth::Principal::is_admin);
-    if let Some(refused) =
-        state.refuse_early(conn.remote, req.uri().to_string().len(), req.headers(), admin_cert)
-    {
+    if let Some(refused) = state.refuse_early(
+        conn.remote,
+        req.uri().path_and_query().map_or(0, |pq| pq.as_str().len()),
+        req.headers(),
+        admin_cert,
+    ) {
         return refused;
     }
     if service == "_rampart" {

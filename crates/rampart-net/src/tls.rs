@@ -96,6 +96,12 @@ impl TlsMaterial {
         Ok(TlsMaterial { domain, chain, key, roots: Arc::new(roots), crls })
     }
 
+    /// A client config presenting this certificate to servers of `server_roles` in our domain.
+    pub fn client_config(&self, server_roles: &[Role]) -> Result<ClientConfig> {
+        let identity = Some((self.chain.clone(), self.key.clone_key()));
+        client_config(&self.domain, self.roots.clone(), self.crls.clone(), identity, server_roles)
+    }
+
     /// Only the CA and CRL (a client with no certificate of its own, such as `rampart call
     /// --token`): `chain` is empty.
     #[allow(clippy::type_complexity)]

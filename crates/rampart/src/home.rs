@@ -151,16 +151,11 @@ impl Home {
 
     /// A pooled client presenting the admin certificate, accepting only this domain's gateways.
     pub fn admin_client(&self, config: &Config) -> Result<rampart_net::client::HttpsClient> {
-        let m = self.material(config, "admin")?;
-        let tls = rampart_net::tls::client_config(
-            &config.domain,
-            m.roots.clone(),
-            m.crls.clone(),
-            Some((m.chain.clone(), m.key.clone_key())),
-            &[rampart_pki::Role::Gateway],
-        )?;
+        let tls = self.material(config, "admin")?.client_config(&[rampart_pki::Role::Gateway])?;
         Ok(rampart_net::client::https_client(tls, std::time::Duration::from_secs(3)))
     }
+
+    /// Path of `rampart.toml`.
     pub fn config_path(&self) -> PathBuf {
         self.root.join("rampart.toml")
     }

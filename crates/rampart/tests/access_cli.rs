@@ -2,45 +2,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure report
 
+mod support;
+
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-fn rampart(home: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("RAMPART_HOME")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn ok(home: &Path, args: &[&str], stdin: &str) -> String {
-    let out = rampart(home, args, stdin);
-    assert!(out.status.success(), "rampart {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn refused(home: &Path, args: &[&str], stdin: &str) -> String {
-    let out = rampart(home, args, stdin);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "rampart {args:?} succeeded");
-    assert!(stderr.starts_with("error: ") && !stderr.contains("panicked"), "{stderr}");
-    stderr
-}
 
 fn home() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    ok(&home, &["init"], "");
+    support::ok_in(&home, &["init"], "");
     (dir, home)
 }
 
@@ -52,10 +22,10 @@ fn init_makes_the_first_admin_and_its_token() {
     let token = fs::read_to_string(&token_file).unwrap();
     assert!(token.starts_with("rpt_") && token.ends_with('\n'));
     let id = &token[4..20];
-    let list = ok(&home, &["token", "list", "--user", "admin"], "");
+    let list = support::ok_in(&home, &["token", "list", "--user", "admin"], "");
     assert!(list.contains(id) && list.contains("live"), "{list}");
     assert!(!list.contains(&token[21..40]), "token list shows a secret");
-    let users = ok(&home, &["user", "list"], "");
+    let users = support::ok_in(&home, &["user", "list"], "");
     assert!(users.contains("admin") && users.contains("spiffe://local/admin/admin"), "{users}");
     let store = home.join("store/registry.redb");
     assert_eq!(fs::metadata(&store).unwrap().permissions().mode() & 0o777, 0o600);
@@ -64,65 +34,70 @@ fn init_makes_the_first_admin_and_its_token() {
     assert!(!raw.windows(20).any(|w| w == &token.as_bytes()[21..41]), "token secret stored in the clear");
 
     // A forced re-init keeps the admin user and replaces its token.
-    ok(&home, &["init", "--force"], "");
-    let list = ok(&home, &["token", "list", "--user", "admin"], "");
+    support::ok_in(&home, &["init", "--force"], "");
+    let list = support::ok_in(&home, &["token", "list", "--user", "admin"], "");
     assert!(list.lines().any(|l| l.contains(id) && l.contains("revoked")), "{list}");
 }
 
 #[test]
 fn users_passwords_tokens_and_policy() {
     let (_d, home) = home();
-    ok(&home, &["user", "add", "alice", "--password-stdin"], "correct horse\n");
-    let err = refused(&home, &["user", "add", "alice", "--no-password"], "");
+    support::ok_in(&home, &["user", "add", "alice", "--password-stdin"], "correct horse\n");
+    let err = support::refused(&home, &["user", "add", "alice", "--no-password"], "");
     assert!(err.contains("already exists"), "{err}");
-    let err = refused(&home, &["user", "add", "eve"], "");
+    let err = support::refused(&home, &["user", "add", "eve"], "");
     assert!(err.contains("--password-stdin"), "{err}");
-    let err = refused(&home, &["user", "add", "../eve", "--no-password"], "");
+    let err = support::refused(&home, &["user", "add", "../eve", "--no-password"], "");
     assert!(err.contains("invalid user name"), "{err}");
-    let json = ok(&home, &["user", "list", "--json"], "");
+    let json = support::ok_in(&home, &["user", "list", "--json"], "");
     assert!(json.contains("\"alice\"") && !json.contains("argon2"), "{json}");
-    ok(&home, &["user", "passwd", "alice", "--password-stdin"], "battery staple\n");
+    support::ok_in(&home, &["user", "passwd", "alice", "--password-stdin"], "battery staple\n");
 
-    let out = rampart(&home, &["token", "issue", "--user", "alice", "--ttl", "2h", "--service", "data"], "");
+    let out =
+        support::run(&home, &["token", "issue", "--user", "alice", "--ttl", "2h", "--service", "data"], "");
     assert!(out.status.success());
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert!(token.starts_with("rpt_"), "{token}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("shown once"));
-    let list = ok(&home, &["token", "list", "--json"], "");
+    let list = support::ok_in(&home, &["token", "list", "--json"], "");
     assert!(list.contains("\"data\"") && !list.contains(&token[21..]), "{list}");
-    let err = refused(&home, &["token", "issue", "--user", "alice", "--ttl", "3650d"], "");
+    let err = support::refused(&home, &["token", "issue", "--user", "alice", "--ttl", "3650d"], "");
     assert!(err.contains("maximum"), "{err}");
-    let err = refused(&home, &["token", "issue", "--user", "nobody"], "");
+    let err = support::refused(&home, &["token", "issue", "--user", "nobody"], "");
     assert!(err.contains("no user named"), "{err}");
     // Revoke by the full token as well as by id.
-    ok(&home, &["token", "revoke", &token], "");
-    let list = ok(&home, &["token", "list", "--user", "alice"], "");
+    support::ok_in(&home, &["token", "revoke", &token], "");
+    let list = support::ok_in(&home, &["token", "list", "--user", "alice"], "");
     assert!(list.contains("revoked"), "{list}");
-    let err = refused(&home, &["token", "revoke", "0000000000000000"], "");
+    let err = support::refused(&home, &["token", "revoke", "0000000000000000"], "");
     assert!(err.contains("no token"), "{err}");
 
-    ok(&home, &["token", "issue", "--user", "alice"], "");
-    let out = ok(
+    support::ok_in(&home, &["token", "issue", "--user", "alice"], "");
+    let out = support::ok_in(
         &home,
         &["policy", "allow", "--service", "data", "--principal", "user/alice", "--method", "get"],
         "",
     );
     let rule_id = out.split_whitespace().nth(1).unwrap().trim_end_matches(':').to_owned();
-    ok(&home, &["policy", "deny", "--service", "*", "--principal", "role:user", "--method", "DELETE"], "");
-    let list = ok(&home, &["policy", "list"], "");
+    support::ok_in(
+        &home,
+        &["policy", "deny", "--service", "*", "--principal", "role:user", "--method", "DELETE"],
+        "",
+    );
+    let list = support::ok_in(&home, &["policy", "list"], "");
     assert!(list.contains("user/alice") && list.contains("GET") && list.contains("deny"), "{list}");
     for bad in ["alice", "role:king", "spiffe://nope"] {
-        let err = refused(&home, &["policy", "allow", "--service", "data", "--principal", bad], "");
+        let err = support::refused(&home, &["policy", "allow", "--service", "data", "--principal", bad], "");
         assert!(err.contains("invalid principal pattern"), "{err}");
     }
-    let err = refused(&home, &["policy", "allow", "--service", "a/b", "--principal", "*"], "");
+    let err = support::refused(&home, &["policy", "allow", "--service", "a/b", "--principal", "*"], "");
     assert!(err.contains("invalid service name"), "{err}");
-    ok(&home, &["policy", "remove", &rule_id], "");
-    assert!(!ok(&home, &["policy", "list"], "").contains("user/alice"));
+    support::ok_in(&home, &["policy", "remove", &rule_id], "");
+    assert!(!support::ok_in(&home, &["policy", "list"], "").contains("user/alice"));
 
-    let out = ok(&home, &["user", "remove", "alice"], "");
+    let out = support::ok_in(&home, &["user", "remove", "alice"], "");
     assert!(out.contains("revoked 1 token"), "{out}");
-    let list = ok(&home, &["token", "list", "--user", "alice"], "");
+    let list = support::ok_in(&home, &["token", "list", "--user", "alice"], "");
     assert!(list.contains("user removed"), "{list}");
 }
 
@@ -132,7 +107,7 @@ fn a_held_registry_is_a_clear_error() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let _held =
         rt.block_on(async { rampart_store::EmbeddedStore::open(&home.join("store/registry.redb")).unwrap() });
-    let err = refused(&home, &["user", "list"], "");
+    let err = support::refused(&home, &["user", "list"], "");
     assert!(
         err.contains("held by another process") && err.contains("no gateway of this home answers"),
         "{err}"

@@ -2,43 +2,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure report
 
+mod support;
+
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-fn rampart(home: &Path, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("RAMPART_HOME")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin).unwrap();
-    drop(input);
-    child.wait_with_output().unwrap()
-}
-
-fn ok(home: &Path, args: &[&str], stdin: &[u8]) -> Vec<u8> {
-    let out = rampart(home, args, stdin);
-    assert!(out.status.success(), "rampart {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    out.stdout
-}
-
-fn refused(home: &Path, args: &[&str], stdin: &[u8]) -> String {
-    let out = rampart(home, args, stdin);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "rampart {args:?} succeeded");
-    assert!(out.stdout.is_empty(), "rampart {args:?} printed {:?}", out.stdout);
-    assert!(stderr.starts_with("error: ") && !stderr.contains("panicked"), "{stderr}");
-    stderr
-}
 
 fn keyring(home: &Path) -> Vec<String> {
     fs::read_to_string(home.join("keys/payload.keys")).unwrap().lines().map(str::to_owned).collect()
@@ -48,17 +16,17 @@ fn keyring(home: &Path) -> Vec<String> {
 fn init_makes_a_private_keyring_and_new_refuses_to_overwrite() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    ok(&home, &["init"], b"");
+    support::ok_bytes(&home, &["init"], b"");
     let path = home.join("keys/payload.keys");
     assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     let first = keyring(&home);
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].len(), 44);
 
-    let err = refused(&home, &["keys", "new"], b"");
+    let err = support::refused(&home, &["keys", "new"], b"");
     assert!(err.contains("--force"), "{err}");
     assert_eq!(keyring(&home), first);
-    let out = String::from_utf8(ok(&home, &["keys", "new", "--force"], b"")).unwrap();
+    let out = String::from_utf8(support::ok_bytes(&home, &["keys", "new", "--force"], b"")).unwrap();
     assert!(out.contains("kept as"), "{out}");
     assert_ne!(keyring(&home), first);
     // The replaced keyring is kept, private.
@@ -76,23 +44,23 @@ fn init_makes_a_private_keyring_and_new_refuses_to_overwrite() {
 fn rotation_keeps_old_tokens_until_their_key_is_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    ok(&home, &["init"], b"");
-    let old = ok(&home, &["keys", "encrypt"], b"first");
-    ok(&home, &["keys", "rotate"], b"");
-    ok(&home, &["keys", "rotate"], b"");
+    support::ok_bytes(&home, &["init"], b"");
+    let old = support::ok_bytes(&home, &["keys", "encrypt"], b"first");
+    support::ok_bytes(&home, &["keys", "rotate"], b"");
+    support::ok_bytes(&home, &["keys", "rotate"], b"");
     assert_eq!(keyring(&home).len(), 3);
-    assert_eq!(ok(&home, &["keys", "decrypt"], &old), b"first");
-    let list = String::from_utf8(ok(&home, &["keys", "list"], b"")).unwrap();
+    assert_eq!(support::ok_bytes(&home, &["keys", "decrypt"], &old), b"first");
+    let list = String::from_utf8(support::ok_bytes(&home, &["keys", "list"], b"")).unwrap();
     assert!(list.contains("3 keys") && list.contains("newest"), "{list}");
     for key in keyring(&home) {
         assert!(!list.contains(&key[..20]), "list shows a key: {list}");
     }
-    let exported = String::from_utf8(ok(&home, &["keys", "export-key"], b"")).unwrap();
+    let exported = String::from_utf8(support::ok_bytes(&home, &["keys", "export-key"], b"")).unwrap();
     assert_eq!(exported.trim(), keyring(&home)[2]);
 
-    ok(&home, &["keys", "rotate", "--keep", "2"], b"");
+    support::ok_bytes(&home, &["keys", "rotate", "--keep", "2"], b"");
     assert_eq!(keyring(&home).len(), 2);
-    let err = refused(&home, &["keys", "decrypt"], &old);
+    let err = support::refused(&home, &["keys", "decrypt"], &old);
     assert!(err.contains("matches no key"), "{err}");
 }
 
@@ -100,14 +68,18 @@ fn rotation_keeps_old_tokens_until_their_key_is_dropped() {
 fn files_in_and_out() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    ok(&home, &["init"], b"");
+    support::ok_bytes(&home, &["init"], b"");
     let plain = dir.path().join("plain.bin");
     let message: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     fs::write(&plain, &message).unwrap();
     let token = dir.path().join("token.txt");
     let back = dir.path().join("back.bin");
-    ok(&home, &["keys", "encrypt", "--in", plain.to_str().unwrap(), "--out", token.to_str().unwrap()], b"");
-    ok(
+    support::ok_bytes(
+        &home,
+        &["keys", "encrypt", "--in", plain.to_str().unwrap(), "--out", token.to_str().unwrap()],
+        b"",
+    );
+    support::ok_bytes(
         &home,
         &["keys", "decrypt", "--ttl", "60", "--in", token.to_str().unwrap(), "--out", back.to_str().unwrap()],
         b"",
@@ -120,25 +92,30 @@ fn files_in_and_out() {
 fn bad_tokens_and_bad_keyrings_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    let err = refused(&home, &["keys", "list"], b"");
+    let err = support::refused(&home, &["keys", "list"], b"");
     assert!(err.contains("rampart init"), "{err}");
-    ok(&home, &["init"], b"");
-    let token = ok(&home, &["keys", "encrypt"], b"secret");
+    support::ok_bytes(&home, &["init"], b"");
+    let token = support::ok_bytes(&home, &["keys", "encrypt"], b"secret");
 
     let mut tampered = token.clone();
     tampered[30] = if tampered[30] == b'A' { b'B' } else { b'A' };
-    assert!(refused(&home, &["keys", "decrypt"], &tampered).contains("matches no key"));
-    assert!(refused(&home, &["keys", "decrypt"], b"").contains("not a Fernet token"));
-    assert!(refused(&home, &["keys", "decrypt"], &token[..token.len() / 2]).contains("not a Fernet token"));
-    assert!(refused(&home, &["keys", "decrypt"], &[0xff, 0xfe, 0x00]).contains("not a Fernet token"));
+    assert!(support::refused(&home, &["keys", "decrypt"], &tampered).contains("matches no key"));
+    assert!(support::refused(&home, &["keys", "decrypt"], b"").contains("not a Fernet token"));
+    assert!(
+        support::refused(&home, &["keys", "decrypt"], &token[..token.len() / 2])
+            .contains("not a Fernet token")
+    );
+    assert!(
+        support::refused(&home, &["keys", "decrypt"], &[0xff, 0xfe, 0x00]).contains("not a Fernet token")
+    );
 
     let path = home.join("keys/payload.keys");
     fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-    assert!(refused(&home, &["keys", "encrypt"], b"x").contains("chmod 600"));
+    assert!(support::refused(&home, &["keys", "encrypt"], b"x").contains("chmod 600"));
     fs::write(&path, "definitely-not-a-key\n").unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
-    let err = refused(&home, &["keys", "encrypt"], b"x");
+    let err = support::refused(&home, &["keys", "encrypt"], b"x");
     assert!(err.contains("line 1") && !err.contains("definitely-not-a-key"), "{err}");
     fs::remove_file(&path).unwrap();
-    assert!(refused(&home, &["keys", "rotate"], b"").contains("rampart keys new"));
+    assert!(support::refused(&home, &["keys", "rotate"], b"").contains("rampart keys new"));
 }

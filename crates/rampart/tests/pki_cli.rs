@@ -3,37 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure report
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn rampart(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("RAMPART_HOME")
-        .output()
-        .expect("run rampart")
-}
-
-fn ok(home: &Path, args: &[&str]) -> String {
-    let out = rampart(home, args);
-    assert!(out.status.success(), "rampart {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Runs a command that must fail cleanly: non-zero exit, one line on stderr, no panic.
-fn refused(home: &Path, args: &[&str]) -> String {
-    let out = rampart(home, args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "rampart {args:?} succeeded");
-    assert!(!stderr.contains("panicked"), "rampart {args:?} panicked: {stderr}");
-    assert!(stderr.starts_with("error: "), "rampart {args:?}: {stderr}");
-    stderr
-}
+use std::process::Command;
 
 fn openssl(args: &[&str]) -> (bool, String) {
     let out =
@@ -79,7 +55,7 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
 fn init_makes_a_verifiable_network_and_refuses_to_run_twice() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    let out = ok(&home, &["init"]);
+    let out = support::ok(&home, &["init"]);
     assert!(out.contains("spiffe://local/gateway/gateway"), "{out}");
     let local = domain_dir(&home, "local");
     for name in ["gateway", "admin"] {
@@ -97,14 +73,14 @@ fn init_makes_a_verifiable_network_and_refuses_to_run_twice() {
     assert!(ca.contains("X509v3 Subject Key Identifier"), "{ca}");
 
     let before = snapshot(&home);
-    let err = refused(&home, &["init"]);
+    let err = support::refused(&home, &["init"], "");
     assert!(err.contains("--force"), "{err}");
-    let err = refused(&home, &["init", "--domain", "other"]);
+    let err = support::refused(&home, &["init", "--domain", "other"], "");
     assert!(err.contains("--force"), "{err}");
     assert_eq!(before, snapshot(&home), "a refused init changed the home");
 
     // --force replaces the CA and keeps the old one aside.
-    let out = ok(&home, &["init", "--force"]);
+    let out = support::ok(&home, &["init", "--force"]);
     assert!(out.contains("moved to"), "{out}");
     assert_ne!(fs::read(local.join("ca.pem")).unwrap(), before[&local.join("ca.pem")].0);
     assert!(home.join("pki/.replaced").read_dir().unwrap().count() == 1);
@@ -114,7 +90,7 @@ fn init_makes_a_verifiable_network_and_refuses_to_run_twice() {
 fn every_role_and_key_type_verifies_with_the_right_extensions() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    ok(&home, &["init", "--domain", "prod"]);
+    support::ok(&home, &["init", "--domain", "prod"]);
     let issued = domain_dir(&home, "prod").join("issued");
     let cases = [
         ("node", "web-1", "p256", true),
@@ -124,7 +100,7 @@ fn every_role_and_key_type_verifies_with_the_right_extensions() {
         ("admin", "root-op", "rsa3072", false),
     ];
     for (role, name, key_type, server) in cases {
-        let out = ok(
+        let out = support::ok(
             &home,
             &["pki", "issue", "--domain", "prod", "--role", role, "--name", name, "--key-type", key_type],
         );
@@ -148,11 +124,12 @@ fn every_role_and_key_type_verifies_with_the_right_extensions() {
     }
     assert_eq!(fs::metadata(domain_dir(&home, "prod").join("ca.key")).unwrap().mode() & 0o777, 0o600);
 
-    let list = ok(&home, &["pki", "list"]);
+    let list = support::ok(&home, &["pki", "list"]);
     for (_, name, _, _) in cases {
         assert!(list.contains(name), "{list}");
     }
-    let json: serde_json::Value = serde_json::from_str(&ok(&home, &["pki", "list", "--json"])).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&support::ok(&home, &["pki", "list", "--json"])).unwrap();
     assert_eq!(json.as_array().unwrap().len(), cases.len() + 2);
 }
 
@@ -160,11 +137,11 @@ fn every_role_and_key_type_verifies_with_the_right_extensions() {
 fn revocation_shows_in_the_crl_and_openssl_rejects_only_the_revoked() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    ok(&home, &["init"]);
-    ok(&home, &["pki", "issue", "--role", "node", "--name", "n1"]);
-    ok(&home, &["pki", "issue", "--role", "node", "--name", "n2"]);
+    support::ok(&home, &["init"]);
+    support::ok(&home, &["pki", "issue", "--role", "node", "--name", "n1"]);
+    support::ok(&home, &["pki", "issue", "--role", "node", "--name", "n2"]);
     let issued = domain_dir(&home, "local").join("issued");
-    let out = ok(&home, &["pki", "revoke", "--name", "n1", "--reason", "key-compromise"]);
+    let out = support::ok(&home, &["pki", "revoke", "--name", "n1", "--reason", "key-compromise"]);
     assert!(out.contains("Revoked spiffe://local/node/n1"), "{out}");
 
     let (good, text) = verify(&home, "local", &issued.join("n1.pem"), true);
@@ -178,16 +155,16 @@ fn revocation_shows_in_the_crl_and_openssl_rejects_only_the_revoked() {
     let (good, text) = openssl(&["crl", "-noout", "-text", "-in", crl.to_str().unwrap()]);
     assert!(good && text.contains("Key Compromise") && text.contains("Next Update"), "{text}");
 
-    let list = ok(&home, &["pki", "list"]);
+    let list = support::ok(&home, &["pki", "list"]);
     let n1 = list.lines().find(|l| l.starts_with("n1 ")).unwrap();
     assert!(n1.contains("revoked"), "{list}");
-    let inspected = ok(&home, &["pki", "inspect", "n1"]);
+    let inspected = support::ok(&home, &["pki", "inspect", "n1"]);
     assert!(inspected.contains("YES (listed in its domain's CRL)"), "{inspected}");
-    let inspected = ok(&home, &["pki", "inspect", issued.join("n2.pem").to_str().unwrap()]);
+    let inspected = support::ok(&home, &["pki", "inspect", issued.join("n2.pem").to_str().unwrap()]);
     assert!(inspected.contains("Revoked       no"), "{inspected}");
 
     // The CRL can be regenerated on its own, with a higher number.
-    let out = ok(&home, &["pki", "crl"]);
+    let out = support::ok(&home, &["pki", "crl"]);
     assert!(out.contains("number       3") && out.contains("revoked      1"), "{out}");
 }
 
@@ -195,12 +172,15 @@ fn revocation_shows_in_the_crl_and_openssl_rejects_only_the_revoked() {
 fn renewal_keeps_the_identity_and_the_old_certificate_valid() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    ok(&home, &["init"]);
-    ok(&home, &["pki", "issue", "--role", "node", "--name", "n1", "--dns", "n1.internal", "--days", "30"]);
+    support::ok(&home, &["init"]);
+    support::ok(
+        &home,
+        &["pki", "issue", "--role", "node", "--name", "n1", "--dns", "n1.internal", "--days", "30"],
+    );
     let issued = domain_dir(&home, "local").join("issued");
     let old_cert = fs::read(issued.join("n1.pem")).unwrap();
     let old_key = fs::read(issued.join("n1.key")).unwrap();
-    ok(&home, &["pki", "renew", "--name", "n1"]);
+    support::ok(&home, &["pki", "renew", "--name", "n1"]);
     assert_ne!(fs::read(issued.join("n1.pem")).unwrap(), old_cert);
     assert_ne!(fs::read(issued.join("n1.key")).unwrap(), old_key);
     let (_, text) = openssl(&["x509", "-noout", "-text", "-in", issued.join("n1.pem").to_str().unwrap()]);
@@ -216,25 +196,25 @@ fn renewal_keeps_the_identity_and_the_old_certificate_valid() {
 
     // The old one can be revoked on its own, by serial, leaving the new one valid.
     let old_serial = archived[0].file_name().unwrap().to_str().unwrap().split('.').nth(1).unwrap().to_owned();
-    let out = ok(&home, &["pki", "revoke", "--name", "n1", "--serial", &old_serial.to_uppercase()]);
+    let out = support::ok(&home, &["pki", "revoke", "--name", "n1", "--serial", &old_serial.to_uppercase()]);
     assert!(out.contains(&old_serial), "{out}");
     let (good, _) = verify(&home, "local", &archived[0], true);
     assert!(!good, "revoked by serial, yet still verifies");
     let (good, text) = verify(&home, "local", &issued.join("n1.pem"), true);
     assert!(good, "{text}");
-    let err = refused(&home, &["pki", "revoke", "--name", "n1", "--serial", "abcdef"]);
+    let err = support::refused(&home, &["pki", "revoke", "--name", "n1", "--serial", "abcdef"], "");
     assert!(err.contains("no certificate with serial"), "{err}");
     // --all takes whatever of the name is still valid.
-    ok(&home, &["pki", "revoke", "--name", "n1", "--all"]);
+    support::ok(&home, &["pki", "revoke", "--name", "n1", "--all"]);
     let (good, _) = verify(&home, "local", &issued.join("n1.pem"), true);
     assert!(!good);
 
     // Issuing over a valid certificate is refused; renewing is the way.
-    ok(&home, &["pki", "issue", "--role", "node", "--name", "n2"]);
-    let err = refused(&home, &["pki", "issue", "--role", "node", "--name", "n2"]);
+    support::ok(&home, &["pki", "issue", "--role", "node", "--name", "n2"]);
+    let err = support::refused(&home, &["pki", "issue", "--role", "node", "--name", "n2"], "");
     assert!(err.contains("renew"), "{err}");
     // A revoked name may be issued afresh.
-    ok(&home, &["pki", "issue", "--role", "node", "--name", "n1"]);
+    support::ok(&home, &["pki", "issue", "--role", "node", "--name", "n1"]);
     let (good, text) = verify(&home, "local", &issued.join("n1.pem"), true);
     assert!(good, "{text}");
 }
@@ -243,9 +223,9 @@ fn renewal_keeps_the_identity_and_the_old_certificate_valid() {
 fn a_certificate_from_one_domain_does_not_verify_in_another() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    ok(&home, &["init", "--domain", "prod"]);
-    ok(&home, &["pki", "init", "--domain", "test"]);
-    ok(&home, &["pki", "issue", "--domain", "test", "--role", "node", "--name", "web-1"]);
+    support::ok(&home, &["init", "--domain", "prod"]);
+    support::ok(&home, &["pki", "init", "--domain", "test"]);
+    support::ok(&home, &["pki", "issue", "--domain", "test", "--role", "node", "--name", "web-1"]);
     let stray = domain_dir(&home, "test").join("issued/web-1.pem");
     let (good, _) = verify(&home, "test", &stray, true);
     assert!(good);
@@ -255,9 +235,9 @@ fn a_certificate_from_one_domain_does_not_verify_in_another() {
     // Copying the file into prod's directory does not make it prod's.
     let copied = domain_dir(&home, "prod").join("issued/web-1.pem");
     fs::copy(&stray, &copied).unwrap();
-    let inspected = ok(&home, &["pki", "inspect", copied.to_str().unwrap()]);
+    let inspected = support::ok(&home, &["pki", "inspect", copied.to_str().unwrap()]);
     assert!(inspected.contains("spiffe://test/node/web-1"), "{inspected}");
-    let out = ok(&home, &["pki", "list"]);
+    let out = support::ok(&home, &["pki", "list"]);
     assert!(out.contains("spiffe://test/node/web-1") && out.contains("spiffe://prod/admin/admin"), "{out}");
 }
 
@@ -266,31 +246,38 @@ fn bad_input_is_a_clear_error_and_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
 
-    let err = refused(&home, &["pki", "list"]);
+    let err = support::refused(&home, &["pki", "list"], "");
     assert!(err.contains("rampart init"), "missing home: {err}");
-    ok(&home, &["init"]);
+    support::ok(&home, &["init"]);
     let before = snapshot(&home);
 
-    let out = rampart(&home, &["pki", "issue", "--role", "king", "--name", "x"]);
+    let out = support::run(&home, &["pki", "issue", "--role", "king", "--name", "x"], "");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'king'"));
     for bad in ["../evil", "a/b", ".hidden", "", "with space"] {
-        let out = rampart(&home, &["pki", "issue", "--role", "node", "--name", bad]);
+        let out = support::run(&home, &["pki", "issue", "--role", "node", "--name", bad], "");
         assert!(!out.status.success(), "name {bad:?} accepted");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("invalid name") && !stderr.contains("panicked"), "{stderr}");
     }
-    let err = refused(&home, &["pki", "issue", "--domain", "nowhere", "--role", "node", "--name", "x"]);
+    let err = support::refused(
+        &home,
+        &["pki", "issue", "--domain", "nowhere", "--role", "node", "--name", "x"],
+        "",
+    );
     assert!(err.contains("no CA for trust domain \"nowhere\""), "{err}");
-    let err = refused(&home, &["pki", "issue", "--role", "node", "--name", "x", "--dns", "bad host"]);
+    let err =
+        support::refused(&home, &["pki", "issue", "--role", "node", "--name", "x", "--dns", "bad host"], "");
     assert!(err.contains("invalid subject alternative name"), "{err}");
-    let err = refused(&home, &["pki", "issue", "--role", "node", "--name", "x", "--days", "40000"]);
+    let err =
+        support::refused(&home, &["pki", "issue", "--role", "node", "--name", "x", "--days", "40000"], "");
     assert!(err.contains("days"), "{err}");
-    let err = refused(&home, &["pki", "issue", "--role", "node", "--name", "x", "--days", "5000"]);
+    let err =
+        support::refused(&home, &["pki", "issue", "--role", "node", "--name", "x", "--days", "5000"], "");
     assert!(err.contains("outlive its CA"), "{err}");
-    let err = refused(&home, &["pki", "revoke", "--name", "ghost"]);
+    let err = support::refused(&home, &["pki", "revoke", "--name", "ghost"], "");
     assert!(err.contains("no certificate named"), "{err}");
-    let err = refused(&home, &["pki", "renew", "--name", "ghost"]);
+    let err = support::refused(&home, &["pki", "renew", "--name", "ghost"], "");
     assert!(err.contains("no certificate named"), "{err}");
     assert_eq!(before, snapshot(&home), "a refused command changed the home");
 
@@ -308,16 +295,16 @@ fn bad_input_is_a_clear_error_and_leaves_nothing_behind() {
     for (name, bytes) in garbage {
         let p = dir.path().join(name);
         fs::write(&p, bytes).unwrap();
-        let err = refused(&home, &["pki", "inspect", p.to_str().unwrap()]);
+        let err = support::refused(&home, &["pki", "inspect", p.to_str().unwrap()], "");
         assert_eq!(err.trim_end().lines().count(), 1, "{name}: {err}");
     }
     let key = domain_dir(&home, "local").join("issued/admin.key");
-    let err = refused(&home, &["pki", "inspect", key.to_str().unwrap()]);
+    let err = support::refused(&home, &["pki", "inspect", key.to_str().unwrap()], "");
     assert!(!err.contains("PRIVATE KEY") || err.contains("no PEM block"), "{err}");
     let key_text = fs::read_to_string(&key).unwrap();
     let body = key_text.lines().nth(1).unwrap();
     assert!(!err.contains(body), "inspect leaked key material: {err}");
-    let err = refused(&home, &["pki", "inspect", "nonexistent-name"]);
+    let err = support::refused(&home, &["pki", "inspect", "nonexistent-name"], "");
     assert!(err.contains("no such file"), "{err}");
 }
 
@@ -325,16 +312,16 @@ fn bad_input_is_a_clear_error_and_leaves_nothing_behind() {
 fn a_damaged_ca_key_is_reported_without_its_contents() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    ok(&home, &["init"]);
+    support::ok(&home, &["init"]);
     let key = domain_dir(&home, "local").join("ca.key");
     let secret = "-----BEGIN PRIVATE KEY-----\nTUlJQ1NFQ1JFVA==\n-----END PRIVATE KEY-----\n";
     fs::write(&key, secret).unwrap();
-    let err = refused(&home, &["pki", "issue", "--role", "node", "--name", "n"]);
+    let err = support::refused(&home, &["pki", "issue", "--role", "node", "--name", "n"], "");
     assert!(err.contains("ca.key") && !err.contains("TUlJQ1NFQ1JFVA"), "{err}");
     // The key of another CA is refused too: it does not match the certificate.
-    ok(&home, &["pki", "init", "--domain", "other"]);
+    support::ok(&home, &["pki", "init", "--domain", "other"]);
     fs::copy(domain_dir(&home, "other").join("ca.key"), &key).unwrap();
-    let err = refused(&home, &["pki", "issue", "--role", "node", "--name", "n"]);
+    let err = support::refused(&home, &["pki", "issue", "--role", "node", "--name", "n"], "");
     assert!(err.contains("does not belong"), "{err}");
 }
 
@@ -342,7 +329,7 @@ fn a_damaged_ca_key_is_reported_without_its_contents() {
 fn concurrent_issues_lose_no_record() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    ok(&home, &["init"]);
+    support::ok(&home, &["init"]);
     let children: Vec<_> = (0..8)
         .map(|i| {
             Command::new(env!("CARGO_BIN_EXE_rampart"))
@@ -357,7 +344,8 @@ fn concurrent_issues_lose_no_record() {
     for mut child in children {
         assert!(child.wait().unwrap().success());
     }
-    let json: serde_json::Value = serde_json::from_str(&ok(&home, &["pki", "list", "--json"])).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&support::ok(&home, &["pki", "list", "--json"])).unwrap();
     let names: Vec<&str> = json.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
     for i in 0..8 {
         assert!(names.contains(&format!("c{i}").as_str()), "c{i} missing from {names:?}");

@@ -64,13 +64,7 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
     let material = home.material(&config, "gateway").context("loading the gateway certificate")?;
     let (tls, crl_updates) = rampart_net::tls::server_config_with_crl_updates(&material, mode, None)?;
     let crl_path = home.pki().domain_dir(&config.domain).join("crl.pem");
-    let client_tls = rampart_net::tls::client_config(
-        &config.domain,
-        material.roots.clone(),
-        material.crls.clone(),
-        Some((material.chain.clone(), material.key.clone_key())),
-        &[Role::Node],
-    )?;
+    let client_tls = material.client_config(&[Role::Node])?;
     runtime()?.block_on(async move {
         let store = home.open_local_store()?;
         let listener = tokio::net::TcpListener::bind(config.gateway.listen)
@@ -185,13 +179,7 @@ pub fn node(home: &Home, args: NodeArgs) -> Result<()> {
         Some(&[Role::Gateway]),
     )?;
     let crl_path = home.pki().domain_dir(&config.domain).join("crl.pem");
-    let client_tls = rampart_net::tls::client_config(
-        &config.domain,
-        material.roots.clone(),
-        material.crls.clone(),
-        Some((material.chain.clone(), material.key.clone_key())),
-        &[Role::Gateway],
-    )?;
+    let client_tls = material.client_config(&[Role::Gateway])?;
     let envelopes = match rampart_crypto::file::load(&home.keyring_path()) {
         Ok(k) => Some(rampart_node::envelope::Envelopes::new(k, args.payload_ttl)),
         Err(rampart_crypto::CryptoError::NoKeyring(_)) => {

@@ -75,8 +75,8 @@ pub fn spawn(home: &Path, args: &[&str], ready: &str, log: &str) -> Proc {
     }
 }
 
-/// Runs a one-shot command.
-pub fn run(home: &Path, args: &[&str], stdin: &str) -> Output {
+/// Runs a one-shot command with `stdin` as its input.
+pub fn run(home: &Path, args: &[&str], stdin: impl AsRef<[u8]>) -> Output {
     let mut child = Command::new(BIN)
         .arg("--home")
         .arg(home)
@@ -88,19 +88,37 @@ pub fn run(home: &Path, args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_ref()).unwrap();
     child.wait_with_output().unwrap()
 }
 
+/// Runs a command that must succeed; its stdout.
 pub fn ok(home: &Path, args: &[&str]) -> String {
-    let out = run(home, args, "");
-    assert!(
-        out.status.success(),
-        "rampart {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    ok_in(home, args, "")
+}
+
+/// [`ok`] with `stdin` as input.
+pub fn ok_in(home: &Path, args: &[&str], stdin: impl AsRef<[u8]>) -> String {
+    String::from_utf8(ok_bytes(home, args, stdin)).unwrap()
+}
+
+/// [`ok_in`], stdout as bytes.
+pub fn ok_bytes(home: &Path, args: &[&str], stdin: impl AsRef<[u8]>) -> Vec<u8> {
+    let out = run(home, args, stdin);
+    let (o, e) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "rampart {args:?}: {o}{e}");
+    out.stdout
+}
+
+/// Runs a command that must fail cleanly: non-zero exit, nothing on stdout, one `error:`
+/// message on stderr, no panic. Its stderr.
+pub fn refused(home: &Path, args: &[&str], stdin: impl AsRef<[u8]>) -> String {
+    let out = run(home, args, stdin);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "rampart {args:?} succeeded");
+    assert!(out.stdout.is_empty(), "rampart {args:?} printed {:?}", String::from_utf8_lossy(&out.stdout));
+    assert!(stderr.starts_with("error: ") && !stderr.contains("panicked"), "rampart {args:?}: {stderr}");
+    stderr
 }
 
 /// A network: a home, its gateway, and nodes.
@@ -223,14 +241,7 @@ pub fn admin_client(home: &Path) -> rampart_net::client::HttpsClient {
         Some(&dir.join("crl.pem")),
     )
     .unwrap();
-    let tls = rampart_net::tls::client_config(
-        &m.domain,
-        m.roots.clone(),
-        m.crls.clone(),
-        Some((m.chain.clone(), m.key.clone_key())),
-        &[rampart_pki::Role::Gateway],
-    )
-    .unwrap();
+    let tls = m.client_config(&[rampart_pki::Role::Gateway]).unwrap();
     rampart_net::client::https_client(tls, Duration::from_secs(2))
 }
 

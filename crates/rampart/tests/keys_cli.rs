@@ -105,9 +105,7 @@ fn bad_tokens_and_bad_keyrings_are_clear_errors() {
         support::refused(&home, &["keys", "decrypt"], &token[..token.len() / 2])
             .contains("not a Fernet token")
     );
-    assert!(
-        support::refused(&home, &["keys", "decrypt"], &[0xff, 0xfe, 0x00]).contains("not a Fernet token")
-    );
+    assert!(support::refused(&home, &["keys", "decrypt"], [0xff, 0xfe, 0x00]).contains("not a Fernet token"));
 
     let path = home.join("keys/payload.keys");
     fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();

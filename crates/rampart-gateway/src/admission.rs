@@ -32,9 +32,14 @@ impl RateLimiter {
         RateLimiter { rate, burst: burst.max(1.0), buckets: Mutex::new(HashMap::new()) }
     }
 
+    /// Whether the limiter is on at all (callers skip building keys when it is not).
+    pub fn enabled(&self) -> bool {
+        self.rate > 0.0
+    }
+
     /// Takes a token for `key`; `Err(wait)` when there is none (retry after `wait`).
     pub fn check(&self, key: &str) -> Result<(), Duration> {
-        if self.rate <= 0.0 {
+        if !self.enabled() {
             return Ok(());
         }
         let now = Instant::now();
@@ -47,7 +52,11 @@ impl RateLimiter {
                 return Err(Duration::from_secs(1));
             }
         }
-        let b = buckets.entry(key.to_owned()).or_insert(Bucket { tokens: self.burst, last: now });
+        // Look up by `&str` first: a key is allocated only the first time it is seen.
+        if !buckets.contains_key(key) {
+            buckets.insert(key.to_owned(), Bucket { tokens: self.burst, last: now });
+        }
+        let Some(b) = buckets.get_mut(key) else { return Ok(()) };
         b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * self.rate).min(self.burst);
         b.last = now;
         if b.tokens >= 1.0 {

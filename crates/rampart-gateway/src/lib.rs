@@ -272,7 +272,9 @@ async fn route(
             return reply::unauthenticated(&failure.reason);
         }
     };
-    if let Err(wait) = state.principal_limit.check(&principal.name()) {
+    if state.principal_limit.enabled()
+        && let Err(wait) = state.principal_limit.check(&principal.name())
+    {
         state.event(
             Severity::Warning,
             "rate_limited",

@@ -1,6 +1,6 @@
 //! Prometheus metrics (text exposition format, Prometheus naming conventions).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +12,8 @@ const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1
 /// Every metric the gateway exposes.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    /// service → status → count (looked up by `&str`: no allocation per request).
+    requests: Mutex<HashMap<String, BTreeMap<u16, u64>>>,
     duration_buckets: [AtomicU64; BUCKETS.len()],
     duration_count: AtomicU64,
     duration_sum_us: AtomicU64,
@@ -27,7 +28,12 @@ impl Metrics {
     /// Counts a finished request.
     pub fn request(&self, service: &str, code: u16, took: Duration) {
         if let Ok(mut r) = self.requests.lock() {
-            *r.entry((service.to_owned(), code)).or_default() += 1;
+            match r.get_mut(service) {
+                Some(codes) => *codes.entry(code).or_default() += 1,
+                None => {
+                    r.insert(service.to_owned(), BTreeMap::from([(code, 1)]));
+                }
+            }
         }
         let secs = took.as_secs_f64();
         for (i, le) in BUCKETS.iter().enumerate() {
@@ -54,12 +60,16 @@ impl Metrics {
         let _ = writeln!(out, "# HELP rampart_requests_total Requests answered, by service and status code.");
         let _ = writeln!(out, "# TYPE rampart_requests_total counter");
         if let Ok(r) = self.requests.lock() {
-            for ((service, code), n) in r.iter() {
-                let _ = writeln!(
-                    out,
-                    "rampart_requests_total{{service=\"{}\",code=\"{code}\"}} {n}",
-                    esc(service)
-                );
+            let mut services: Vec<_> = r.iter().collect();
+            services.sort();
+            for (service, codes) in services {
+                for (code, n) in codes {
+                    let _ = writeln!(
+                        out,
+                        "rampart_requests_total{{service=\"{}\",code=\"{code}\"}} {n}",
+                        esc(service)
+                    );
+                }
             }
         }
         let _ = writeln!(out, "# HELP rampart_request_duration_seconds Time to answer a request.");

@@ -122,7 +122,9 @@ impl State {
             }
             return Some(r);
         }
-        if let Err(wait) = self.source_limit.check(&source.ip().to_string()) {
+        if self.source_limit.enabled()
+            && let Err(wait) = self.source_limit.check(&source.ip().to_string())
+        {
             self.event(
                 Severity::Warning,
                 "rate_limited",

@@ -89,15 +89,14 @@ impl State {
                 None,
                 "request headers not sent in time",
             ),
-            ConnProblem::HeadersTooLarge => self.event(
-                Severity::Warning,
-                "header_too_large",
-                source,
-                None,
-                None,
-                "request head over the size or count limit (431)",
-            ),
+            ConnProblem::HeadersTooLarge => self.header_too_large(source),
         }
+    }
+
+    /// A request head over the limit: refused by the HTTP/1.1 parser or, for HTTP/2, here.
+    fn header_too_large(&self, source: SocketAddr) {
+        let why = "request head over the size or count limit (431)";
+        self.event(Severity::Warning, "header_too_large", source, None, None, why);
     }
 
     /// Admission before authentication: a ban, the per-source rate, the URI length. `Some`
@@ -112,15 +111,12 @@ impl State {
         admin_cert: bool,
     ) -> Option<http::Response<Body>> {
         if !admin_cert && let Some(left) = self.bans.banned(source.ip()) {
-            let mut r = reply::error(
+            let r = reply::error(
                 StatusCode::FORBIDDEN,
                 "banned",
                 "too many failed authentications from this address",
             );
-            if let Ok(v) = HeaderValue::from_str(&left.as_secs().max(1).to_string()) {
-                r.headers_mut().insert(RETRY_AFTER, v);
-            }
-            return Some(r);
+            return Some(retry_after(r, left));
         }
         if self.source_limit.enabled()
             && let Err(wait) = self.source_limit.check(&source.ip().to_string())
@@ -140,14 +136,7 @@ impl State {
         // RFC 7541 does (name + value + 32 per field).
         let size: usize = headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 32).sum();
         if size > self.config.max_header_bytes || headers.len() > self.config.max_headers {
-            self.event(
-                Severity::Warning,
-                "header_too_large",
-                source,
-                None,
-                None,
-                "request head over the size or count limit (431)",
-            );
+            self.header_too_large(source);
             return Some(reply::error(
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "header_too_large",
@@ -175,7 +164,14 @@ impl State {
 
 /// 429 with `Retry-After`.
 pub fn too_many(wait: Duration) -> http::Response<Body> {
-    let mut r = reply::error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; slow down");
+    retry_after(
+        reply::error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; slow down"),
+        wait,
+    )
+}
+
+/// Adds `Retry-After` in whole seconds (at least 1).
+fn retry_after(mut r: http::Response<Body>, wait: Duration) -> http::Response<Body> {
     if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
         r.headers_mut().insert(RETRY_AFTER, v);
     }

@@ -79,10 +79,9 @@ struct Stats {
     per_node: Mutex<[BTreeMap<String, u64>; 3]>,
     acked: Mutex<HashSet<String>>,
     failures: Mutex<Vec<String>>,
+    /// The phase a request belongs to: 0 before the kill, 1 while n2 is down, 2 after restart.
+    phase: AtomicU64,
 }
-
-/// The phase of the demo a request belongs to: before the kill, while down, after restart.
-static PHASE: AtomicU64 = AtomicU64::new(0);
 
 pub fn run(explicit_home: Option<PathBuf>, args: DemoArgs) -> Result<()> {
     let temp = match &explicit_home {
@@ -177,7 +176,7 @@ pub fn run(explicit_home: Option<PathBuf>, args: DemoArgs) -> Result<()> {
             }
             nodes[1] = None;
             killed_at = Some(Instant::now());
-            PHASE.store(1, Ordering::SeqCst);
+            stats.phase.store(1, Ordering::SeqCst);
             println!("{:>6.1}s  SIGKILL n2", t.as_secs_f64());
         }
         if let (Some(k), None) = (killed_at, left_after)
@@ -197,7 +196,7 @@ pub fn run(explicit_home: Option<PathBuf>, args: DemoArgs) -> Result<()> {
                 "rampart node ",
             )?);
             restarted_at = Some(Instant::now());
-            PHASE.store(2, Ordering::SeqCst);
+            stats.phase.store(2, Ordering::SeqCst);
             println!("{:>6.1}s  restarted n2", t.as_secs_f64());
         }
         if let (Some(r), None) = (restarted_at, serving_after) {
@@ -300,7 +299,7 @@ async fn client_loop(
     while !stop.load(Ordering::Relaxed) {
         i += 1;
         let started = Instant::now();
-        let phase = PHASE.load(Ordering::Relaxed) as usize;
+        let phase = stats.phase.load(Ordering::Relaxed) as usize;
         let (req, sealed, post) = match i % 5 {
             0 | 1 => (Request::get(format!("{url}/hello")).body(rampart_net::full("")), false, false),
             2 | 3 => {

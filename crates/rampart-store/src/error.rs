@@ -40,6 +40,10 @@ pub enum StoreError {
     /// The storage engine failed (disk full, corruption, I/O).
     #[error("storage: {0}")]
     Backend(String),
+    /// The store cannot be reached or cannot reach agreement (no etcd member answers, or the
+    /// cluster lost its quorum). Nothing was written; the caller may try again later.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
     /// The store is shutting down.
     #[error("the store is closed")]
     Closed,

@@ -22,7 +22,7 @@ use rampart_auth::{AuthError, Credential, Principal, tokens};
 use rampart_net::remote_store::{self, StoreRequest};
 use rampart_net::{Body, ConnInfo};
 use rampart_pki::Role;
-use rampart_store::{AclStore, Grants, LeaseAccess, LeaseId, Store};
+use rampart_store::{AclStore, Grants, LeaseAccess, LeaseId, Store, StoreError};
 use serde::Deserialize;
 
 use crate::routes::{NODES_PREFIX, NodeRecord};
@@ -209,7 +209,7 @@ async fn register(state: &State, node: &str, body: &[u8]) -> Response<Body> {
         if let Some(old) = old.filter(|o| o.lease != lease.0) {
             let _ = store.revoke_lease(LeaseId(old.lease)).await; // holds nothing any more
         }
-        Ok::<_, rampart_store::StoreError>(lease)
+        Ok::<_, StoreError>(lease)
     }
     .await;
     match result {
@@ -225,17 +225,27 @@ async fn register(state: &State, node: &str, body: &[u8]) -> Response<Body> {
 }
 
 async fn node_record(state: &State, node: &str) -> Option<NodeRecord> {
-    let kv = state.store.get(&format!("{NODES_PREFIX}{node}")).await.ok().flatten()?;
-    serde_json::from_slice(&kv.value).ok()
+    try_node_record(state, node).await.ok().flatten()
 }
 
+async fn try_node_record(state: &State, node: &str) -> Result<Option<NodeRecord>, StoreError> {
+    let kv = state.store.get(&format!("{NODES_PREFIX}{node}")).await?;
+    Ok(kv.and_then(|kv| serde_json::from_slice(&kv.value).ok()))
+}
+
+/// Renews the node's lease: 404 when it has lapsed (register again), 503 when the registry
+/// cannot be reached (keep serving, try again).
 async fn heartbeat(state: &State, node: &str) -> Response<Body> {
-    let Some(rec) = node_record(state, node).await else {
-        return reply::error(StatusCode::NOT_FOUND, "not_registered", "lease expired: register again");
+    let expired = || reply::error(StatusCode::NOT_FOUND, "not_registered", "lease expired: register again");
+    let rec = match try_node_record(state, node).await {
+        Ok(Some(rec)) => rec,
+        Ok(None) => return expired(),
+        Err(e) => return reply::unavailable(&format!("registry: {e}")),
     };
     match state.store.keep_alive(LeaseId(rec.lease)).await {
         Ok(ttl) => reply::json(StatusCode::OK, &serde_json::json!({"ttl_ms": ttl.as_millis() as u64})),
-        Err(_) => reply::error(StatusCode::NOT_FOUND, "not_registered", "lease expired: register again"),
+        Err(StoreError::LeaseNotFound(_)) => expired(),
+        Err(e) => reply::unavailable(&format!("registry: {e}")),
     }
 }
 

@@ -32,7 +32,7 @@ pub async fn authenticate(
         let Some(token) = text.strip_prefix("Bearer ").or_else(|| text.strip_prefix("bearer ")) else {
             return Err(fail("token_malformed", "the Authorization header must be 'Bearer <token>'"));
         };
-        return match tokens::verify(state.store.as_ref(), token, service, &state.domain, crate::now_secs())
+        return match tokens::verify(state.auth.as_ref(), token, service, &state.domain, crate::now_secs())
             .await
         {
             Ok(p) => Ok(p),

@@ -50,6 +50,9 @@ pub struct State {
     pub domain: TrustDomain,
     /// The registry.
     pub store: Arc<dyn Store>,
+    /// The registry with users and tokens (`auth/`) answered from memory, for the per-request
+    /// token check (fast, and still working while the registry is out of reach).
+    pub auth: Arc<dyn Store>,
     /// Service → nodes, swapped on every registry change.
     pub routes: Arc<ArcSwap<routes::Routes>>,
     /// The policy, swapped on every change under `auth/policy/`.
@@ -77,7 +80,7 @@ pub struct State {
 }
 
 impl State {
-    /// A gateway's shared state.
+    /// A gateway's shared state (call within a tokio runtime: it starts following `auth/`).
     pub fn new(
         domain: TrustDomain,
         store: Arc<dyn Store>,
@@ -88,6 +91,7 @@ impl State {
         let c = &config;
         State {
             domain,
+            auth: rampart_store::Mirror::new(store.clone(), "auth/"),
             store,
             routes: Arc::new(ArcSwap::from_pointee(Default::default())),
             policy: Arc::new(ArcSwap::from_pointee(Default::default())),

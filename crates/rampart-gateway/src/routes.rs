@@ -100,18 +100,15 @@ impl Routes {
 }
 
 /// Reads every live node from the registry.
-pub async fn load(store: &dyn Store) -> Vec<NodeRecord> {
-    match store.range(NODES_PREFIX).await {
-        Ok(kvs) => kvs.iter().filter_map(|kv| serde_json::from_slice(&kv.value).ok()).collect(),
-        Err(e) => {
-            tracing::warn!("reading nodes: {e}");
-            Vec::new()
-        }
-    }
+pub async fn load(store: &dyn Store) -> Result<Vec<NodeRecord>, rampart_store::StoreError> {
+    let kvs = store.range(NODES_PREFIX).await?;
+    Ok(kvs.iter().filter_map(|kv| serde_json::from_slice(&kv.value).ok()).collect())
 }
 
 /// Keeps `table` equal to the registry's nodes: rebuilds it on every change under `nodes/`.
-/// `on_removed` hears of every node that left the table.
+/// `on_removed` hears of every node that left the table. While the registry cannot be read
+/// (etcd without quorum), the last table stays: routing goes on to the nodes known healthy,
+/// and the probes keep ejecting the ones that fail.
 pub async fn follow(
     store: Arc<dyn Store>,
     table: Arc<ArcSwap<Routes>>,
@@ -128,17 +125,29 @@ pub async fn follow(
             }
         };
         let rebuild = async || {
-            let nodes = load(store.as_ref()).await;
+            let nodes = match load(store.as_ref()).await {
+                Ok(nodes) => nodes,
+                Err(e) => {
+                    tracing::warn!("reading nodes (keeping the last view): {e}");
+                    return false;
+                }
+            };
             let previous = table.load_full();
             let next = Routes::build(nodes, &previous, &board);
             for gone in previous.nodes.iter().filter(|p| !next.nodes.iter().any(|n| n.name == p.name)) {
                 on_removed(&gone.name);
             }
             table.store(Arc::new(next));
+            true
         };
-        rebuild().await;
+        if !rebuild().await {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
         while watch.next().await.is_ok() {
-            rebuild().await;
+            if !rebuild().await {
+                break;
+            }
         }
     }
 }

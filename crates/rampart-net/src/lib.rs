@@ -13,6 +13,7 @@
 
 pub mod client;
 pub mod error;
+pub mod gateways;
 pub mod remote_store;
 pub mod serve;
 pub mod tls;

@@ -13,6 +13,7 @@ use rampart_store::{CasOutcome, Expect, KeyValue, LeaseId, Revision, Store, Stor
 use serde::{Deserialize, Serialize};
 
 use crate::client::HttpsClient;
+use crate::gateways::Gateways;
 use crate::serve::full;
 
 /// Path of the store API on a gateway.
@@ -183,38 +184,52 @@ pub async fn execute(store: &dyn Store, req: StoreRequest) -> Result<StoreRespon
     Ok(out)
 }
 
-/// The store of a gateway, reached over mutual TLS.
+/// The store of a network's gateways, reached over mutual TLS; the next gateway is tried when
+/// the one in use cannot be reached.
 #[derive(Clone, Debug)]
 pub struct RemoteStore {
     client: HttpsClient,
-    url: String,
+    gateways: std::sync::Arc<Gateways>,
 }
 
 impl RemoteStore {
     /// The store API of the gateway at `base` (`https://host:port`), through `client`.
     pub fn new(client: HttpsClient, base: &str) -> Self {
-        RemoteStore { client, url: format!("{}{STORE_PATH}", base.trim_end_matches('/')) }
+        Self::with_gateways(client, std::sync::Arc::new(Gateways::new(&[base])))
+    }
+
+    /// The store API of whichever of `gateways` answers.
+    pub fn with_gateways(client: HttpsClient, gateways: std::sync::Arc<Gateways>) -> Self {
+        RemoteStore { client, gateways }
     }
 
     async fn call(&self, req: StoreRequest) -> Result<StoreResponse, StoreError> {
-        let unavailable = |e: String| StoreError::Backend(format!("gateway {}: {e}", self.url));
-        let body = serde_json::to_vec(&req).map_err(|e| unavailable(e.to_string()))?;
-        let request = http::Request::post(&self.url)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(full(body))
-            .map_err(|e| unavailable(e.to_string()))?;
-        let resp = tokio::time::timeout(Duration::from_secs(10), self.client.request(request))
-            .await
-            .map_err(|_| unavailable("timed out".into()))?
-            .map_err(|e| unavailable(format!("{e:#}")))?;
+        let failed = |e: String| StoreError::Unavailable(e);
+        let body = serde_json::to_vec(&req).map_err(|e| failed(e.to_string()))?;
+        // Reads, lease renewals and plain puts/deletes are safe to send again when an answer
+        // was lost; a compare-and-set or a lease grant is not (it may have been applied).
+        let repeatable = !matches!(req, StoreRequest::Cas { .. } | StoreRequest::Grant { .. });
+        let build = |base: &str| {
+            http::Request::post(format!("{base}{STORE_PATH}"))
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(full(body.clone()))
+        };
+        let timeout = Duration::from_secs(10);
+        let sent = if repeatable {
+            self.gateways.send_idempotent(&self.client, timeout, build).await
+        } else {
+            self.gateways.send(&self.client, timeout, build).await
+        };
+        let (url, resp) = sent.map_err(|e| failed(e.to_string()))?;
+        let failed = |e: String| StoreError::Unavailable(format!("gateway {url}: {e}"));
         let status = resp.status();
         let bytes = http_body_util::Limited::new(resp.into_body(), 64 << 20)
             .collect()
             .await
-            .map_err(|e| unavailable(e.to_string()))?
+            .map_err(|e| failed(e.to_string()))?
             .to_bytes();
         let out: StoreResponse = serde_json::from_slice(&bytes).map_err(|_| {
-            unavailable(format!(
+            failed(format!(
                 "answered {status} with {}",
                 String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
             ))
@@ -222,7 +237,8 @@ impl RemoteStore {
         match (out.kind.as_deref(), &out.error) {
             (Some("forbidden"), Some(e)) => Err(StoreError::Forbidden { op: "remote", key: e.clone() }),
             (Some("lease_not_found"), _) => Err(StoreError::LeaseNotFound(0)),
-            (_, Some(e)) => Err(unavailable(e.clone())),
+            (Some("invalid"), Some(e)) => Err(StoreError::Backend(e.clone())),
+            (_, Some(e)) => Err(failed(e.clone())),
             _ => Ok(out),
         }
     }

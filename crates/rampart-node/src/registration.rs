@@ -1,6 +1,8 @@
-//! Membership: register with the gateway under a lease, heartbeat it, register again when it
-//! lapsed (a pause, a gateway restart), and deregister on shutdown so the gateway stops
-//! sending new requests before the node drains.
+//! Membership: register with a gateway under a lease, heartbeat it, register again when it
+//! lapsed (a pause, a gateway restart), and deregister on shutdown so the gateways stop
+//! sending new requests before the node drains. Given several gateways of one network (they
+//! share the registry), a node talks to one and moves to the next when it cannot be reached:
+//! its lease lives in the shared registry, so heartbeats through another gateway renew it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,39 +12,54 @@ use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use rampart_net::client::HttpsClient;
 use rampart_net::full;
+use rampart_net::gateways::Gateways;
 use tokio::sync::watch;
 
-/// Talks to the gateway's `/_rampart/internal/…` API.
+/// Talks to the gateways' `/_rampart/internal/…` API.
 #[derive(Clone, Debug)]
 pub struct Membership {
     client: HttpsClient,
-    gateway: String,
+    gateways: Arc<Gateways>,
     addr: SocketAddr,
     services: Vec<String>,
 }
 
 impl Membership {
-    /// Membership of a node listening on `addr` with `services`, through the gateway at
-    /// `gateway` (`https://host:port`).
-    pub fn new(client: HttpsClient, gateway: &str, addr: SocketAddr, services: Vec<String>) -> Self {
-        Membership { client, gateway: gateway.trim_end_matches('/').to_owned(), addr, services }
+    /// Membership of a node listening on `addr` with `services`, through `gateways`.
+    pub fn new(
+        client: HttpsClient,
+        gateways: Arc<Gateways>,
+        addr: SocketAddr,
+        services: Vec<String>,
+    ) -> Self {
+        Membership { client, gateways, addr, services }
     }
 
+    /// The gateway in use now.
+    pub fn gateway(&self) -> &str {
+        self.gateways.current()
+    }
+
+    /// Every message here is safe to repeat on another gateway when its answer was lost: a
+    /// repeated registration replaces the first (its lease is revoked), heartbeats and
+    /// deregistrations are idempotent, and an event report at worst appears twice.
     async fn post(
         &self,
         path: &str,
         body: serde_json::Value,
     ) -> Result<(StatusCode, serde_json::Value), String> {
-        let req = Request::builder()
-            .method(Method::POST)
-            .uri(format!("{}/_rampart/internal/{path}", self.gateway))
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(full(body.to_string()))
-            .map_err(|e| e.to_string())?;
-        let resp = tokio::time::timeout(Duration::from_secs(5), self.client.request(req))
+        let body = body.to_string();
+        let (_, resp) = self
+            .gateways
+            .send_idempotent(&self.client, Duration::from_secs(5), |base| {
+                Request::builder()
+                    .method(Method::POST)
+                    .uri(format!("{base}/_rampart/internal/{path}"))
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(full(body.clone()))
+            })
             .await
-            .map_err(|_| "timed out".to_owned())?
-            .map_err(|e| format!("{e:#}"))?;
+            .map_err(|e| e.to_string())?;
         let status = resp.status();
         let bytes = http_body_util::Limited::new(resp.into_body(), 1 << 20)
             .collect()
@@ -57,7 +74,7 @@ impl Membership {
         let body =
             serde_json::json!({"kind": kind, "source": source, "reason": reason, "severity": "critical"});
         if let Err(e) = self.post("events", body).await {
-            tracing::warn!("reporting an event to {}: {e}", self.gateway);
+            tracing::warn!("reporting an event to {}: {e}", self.gateway());
         }
     }
 
@@ -88,6 +105,11 @@ impl Membership {
             if registered {
                 match self.post("heartbeat", serde_json::json!({})).await {
                     Ok((StatusCode::OK, _)) => {}
+                    // The registry cannot take writes (etcd without quorum): keep serving and
+                    // keep trying; the lease is renewed once it is back.
+                    Ok((StatusCode::SERVICE_UNAVAILABLE, body)) => {
+                        tracing::warn!("heartbeat not recorded: {}", body["reason"]);
+                    }
                     Ok((status, _)) => {
                         tracing::warn!("heartbeat refused ({status}): registering again");
                         registered = false;
@@ -100,13 +122,13 @@ impl Membership {
                     Ok(interval) => {
                         registered = true;
                         beat = interval;
-                        tracing::info!("registered with {} as {}", self.gateway, self.addr);
+                        tracing::info!("registered with {} as {}", self.gateway(), self.addr);
                         if let Some(tx) = ready.take() {
                             let _ = tx.send(());
                         }
                     }
                     Err(e) => {
-                        tracing::warn!("registering with {} failed: {e}", self.gateway);
+                        tracing::warn!("registering with {} failed: {e}", self.gateway());
                         beat = Duration::from_millis(500);
                     }
                 }
@@ -118,7 +140,7 @@ impl Membership {
         }
         if registered {
             match self.post("deregister", serde_json::json!({})).await {
-                Ok(_) => tracing::info!("deregistered from {}", self.gateway),
+                Ok(_) => tracing::info!("deregistered from {}", self.gateway()),
                 Err(e) => tracing::warn!("deregistering failed: {e}"),
             }
         }

@@ -24,6 +24,7 @@
 //! - [`types`]: key-values, revisions, leases, compare-and-set, watch events;
 //! - [`embedded`]: the redb backend;
 //! - [`acl`]: per-principal prefix grants over any store;
+//! - [`mirror`]: reads under a prefix answered from memory, kept current by a watch;
 //! - `watch`: fan-out of changes with a bounded history for resuming.
 
 #![forbid(unsafe_code)]
@@ -32,6 +33,7 @@
 pub mod acl;
 pub mod embedded;
 pub mod error;
+pub mod mirror;
 pub mod store;
 pub mod types;
 mod watch;
@@ -39,5 +41,6 @@ mod watch;
 pub use acl::{AclStore, Grants, LeaseAccess};
 pub use embedded::EmbeddedStore;
 pub use error::{Result, StoreError};
+pub use mirror::Mirror;
 pub use store::Store;
 pub use types::{CasOutcome, Event, EventKind, Expect, KeyValue, LeaseId, Revision, Watch};

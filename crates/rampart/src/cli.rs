@@ -102,9 +102,11 @@ pub struct NodeArgs {
     /// Internal listener address (port 0 picks a free port).
     #[arg(long, value_name = "ADDR")]
     pub listen: std::net::SocketAddr,
-    /// The gateway to register with, https://HOST:PORT [default: this home's gateway].
-    #[arg(long, value_name = "URL")]
-    pub gateway: Option<String>,
+    /// A gateway to register with, https://HOST:PORT; repeat (or separate with commas) to give
+    /// several gateways of the network: the node uses one and moves to the next when it does not
+    /// answer [default: this home's gateway].
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    pub gateway: Vec<String>,
     /// A built-in service to host: hello, echo, data (repeatable) [default: all three].
     #[arg(long = "service", value_name = "NAME")]
     pub services: Vec<String>,
@@ -121,6 +123,12 @@ pub struct NodeArgs {
 pub struct CallArgs {
     /// https://GATEWAY/<service>/<path>
     pub url: String,
+    /// Another gateway of the network, https://HOST:PORT, tried in turn when the URL's gateway
+    /// cannot be reached (repeatable, or separated with commas). A request that reached a
+    /// gateway and lost its answer is sent again only if it is idempotent (GET, PUT, DELETE…)
+    /// or carries an Idempotency-Key header.
+    #[arg(long = "gateway", value_name = "URL", value_delimiter = ',')]
+    pub gateways: Vec<String>,
     /// HTTP method [default: GET, or POST with -d].
     #[arg(short = 'X', long = "request", value_name = "METHOD")]
     pub method: Option<String>,

@@ -46,6 +46,16 @@ pub fn run(home: &Home, args: CallArgs) -> Result<()> {
     if uri.scheme_str() != Some("https") {
         bail!("{}: rampart calls go over TLS: use https://", args.url);
     }
+    let Some(authority) = uri.authority() else { bail!("{}: no gateway address in the URL", args.url) };
+    let mut bases = vec![format!("https://{authority}")];
+    for g in &args.gateways {
+        let base: http::Uri = g.parse().with_context(|| format!("--gateway {g:?} is not a URL"))?;
+        match (base.scheme_str(), base.authority()) {
+            (Some("https"), Some(a)) => bases.push(format!("https://{a}")),
+            _ => bail!("--gateway {g:?}: expected https://HOST:PORT"),
+        }
+    }
+    let path = uri.path_and_query().map_or("/", |pq| pq.as_str()).to_owned();
     let dir = home.pki().domain_dir(&config.domain);
     let ca = args.ca.clone().unwrap_or_else(|| dir.join("ca.pem"));
     let (roots, crls) = TlsMaterial::load_roots(&ca, Some(&dir.join("crl.pem")))?;
@@ -85,7 +95,7 @@ pub fn run(home: &Home, args: CallArgs) -> Result<()> {
         None => Method::GET,
     };
     let keyring = if args.encrypt { Some(rampart_crypto::file::load(&home.keyring_path())?) } else { None };
-    let mut req = Request::builder().method(method).uri(uri);
+    let mut req = Request::builder().method(method.clone());
     for h in &args.headers {
         let Some((name, value)) = h.split_once(':') else { bail!("-H {h:?}: expected \"Name: value\"") };
         req = req.header(
@@ -108,14 +118,27 @@ pub fn run(home: &Home, args: CallArgs) -> Result<()> {
     if let Some(t) = &args.token {
         req = req.header(AUTHORIZATION, format!("Bearer {}", t.trim()));
     }
-    let req = req.body(rampart_net::full(body))?;
+    let template = req.body(())?;
+    let keyed = template.headers().contains_key("idempotency-key");
+    let repeatable = keyed || method.is_idempotent();
+    let body = bytes::Bytes::from(body);
+    let build = move |base: &str| {
+        let mut r = Request::new(rampart_net::full(body.clone()));
+        *r.method_mut() = template.method().clone();
+        *r.headers_mut() = template.headers().clone();
+        *r.uri_mut() = format!("{base}{path}").parse().map_err(http::Error::from)?;
+        Ok(r)
+    };
+    let gateways = rampart_net::gateways::Gateways::new(&bases);
     let (status, headers, bytes, version) = block_on(async move {
         let client = rampart_net::client::https_client(tls, Duration::from_secs(5));
-        let resp = tokio::time::timeout(Duration::from_secs(60), client.request(req))
-            .await
-            .context("no answer within 60 s")?
-            .map_err(|e| anyhow::anyhow!("{e:#}"))
-            .context("request failed")?;
+        let timeout = Duration::from_secs(60);
+        let sent = if repeatable {
+            gateways.send_idempotent(&client, timeout, build).await
+        } else {
+            gateways.send(&client, timeout, build).await
+        };
+        let (_, resp) = sent.context("request failed")?;
         let (parts, body) = resp.into_parts();
         let bytes = http_body_util::Limited::new(body, 256 << 20)
             .collect()

@@ -188,21 +188,35 @@ pub fn node(home: &Home, args: NodeArgs) -> Result<()> {
         }
         Err(e) => return Err(e.into()),
     };
-    let gateway = args.gateway.clone().unwrap_or_else(|| home.gateway_url(&config));
+    let mut urls = args.gateway.clone();
+    if urls.is_empty() {
+        urls.push(home.gateway_url(&config));
+    }
+    for u in &urls {
+        if !u.starts_with("https://") {
+            bail!("--gateway {u:?}: expected https://HOST:PORT");
+        }
+    }
+    let gateways = Arc::new(rampart_net::gateways::Gateways::new(&urls));
     let name = args.name.clone();
     runtime()?.block_on(async move {
         if let Some(updater) = crl_updates {
             tokio::spawn(rampart_net::tls::follow_crl(crl_path, updater, Duration::from_secs(1)));
         }
         let client = rampart_net::client::https_client(client_tls, Duration::from_secs(2));
-        let store = Arc::new(rampart_net::remote_store::RemoteStore::new(client.clone(), &gateway));
+        let store =
+            Arc::new(rampart_net::remote_store::RemoteStore::with_gateways(client.clone(), gateways.clone()));
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("binding {}", args.listen))?;
         let addr = listener.local_addr()?;
         let mut node = rampart_node::Node::new(name.clone(), builtins, upstreams, store, envelopes);
-        let membership =
-            Arc::new(rampart_node::registration::Membership::new(client, &gateway, addr, node.services()));
+        let membership = Arc::new(rampart_node::registration::Membership::new(
+            client,
+            gateways.clone(),
+            addr,
+            node.services(),
+        ));
         node.reporter = Some(membership.clone());
         let node = Arc::new(node);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -212,7 +226,8 @@ pub fn node(home: &Home, args: NodeArgs) -> Result<()> {
         tokio::spawn(async move {
             if ready_rx.await.is_ok() {
                 ready(&format!(
-                    "rampart node {name} listening on https://{addr}, registered with {gateway} ({services})"
+                    "rampart node {name} listening on https://{addr}, registered with {} ({services})",
+                    gateways.current()
                 ));
             }
         });

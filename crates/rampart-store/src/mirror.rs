@@ -1,0 +1,168 @@
+//! A store whose reads under one prefix are answered from memory, kept current by a watch.
+//!
+//! The gateway checks a token (and reads users) on every request: answering from a mirror keeps
+//! a round trip to etcd off the hot path, and keeps known callers served while the registry is
+//! out of reach (an etcd cluster without quorum). A key the mirror does not hold is read from
+//! the store itself, so something written a moment ago is never refused because the watch has
+//! not delivered it yet. Writes always go to the store; the mirror hears of them by the watch.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::store::Store;
+use crate::types::{CasOutcome, EventKind, Expect, KeyValue, LeaseId, Revision, Watch};
+
+type View = Arc<RwLock<Option<BTreeMap<String, KeyValue>>>>;
+
+/// `inner`, with reads under `prefix` served from memory once the first copy is loaded.
+pub struct Mirror {
+    inner: Arc<dyn Store>,
+    prefix: String,
+    view: View,
+}
+
+impl std::fmt::Debug for Mirror {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mirror").field("prefix", &self.prefix).field("loaded", &self.loaded()).finish()
+    }
+}
+
+impl Mirror {
+    /// Starts mirroring `prefix` of `inner` (a task on the current tokio runtime follows it
+    /// for as long as the mirror lives).
+    pub fn new(inner: Arc<dyn Store>, prefix: &str) -> Arc<Self> {
+        let view: View = Arc::default();
+        tokio::spawn(follow(inner.clone(), prefix.to_owned(), Arc::downgrade(&view)));
+        Arc::new(Mirror { inner, prefix: prefix.to_owned(), view })
+    }
+
+    /// Whether the first copy has been loaded.
+    pub fn loaded(&self) -> bool {
+        self.view.read().is_ok_and(|v| v.is_some())
+    }
+
+    fn cached(&self, key: &str) -> Option<KeyValue> {
+        if !key.starts_with(&self.prefix) {
+            return None;
+        }
+        self.view.read().ok()?.as_ref()?.get(key).cloned()
+    }
+}
+
+/// Loads the prefix, then applies its changes; on any error keeps the last copy and starts
+/// again. The watch opens before the copy is read, so no change falls between the two; a
+/// change already in the copy is recognised by its revision and skipped.
+async fn follow(
+    store: Arc<dyn Store>,
+    prefix: String,
+    view: std::sync::Weak<RwLock<Option<BTreeMap<String, KeyValue>>>>,
+) {
+    loop {
+        let synced = async {
+            let mut watch = store.watch(&prefix, None).await?;
+            let copy: BTreeMap<String, KeyValue> =
+                store.range(&prefix).await?.into_iter().map(|kv| (kv.key.clone(), kv)).collect();
+            {
+                let Some(view) = view.upgrade() else { return Ok(()) };
+                if let Ok(mut v) = view.write() {
+                    *v = Some(copy);
+                }
+            }
+            loop {
+                let ev = watch.next().await?;
+                let Some(view) = view.upgrade() else { return Ok(()) };
+                let Ok(mut v) = view.write() else { return Ok(()) };
+                let Some(map) = v.as_mut() else { continue };
+                let newer = map.get(&ev.kv.key).is_none_or(|kv| kv.mod_revision < ev.kv.mod_revision);
+                match ev.kind {
+                    EventKind::Put if newer => {
+                        map.insert(ev.kv.key.clone(), ev.kv);
+                    }
+                    EventKind::Delete if newer => {
+                        map.remove(&ev.kv.key);
+                    }
+                    _ => {}
+                }
+            }
+        };
+        let result: Result<()> = synced.await;
+        match result {
+            Ok(()) => return, // the mirror was dropped
+            Err(e) => tracing::warn!("mirror of {prefix:?}: {e}; keeping the last copy and starting again"),
+        }
+        if view.strong_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[async_trait]
+impl Store for Mirror {
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
+        match self.cached(key) {
+            Some(kv) => Ok(Some(kv)),
+            None => self.inner.get(key).await,
+        }
+    }
+
+    async fn range(&self, prefix: &str) -> Result<Vec<KeyValue>> {
+        if prefix.starts_with(&self.prefix)
+            && let Ok(v) = self.view.read()
+            && let Some(map) = v.as_ref()
+        {
+            return Ok(map
+                .range(prefix.to_owned()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .map(|(_, kv)| kv.clone())
+                .collect());
+        }
+        self.inner.range(prefix).await
+    }
+
+    async fn put(&self, key: &str, value: Vec<u8>, lease: Option<LeaseId>) -> Result<Revision> {
+        self.inner.put(key, value, lease).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        self.inner.delete(key).await
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+        self.inner.delete_prefix(prefix).await
+    }
+
+    async fn compare_and_set(
+        &self,
+        key: &str,
+        expect: Expect,
+        value: Option<Vec<u8>>,
+        lease: Option<LeaseId>,
+    ) -> Result<CasOutcome> {
+        self.inner.compare_and_set(key, expect, value, lease).await
+    }
+
+    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId> {
+        self.inner.grant_lease(ttl).await
+    }
+
+    async fn keep_alive(&self, lease: LeaseId) -> Result<Duration> {
+        self.inner.keep_alive(lease).await
+    }
+
+    async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
+        self.inner.revoke_lease(lease).await
+    }
+
+    async fn watch(&self, prefix: &str, from: Option<Revision>) -> Result<Watch> {
+        self.inner.watch(prefix, from).await
+    }
+
+    async fn revision(&self) -> Result<Revision> {
+        self.inner.revision().await
+    }
+}

@@ -14,6 +14,10 @@ it cannot read), POSTs them to the `data` service, then reads them back sorted b
     python3 client.py --gateway https://127.0.0.1:8443 --ca ca.pem --token rpt_... \\
         --fernet-key "$(rampart keys export-key)" --record '{"name": "alan"}' --by name
 
+Give --gateway several times (or comma-separated) for a network with several gateways: the
+client uses the first that answers and moves on when one cannot be reached. Each POST carries
+an Idempotency-Key, so a write whose answer was lost is sent again without being stored twice.
+
 It prints one JSON object: the ids of the records it posted and the records sorted ascending
 and descending. Exit status 0 on success, 1 on any refusal (with the gateway's reason).
 """
@@ -21,6 +25,7 @@ and descending. Exit status 0 on success, 1 on any refusal (with the gateway's r
 import argparse
 import json
 import sys
+import uuid
 
 import requests
 from cryptography.fernet import Fernet, MultiFernet
@@ -57,9 +62,28 @@ def check(resp: requests.Response) -> requests.Response:
     return resp
 
 
+class Gateways:
+    """The network's gateways, tried in turn: the one that answered last is used first."""
+
+    def __init__(self, session: requests.Session, urls: list[str]):
+        self.session, self.urls = session, [u.rstrip("/") for u in urls]
+
+    def request(self, method: str, path: str, **kw) -> requests.Response:
+        failures = []
+        for _ in range(len(self.urls)):
+            url = self.urls[0]
+            try:
+                return self.session.request(method, url + path, timeout=30, **kw)
+            except requests.ConnectionError as e:  # also a lost answer: only keyed or idempotent requests come here
+                failures.append(f"{url}: {e.__class__.__name__}")
+                self.urls.append(self.urls.pop(0))
+        sys.exit(f"{method} {path}: no gateway answered ({'; '.join(failures)})")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--gateway", required=True, help="https://HOST:PORT of a rampart gateway")
+    p.add_argument("--gateway", required=True, action="append",
+                   help="https://HOST:PORT of a rampart gateway (repeatable, or comma-separated)")
     p.add_argument("--ca", required=True, help="the network's CA certificate (pki/<domain>/ca.pem)")
     auth = p.add_mutually_exclusive_group(required=True)
     auth.add_argument("--token", help="an API token (rampart token issue)")
@@ -76,20 +100,22 @@ def main() -> None:
 
     fernet = load_keys(args)
     s = session(args)
-    base = args.gateway.rstrip("/")
+    gateways = Gateways(s, [u for g in args.gateway for u in g.split(",") if u])
     sealed = {"Content-Type": FERNET, "Accept": FERNET}
 
     posted = []
     for text in args.record:
         record = json.loads(text)
         token = fernet.encrypt(json.dumps(record).encode())
-        resp = check(s.post(f"{base}/data", data=token, headers=sealed, timeout=30))
+        keyed = {**sealed, "Idempotency-Key": str(uuid.uuid4())}
+        resp = check(gateways.request("POST", "/data", data=token, headers=keyed))
         answer = json.loads(fernet.decrypt(resp.content, ttl=300))
         posted.append(answer["id"])
 
     sorted_records = {}
     for order in ("asc", "desc"):
-        resp = check(s.get(f"{base}/data", params={"sort": order, "by": args.by}, headers={"Accept": FERNET}, timeout=30))
+        params = {"sort": order, "by": args.by}
+        resp = check(gateways.request("GET", "/data", params=params, headers={"Accept": FERNET}))
         sorted_records[order] = json.loads(fernet.decrypt(resp.content, ttl=300))
 
     print(json.dumps({"posted": posted, "asc": sorted_records["asc"], "desc": sorted_records["desc"]}))

@@ -92,6 +92,22 @@ def test_example_client_with_a_token(network, rampart):
     assert [r["name"] for r in out["desc"]] == ["bo", "al"]
 
 
+def test_example_client_moves_past_a_dead_gateway(network, rampart):
+    import socket
+    with socket.socket() as sock:  # a loopback port nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        dead = f"https://127.0.0.1:{sock.getsockname()[1]}"
+    key = rampart("keys", "export-key").stdout.strip()
+    out = run_example("--gateway", f"{dead},{network['url']}", "--ca", network["ca"], "--token", network["token"],
+                      "--fernet-key", key, "--record", '{"name": "cy"}', "--record", '{"name": "di"}')
+    assert len(out["posted"]) == 2
+    assert [r["name"] for r in out["asc"]] == ["cy", "di"]
+    # With only dead gateways: a clear failure, not a hang.
+    proc = subprocess.run([sys.executable, str(EXAMPLE), "--gateway", dead, "--ca", network["ca"], "--token",
+                           network["token"], "--fernet-key", key], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "no gateway answered" in proc.stderr
+
+
 def test_refusals_seen_by_requests(network):
     url, ca = network["url"], network["ca"]
     # Anonymous: 401 with a reason and a Bearer challenge.

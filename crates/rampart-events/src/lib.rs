@@ -177,6 +177,27 @@ impl EventLog {
         event
     }
 
+    /// The name of the gateway this log belongs to.
+    pub fn gateway(&self) -> &str {
+        &self.gateway
+    }
+
+    /// Shows an event another gateway of the network recorded (it stays in that gateway's audit
+    /// file, not this one's, and is not counted here): it gets the next id of this log, keeps its
+    /// time and gateway, and joins the kept events and the live stream.
+    pub fn relay(&self, mut event: Event) -> Event {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        event.id = inner.next_id;
+        inner.next_id += 1;
+        if inner.ring.len() == RING {
+            inner.ring.pop_front();
+        }
+        inner.ring.push_back(event.clone());
+        drop(inner);
+        let _ = self.tx.send(event.clone());
+        event
+    }
+
     /// Events with an id above `after` (all kept ones with `None`), oldest first, at most
     /// `limit`.
     pub fn since(&self, after: Option<u64>, limit: usize) -> Vec<Event> {

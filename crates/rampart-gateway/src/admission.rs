@@ -151,6 +151,16 @@ impl Bans {
             .collect()
     }
 
+    /// Bans `ip` for `duration` from now (a ban another gateway of the network started).
+    pub fn impose(&self, ip: IpAddr, duration: Duration) {
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        if table.len() >= MAX_ENTRIES && !table.contains_key(&ip) {
+            return; // the table is full of local trouble; the peer's gateway still bans it
+        }
+        let r = table.entry(ip).or_insert(Record { failures: Vec::new(), banned_until: None });
+        r.banned_until = Some(Instant::now() + duration);
+    }
+
     /// Lifts a ban; whether there was one.
     pub fn lift(&self, ip: IpAddr) -> bool {
         let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());

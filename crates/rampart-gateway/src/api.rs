@@ -137,6 +137,14 @@ fn lift_ban(state: &State, source: &str) -> Response<Body> {
         return reply::error(StatusCode::BAD_REQUEST, "bad_request", "not an IP address");
     };
     if state.bans.lift(ip) {
+        // An event, so that the other gateways of the network lift it too.
+        state.events.record(rampart_events::NewEvent {
+            severity: Some(Severity::Info),
+            kind: crate::cluster::BAN_LIFTED.to_owned(),
+            source: ip.to_string(),
+            reason: "lifted by an administrator".to_owned(),
+            ..Default::default()
+        });
         reply::json(StatusCode::OK, &serde_json::json!({"result": "ok", "lifted": source}))
     } else {
         reply::error(StatusCode::NOT_FOUND, "not_found", "no ban on that address")

@@ -10,6 +10,7 @@
 //! - `authn`: who is calling;
 //! - [`proxy`]: forwarding to nodes;
 //! - [`api`]: `/_rampart/…` (registration, store, status, tokens);
+//! - [`cluster`]: events and bans shared with the other gateways of a shared registry;
 //! - `reply`: JSON error answers.
 
 #![forbid(unsafe_code)]
@@ -18,6 +19,7 @@
 pub mod admission;
 pub mod api;
 mod authn;
+pub mod cluster;
 pub mod config;
 mod dashboard;
 pub mod health;

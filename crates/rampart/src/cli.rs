@@ -90,6 +90,10 @@ pub struct GatewayArgs {
     /// [default: rampart.toml's gateway.client_cert, optional].
     #[arg(long, value_name = "MODE")]
     pub client_cert: Option<String>,
+    /// This gateway's name among the network's gateways (several share an etcd registry): it
+    /// tags its events, and its audit log is audit-<NAME>.jsonl [default: gateway, audit.jsonl].
+    #[arg(long, value_name = "NAME", default_value = "gateway")]
+    pub name: String,
 }
 
 /// `rampart node`.

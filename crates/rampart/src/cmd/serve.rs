@@ -49,6 +49,12 @@ fn ready(line: &str) {
 
 pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
     init_logging();
+    if args.name.is_empty()
+        || args.name.len() > 64
+        || !args.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        bail!("--name {:?}: use 1 to 64 letters, digits, '-', '_' or '.'", args.name);
+    }
     let mut config = home.config()?;
     if let Some(l) = args.listen {
         config.gateway.listen = l;
@@ -74,7 +80,11 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
         if let Some(updater) = crl_updates {
             tokio::spawn(rampart_net::tls::follow_crl(crl_path, updater, Duration::from_secs(1)));
         }
-        let events = Arc::new(rampart_events::EventLog::open(&home.root().join("audit.jsonl"), "gateway")?);
+        let audit = match args.name.as_str() {
+            "gateway" => "audit.jsonl".to_owned(),
+            name => format!("audit-{name}.jsonl"),
+        };
+        let events = Arc::new(rampart_events::EventLog::open(&home.root().join(audit), &args.name)?);
         let client = rampart_net::client::https_client(
             client_tls,
             Duration::from_millis(config.gateway.connect_timeout_ms),
@@ -108,7 +118,10 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
             config.domain.as_str()
         ));
         rampart_gateway::run(state, listener, tls, stop_signal()).await;
-        let _ = std::fs::remove_file(url_file);
+        // Another gateway of this home may have written its own address since.
+        if std::fs::read_to_string(&url_file).is_ok_and(|u| u.trim() == format!("https://{addr}")) {
+            let _ = std::fs::remove_file(url_file);
+        }
         Ok(())
     })
 }

@@ -1,0 +1,140 @@
+//! What the gateways of one network tell each other through the registry they share (etcd):
+//! their security events, so any gateway's dashboard and event stream show every gateway's,
+//! and with them the bans, so a source banned at one door is banned at all of them.
+//!
+//! Each gateway writes its own events in batches under `events/<gateway>/<sequence>` (at most
+//! four writes a second, however hard it is being hit; a batch over [`MAX_BATCH`] events keeps
+//! the newest and says how many it left out) and keeps only its last [`KEEP_BATCHES`] there. It
+//! watches `events/` and relays the other gateways' batches into its own live feed.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rampart_events::Event;
+use rampart_store::EventKind;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::State;
+
+/// Where gateways publish their events.
+pub const EVENTS_PREFIX: &str = "events/";
+/// The event kind of a ban an administrator lifted.
+pub const BAN_LIFTED: &str = "ban_lifted";
+/// The most events in one published batch.
+pub const MAX_BATCH: usize = 200;
+/// How many of its batches a gateway keeps in the registry.
+pub const KEEP_BATCHES: usize = 100;
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
+
+/// Starts publishing this gateway's events and following the others' (for a shared registry).
+pub fn share(state: Arc<State>) {
+    tokio::spawn(publish(state.clone()));
+    tokio::spawn(follow(state));
+}
+
+fn own_prefix(state: &State) -> String {
+    format!("{EVENTS_PREFIX}{}/", state.events.gateway())
+}
+
+async fn publish(state: Arc<State>) {
+    let mut rx = state.events.subscribe();
+    let prefix = own_prefix(&state);
+    let me = state.events.gateway().to_owned();
+    // Continue after this gateway's batches from an earlier run, if any.
+    let mut written: VecDeque<String> = VecDeque::new();
+    if let Ok(kvs) = state.store.range(&prefix).await {
+        written.extend(kvs.into_iter().map(|kv| kv.key));
+    }
+    let mut seq: u64 = written.back().and_then(|k| k.rsplit('/').next()?.parse().ok()).unwrap_or(0);
+    let mut batch: Vec<Event> = Vec::new();
+    let mut left_out = 0u64;
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    loop {
+        tokio::select! {
+            got = rx.recv() => match got {
+                Ok(ev) if ev.gateway.as_deref() == Some(me.as_str()) => {
+                    if batch.len() == MAX_BATCH {
+                        batch.remove(0);
+                        left_out += 1;
+                    }
+                    batch.push(ev);
+                }
+                Ok(_) => {} // relayed from another gateway
+                Err(RecvError::Lagged(n)) => left_out += n,
+                Err(RecvError::Closed) => return,
+            },
+            _ = tick.tick() => {
+                if batch.is_empty() && left_out == 0 {
+                    continue;
+                }
+                seq += 1;
+                let key = format!("{prefix}{seq:020}");
+                let body = serde_json::json!({"events": batch, "left_out": left_out});
+                match state.store.put(&key, body.to_string().into_bytes(), None).await {
+                    Ok(_) => {
+                        batch.clear();
+                        left_out = 0;
+                        written.push_back(key);
+                        while written.len() > KEEP_BATCHES {
+                            if let Some(old) = written.pop_front() {
+                                let _ = state.store.delete(&old).await;
+                            }
+                        }
+                    }
+                    // Registry out of reach: keep the batch (bounded) and try at the next tick.
+                    Err(e) => tracing::debug!("publishing events: {e}"),
+                }
+            }
+        }
+    }
+}
+
+async fn follow(state: Arc<State>) {
+    let own = own_prefix(&state);
+    let mut from = None;
+    loop {
+        let mut watch = match state.store.watch(EVENTS_PREFIX, from).await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::debug!("following other gateways' events: {e}");
+                from = None; // compacted or unreachable: pick up from now
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        while let Ok(ev) = watch.next().await {
+            from = Some(ev.kv.mod_revision + 1);
+            if ev.kind != EventKind::Put || ev.kv.key.starts_with(&own) {
+                continue;
+            }
+            let Ok(batch) = serde_json::from_slice::<serde_json::Value>(&ev.kv.value) else { continue };
+            let events: Vec<Event> = serde_json::from_value(batch["events"].clone()).unwrap_or_default();
+            for event in events {
+                apply_ban(&state, &event);
+                state.events.relay(event);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A peer's ban starts here too; a peer's lifted ban is lifted here too.
+fn apply_ban(state: &State, event: &Event) {
+    let ip = event
+        .source
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| event.source.parse::<SocketAddr>().ok().map(|a| a.ip()));
+    let Some(ip) = ip else { return };
+    match event.kind.as_str() {
+        "banned" => {
+            state.bans.impose(ip, Duration::from_secs(state.config.ban_secs));
+        }
+        BAN_LIFTED if state.bans.lift(ip) => {
+            tracing::info!("ban on {ip} lifted at {:?}", event.gateway);
+        }
+        _ => {}
+    }
+}

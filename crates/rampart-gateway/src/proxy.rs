@@ -158,6 +158,12 @@ pub async fn forward(
         let in_flight = ep.health.start();
         let result = tokio::time::timeout(try_timeout, state.client.request(outgoing)).await;
         match result {
+            // The node could not reach the registry: not its fault, and no other node would do
+            // better (they share it). Pass the 503 on, without blaming the node.
+            Ok(Ok(resp)) if resp.headers().contains_key(rampart_net::REGISTRY_HEADER) => {
+                drop(in_flight);
+                return finish(resp, attempt);
+            }
             Ok(Ok(resp)) if retry_after_send && matches!(resp.status().as_u16(), 502..=504) => {
                 failed(state, &ep, in_flight, &format!("answered {}", resp.status()));
                 last = Some(finish(resp, attempt));

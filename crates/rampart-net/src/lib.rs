@@ -19,5 +19,10 @@ pub mod serve;
 pub mod tls;
 
 pub use error::{NetError, Result};
+
+/// Set (to `unavailable`) by a node on an answer that failed because the registry could not
+/// be reached: the gateway passes it on without blaming the node or trying another (they
+/// share the registry).
+pub const REGISTRY_HEADER: &str = "rampart-registry";
 pub use serve::{Body, BoxError, ConnInfo, ConnProblem, Handler, Observers, ServeLimits, full, serve};
 pub use tls::{ClientAuth, TlsMaterial};

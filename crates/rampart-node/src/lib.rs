@@ -127,7 +127,12 @@ fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Bo
 }
 
 fn answer(a: Answer) -> Response<Body> {
-    respond(a.status, a.content_type, a.body)
+    let down = a.registry_down;
+    let mut r = respond(a.status, a.content_type, a.body);
+    if down {
+        r.headers_mut().insert(rampart_net::REGISTRY_HEADER, HeaderValue::from_static("unavailable"));
+    }
+    r
 }
 
 async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {

@@ -21,12 +21,27 @@ pub struct Answer {
     pub content_type: &'static str,
     /// Body.
     pub body: Vec<u8>,
+    /// The registry could not be reached: not this node's fault, and no other node would do
+    /// better (the answer carries `Rampart-Registry: unavailable` so the gateway knows).
+    pub registry_down: bool,
 }
 
 impl Answer {
     /// A JSON answer.
     pub fn json(status: StatusCode, v: &Value) -> Self {
-        Answer { status, content_type: "application/json", body: v.to_string().into_bytes() }
+        Answer {
+            status,
+            content_type: "application/json",
+            body: v.to_string().into_bytes(),
+            registry_down: false,
+        }
+    }
+
+    /// 503: the registry could not be reached.
+    pub fn registry_unavailable(e: &rampart_store::StoreError) -> Self {
+        let mut a = Self::error(StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable", &e.to_string());
+        a.registry_down = true;
+        a
     }
 
     /// A JSON error answer.
@@ -44,6 +59,7 @@ pub fn hello(method: &Method) -> Answer {
         status: StatusCode::OK,
         content_type: "text/plain; charset=utf-8",
         body: b"Hello World!".to_vec(),
+        registry_down: false,
     }
 }
 
@@ -101,9 +117,7 @@ pub async fn data(
                     &serde_json::json!({"result": "ok", "id": id, "duplicate": true}),
                 ),
                 Ok(_) => Answer::error(StatusCode::CONFLICT, "conflict", "record id collision; retry"),
-                Err(e) => {
-                    Answer::error(StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable", &e.to_string())
-                }
+                Err(e) => Answer::registry_unavailable(&e),
             }
         }
         Method::GET => {
@@ -118,13 +132,7 @@ pub async fn data(
             let by = params.iter().find(|(k, _)| k == "by").map(|(_, v)| v.clone());
             let kvs = match store.range(RECORDS_PREFIX).await {
                 Ok(kvs) => kvs,
-                Err(e) => {
-                    return Answer::error(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "registry_unavailable",
-                        &e.to_string(),
-                    );
-                }
+                Err(e) => return Answer::registry_unavailable(&e),
             };
             let mut records: Vec<(String, Map<String, Value>)> = kvs
                 .into_iter()

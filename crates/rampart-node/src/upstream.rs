@@ -67,7 +67,7 @@ pub async fn forward(
         _ => "application/octet-stream",
     };
     match http_body_util::Limited::new(resp.into_body(), 8 << 20).collect().await {
-        Ok(b) => Answer { status, content_type, body: b.to_bytes().to_vec() },
+        Ok(b) => Answer { status, content_type, body: b.to_bytes().to_vec(), registry_down: false },
         Err(_) => {
             Answer::error(StatusCode::BAD_GATEWAY, "upstream_failed", "upstream answer too large or cut")
         }

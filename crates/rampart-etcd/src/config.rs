@@ -174,3 +174,52 @@ fn read(field: &str, path: &Path) -> Result<Vec<u8>, StoreError> {
 fn invalid(why: String) -> StoreError {
     StoreError::Backend(format!("etcd store configuration: {why}"))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a panic is a failure report
+
+    use super::*;
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    enum Store {
+        Etcd(EtcdConfig),
+    }
+
+    #[derive(Deserialize)]
+    struct File {
+        store: Store,
+    }
+
+    #[test]
+    fn reads_the_toml_shape() {
+        let text = r#"
+            store = { etcd = { endpoints = ["https://10.0.0.1:2379", "https://10.0.0.2:2379"],
+                               prefix = "/rampart/example.org/", ca = "ca.pem", cert = "c.pem",
+                               key = "c.key", user = "rampart", password_file = "etcd.password",
+                               request_timeout = "1500ms" } }
+        "#;
+        let File { store: Store::Etcd(mut c) } = toml::from_str(text).unwrap();
+        assert_eq!(c.endpoints.len(), 2);
+        assert_eq!(c.prefix, "/rampart/example.org/");
+        assert_eq!(c.request_timeout, Duration::from_millis(1500));
+        assert_eq!(c.connect_timeout, Duration::from_secs(1));
+        assert_eq!(c.password_file.as_deref(), Some(Path::new("etcd.password")));
+        c.validate().unwrap();
+        c.password = Some("hunter2".into());
+        assert!(!format!("{c:?}").contains("hunter2"), "Debug shows the password");
+    }
+
+    #[test]
+    fn names_the_bad_field() {
+        let mut c = EtcdConfig::new(["http://127.0.0.1:2379"], "/r/");
+        c.cert = Some("c.pem".into());
+        assert!(c.validate().unwrap_err().to_string().contains("cert:"));
+        let c = EtcdConfig::new(["127.0.0.1:2379"], "/r/");
+        assert!(c.validate().unwrap_err().to_string().contains("endpoints:"));
+        let c = EtcdConfig::new(["http://127.0.0.1:2379"], "");
+        assert!(c.validate().unwrap_err().to_string().contains("prefix:"));
+        assert!(toml::from_str::<EtcdConfig>("endpoints = []\npasword = \"x\"").is_err());
+    }
+}

@@ -88,6 +88,21 @@ enum Class {
     Final,
 }
 
+/// Why no connection could be had.
+enum Connect {
+    /// This member did not answer; try another.
+    Failed(String),
+    /// A member answered with a refusal (bad credentials, no permission on the prefix).
+    Refused(etcd_client::Error),
+}
+
+fn final_failure(what: &str, e: etcd_client::Error, ambiguous: bool) -> Failure {
+    match e {
+        etcd_client::Error::GRpcStatus(status) => Failure::Refused { status, ambiguous },
+        other => Failure::Store(StoreError::Backend(format!("{what}: {other}"))),
+    }
+}
+
 fn classify(e: &etcd_client::Error) -> Class {
     use etcd_client::Error as E;
     match e {
@@ -178,7 +193,8 @@ impl Endpoints {
                 ))));
             }
             match self.connection(remaining).await {
-                Err(why) => last = why,
+                Err(Connect::Refused(e)) => return Err(final_failure(what, e, ambiguous)),
+                Err(Connect::Failed(why)) => last = why,
                 Ok(conn) => {
                     // A hung member must leave time for another: one try gets at most half the
                     // call's budget unless it is all that is left.
@@ -187,14 +203,7 @@ impl Endpoints {
                     match tokio::time::timeout(per_try, op(conn)).await {
                         Ok(Ok(value)) => return Ok(Ran { value, ambiguous }),
                         Ok(Err(e)) => match classify(&e) {
-                            Class::Final => {
-                                return Err(match e {
-                                    etcd_client::Error::GRpcStatus(status) => {
-                                        Failure::Refused { status, ambiguous }
-                                    }
-                                    other => Failure::Store(StoreError::Backend(format!("{what}: {other}"))),
-                                });
-                            }
+                            Class::Final => return Err(final_failure(what, e, ambiguous)),
                             class => {
                                 ambiguous |= class == Class::Ambiguous;
                                 last = e.to_string();
@@ -220,10 +229,10 @@ impl Endpoints {
     }
 
     /// The connection in use, or a new one to the next member in the list.
-    async fn connection(&self, remaining: Duration) -> Result<Conn, String> {
+    async fn connection(&self, remaining: Duration) -> Result<Conn, Connect> {
         let mut current = tokio::time::timeout(remaining, self.current.lock())
             .await
-            .map_err(|_| "waiting for another call's connection attempt".to_owned())?;
+            .map_err(|_| Connect::Failed("waiting for another call's connection attempt".to_owned()))?;
         if let Some(c) = current.as_ref() {
             return Ok(Conn { client: c.client.clone(), epoch: c.epoch });
         }
@@ -239,8 +248,10 @@ impl Endpoints {
                 tracing::debug!(url, "connected to etcd member");
                 Ok(Conn { client, epoch })
             }
-            Ok(Err(e)) => Err(format!("{url}: {e}")),
-            Err(_) => Err(format!("{url}: no connection within {limit:?}")),
+            // Refused credentials or permissions are the same on every member.
+            Ok(Err(e)) if classify(&e) == Class::Final => Err(Connect::Refused(e)),
+            Ok(Err(e)) => Err(Connect::Failed(format!("{url}: {e}"))),
+            Err(_) => Err(Connect::Failed(format!("{url}: no connection within {limit:?}"))),
         }
     }
 

@@ -58,14 +58,17 @@ pub const MAX_KEY_BYTES: usize = 1024;
 /// The largest value accepted, in bytes (etcd's default request limit is 1.5 MiB).
 pub const MAX_VALUE_BYTES: usize = 1 << 20;
 
-pub(crate) fn check_key(key: &str) -> Result<()> {
+/// Refuses a key no backend may store (empty or over [`MAX_KEY_BYTES`]); every backend checks
+/// with this so they agree.
+pub fn check_key(key: &str) -> Result<()> {
     if key.is_empty() || key.len() > MAX_KEY_BYTES {
         return Err(StoreError::InvalidKey(key.chars().take(64).collect()));
     }
     Ok(())
 }
 
-pub(crate) fn check_value(value: &[u8]) -> Result<()> {
+/// Refuses a value over [`MAX_VALUE_BYTES`], the same limit for every backend.
+pub fn check_value(value: &[u8]) -> Result<()> {
     if value.len() > MAX_VALUE_BYTES {
         return Err(StoreError::ValueTooLarge(value.len()));
     }

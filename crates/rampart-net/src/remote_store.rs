@@ -13,7 +13,7 @@ use rampart_store::{CasOutcome, Expect, KeyValue, LeaseId, Revision, Store, Stor
 use serde::{Deserialize, Serialize};
 
 use crate::client::HttpsClient;
-use crate::gateways::Gateways;
+use crate::gateways::{Gateways, GatewaysError};
 use crate::serve::full;
 
 /// Path of the store API on a gateway.
@@ -204,11 +204,21 @@ impl RemoteStore {
     }
 
     async fn call(&self, req: StoreRequest) -> Result<StoreResponse, StoreError> {
-        let failed = |e: String| StoreError::Unavailable(e);
-        let body = serde_json::to_vec(&req).map_err(|e| failed(e.to_string()))?;
         // Reads, lease renewals and plain puts/deletes are safe to send again when an answer
         // was lost; a compare-and-set or a lease grant is not (it may have been applied).
         let repeatable = !matches!(req, StoreRequest::Cas { .. } | StoreRequest::Grant { .. });
+        self.call_inner(&req, repeatable).await.map_err(|(e, _)| e)
+    }
+
+    /// One operation through the gateways; on failure, also whether it may have been applied
+    /// (it reached a gateway and the answer was lost).
+    async fn call_inner(
+        &self,
+        req: &StoreRequest,
+        repeatable: bool,
+    ) -> Result<StoreResponse, (StoreError, bool)> {
+        let failed = |e: String| StoreError::Unavailable(e);
+        let body = serde_json::to_vec(req).map_err(|e| (failed(e.to_string()), false))?;
         let build = |base: &str| {
             http::Request::post(format!("{base}{STORE_PATH}"))
                 .header(http::header::CONTENT_TYPE, "application/json")
@@ -220,7 +230,18 @@ impl RemoteStore {
         } else {
             self.gateways.send(&self.client, timeout, build).await
         };
-        let (url, resp) = sent.map_err(|e| failed(e.to_string()))?;
+        let (url, resp) = sent.map_err(|e| {
+            let lost = matches!(e, GatewaysError::Lost { .. });
+            (failed(e.to_string()), lost)
+        })?;
+        self.answer(url, resp).await.map_err(|e| (e, false))
+    }
+
+    async fn answer(
+        &self,
+        url: String,
+        resp: http::Response<hyper::body::Incoming>,
+    ) -> Result<StoreResponse, StoreError> {
         let failed = |e: String| StoreError::Unavailable(format!("gateway {url}: {e}"));
         let status = resp.status();
         let bytes = http_body_util::Limited::new(resp.into_body(), 64 << 20)
@@ -280,13 +301,37 @@ impl Store for RemoteStore {
             Expect::ModRevision(r) => WireExpect::ModRevision(r),
             Expect::Value(v) => WireExpect::Value(encode(&v)),
         };
+        let value_sent = value.clone();
         let req = StoreRequest::Cas {
             key: key.into(),
             expect,
             value: value.map(|v| encode(&v)),
             lease: lease.map(|l| l.0),
         };
-        let out = self.call(req).await?;
+        let out = match self.call_inner(&req, false).await {
+            Ok(out) => out,
+            // Sent to a gateway that died before answering: it may have been applied. Send it
+            // again (its compare lets at most one apply); if this try's compare fails because
+            // the key already holds exactly what this call writes, the first try applied.
+            // (Another writer writing the very same value at that moment would look the same;
+            // registry writers use keys and values of their own.)
+            Err((_, true)) => {
+                let out = self.call_inner(&req, true).await.map_err(|(e, _)| e)?;
+                let current = out.kv.clone().map(KeyValue::try_from).transpose()?;
+                let ours = match (&current, &value_sent) {
+                    (Some(kv), Some(v)) => &kv.value == v && kv.lease == lease,
+                    (None, None) => true,
+                    _ => false,
+                };
+                if out.succeeded != Some(true) && ours {
+                    let revision =
+                        current.as_ref().map_or(out.revision.unwrap_or_default(), |kv| kv.mod_revision);
+                    return Ok(CasOutcome { succeeded: true, revision, current });
+                }
+                out
+            }
+            Err((e, false)) => return Err(e),
+        };
         Ok(CasOutcome {
             succeeded: out.succeeded.unwrap_or(false),
             revision: out.revision.unwrap_or_default(),

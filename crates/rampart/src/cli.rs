@@ -342,6 +342,26 @@ pub struct InitArgs {
     /// Validity of the gateway and admin certificates, in days.
     #[arg(long, default_value_t = 365, value_name = "DAYS")]
     pub days: u32,
+    /// Where the registry lives: embedded (a file; one gateway), or etcd://HOST:PORT[,HOST:PORT…]
+    /// (etcds:// for TLS) for several gateways sharing an etcd cluster [default: embedded, or
+    /// what rampart.toml already says].
+    #[arg(long, value_name = "STORE")]
+    pub store: Option<String>,
+    /// CA of the etcd members' certificates (etcds://).
+    #[arg(long, value_name = "FILE")]
+    pub etcd_ca: Option<PathBuf>,
+    /// Client certificate for etcd (client-certificate authentication).
+    #[arg(long, value_name = "FILE", requires = "etcd_key")]
+    pub etcd_cert: Option<PathBuf>,
+    /// Its private key.
+    #[arg(long, value_name = "FILE", requires = "etcd_cert")]
+    pub etcd_key: Option<PathBuf>,
+    /// An etcd user (give it a role limited to rampart's prefix).
+    #[arg(long, value_name = "NAME", requires = "etcd_password_file")]
+    pub etcd_user: Option<String>,
+    /// A file holding that user's password.
+    #[arg(long, value_name = "FILE", requires = "etcd_user")]
+    pub etcd_password_file: Option<PathBuf>,
 }
 
 /// `rampart pki …`.

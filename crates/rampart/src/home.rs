@@ -21,12 +21,85 @@ pub struct Home {
 pub struct Config {
     /// This network's own trust domain: the default `--domain` of every command.
     pub domain: TrustDomain,
+    /// Where the registry lives: `store = "embedded"` (the default: a file under `store/`, one
+    /// gateway) or `store = { etcd = { endpoints = [...], ... } }` (several gateways).
+    #[serde(default)]
+    pub store: StoreConfig,
     /// API token lifetimes.
     #[serde(default)]
     pub tokens: TokensConfig,
     /// The gateway of this home.
     #[serde(default)]
     pub gateway: rampart_gateway::GatewayConfig,
+}
+
+/// `store` in `rampart.toml`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreConfig {
+    /// One redb file under `store/`, held by the gateway.
+    #[default]
+    Embedded,
+    /// An etcd cluster shared by every gateway of the network.
+    Etcd(EtcdSettings),
+}
+
+/// `store = { etcd = { ... } }`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdSettings {
+    /// Client URLs of the members (http://HOST:PORT, or https:// with `ca`).
+    pub endpoints: Vec<String>,
+    /// Every key rampart writes is under this prefix [default: /rampart/<domain>/].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// CA of the etcd members' certificates (https endpoints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+    /// Client certificate for etcd's client-certificate authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// Its private key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// An etcd user (whose role should grant only the prefix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// A file holding that user's password (0600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+}
+
+impl StoreConfig {
+    /// Parses `--store`: `embedded`, `etcd://HOST:PORT[,HOST:PORT…]` or `etcds://…` (TLS).
+    pub fn parse(text: &str) -> Result<Self> {
+        if text == "embedded" {
+            return Ok(StoreConfig::Embedded);
+        }
+        let (scheme, rest) = match text.split_once("://") {
+            Some(("etcd", rest)) => ("http", rest),
+            Some(("etcds", rest)) => ("https", rest),
+            _ => bail!("--store {text:?}: expected embedded, etcd://HOST:PORT[,HOST:PORT...] or etcds://..."),
+        };
+        let endpoints: Vec<String> = rest
+            .trim_end_matches('/')
+            .split(',')
+            .filter(|e| !e.is_empty())
+            .map(|e| format!("{scheme}://{e}"))
+            .collect();
+        if endpoints.is_empty() || endpoints.iter().any(|e| e.parse::<http::Uri>().is_err()) {
+            bail!("--store {text:?}: expected etcd://HOST:PORT[,HOST:PORT...]");
+        }
+        Ok(StoreConfig::Etcd(EtcdSettings {
+            endpoints,
+            prefix: None,
+            ca: None,
+            cert: None,
+            key: None,
+            user: None,
+            password_file: None,
+        }))
+    }
 }
 
 /// `[tokens]` in `rampart.toml`.
@@ -117,15 +190,33 @@ impl Home {
         })
     }
 
-    /// The registry for the CLI: the file when no gateway runs; while one runs (it holds the
-    /// file), its store API over mutual TLS with the admin certificate.
+    /// The registry as configured: the embedded file (held by whoever opens it), or the etcd
+    /// cluster (shared by every gateway).
+    pub async fn open_registry(&self, config: &Config) -> Result<std::sync::Arc<dyn rampart_store::Store>> {
+        match &config.store {
+            StoreConfig::Embedded => Ok(std::sync::Arc::new(self.open_local_store()?)),
+            StoreConfig::Etcd(etcd) => {
+                let store = crate::etcd::connect(etcd, &config.domain, self.root())
+                    .await
+                    .with_context(|| format!("connecting to etcd at {}", etcd.endpoints.join(", ")))?;
+                Ok(std::sync::Arc::new(store))
+            }
+        }
+    }
+
+    /// The registry for the CLI: etcd when configured; else the file when no gateway runs, and
+    /// while one runs (it holds the file), its store API over mutual TLS with the admin
+    /// certificate.
     pub async fn open_store(&self) -> Result<std::sync::Arc<dyn rampart_store::Store>> {
         use rampart_store::Store as _;
+        let config = self.config()?;
+        if config.store != StoreConfig::Embedded {
+            return self.open_registry(&config).await;
+        }
         let local = match self.open_local_store() {
             Ok(s) => return Ok(std::sync::Arc::new(s)),
             Err(e) => e,
         };
-        let config = self.config()?;
         let url = self.gateway_url(&config);
         let client = self.admin_client(&config).with_context(|| format!("{local:#}"))?;
         let remote = rampart_net::remote_store::RemoteStore::new(client, &url);

@@ -4,6 +4,7 @@
 
 mod cli;
 mod cmd;
+mod etcd;
 mod home;
 
 use std::path::PathBuf;

@@ -5,7 +5,7 @@ use rampart_pki::{CaOptions, EntityName, IssueRequest, Role, files};
 
 use crate::cli::InitArgs;
 use crate::cmd::{block_on, fmt_date, now_secs, print_table};
-use crate::home::{Config, Home};
+use crate::home::{Config, Home, StoreConfig};
 
 /// Names of the certificates `init` issues.
 const GATEWAY_NAME: &str = "gateway";
@@ -16,7 +16,7 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
     let mut previous = None;
     if home.config_path().is_file() {
         let existing = home.config()?;
-        previous = Some((existing.tokens.clone(), existing.gateway.clone()));
+        previous = Some((existing.tokens.clone(), existing.gateway.clone(), existing.store.clone()));
         if existing.domain != args.domain && !args.force {
             bail!(
                 "{} already holds the network of trust domain {:?}; pass --force to make it a {:?} \
@@ -26,6 +26,28 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
                 args.domain.as_str()
             );
         }
+    }
+    let store = match &args.store {
+        Some(text) => {
+            let mut store = StoreConfig::parse(text)?;
+            if let StoreConfig::Etcd(etcd) = &mut store {
+                // Paths as given on the command line, made absolute (rampart.toml is read from
+                // wherever later commands run).
+                let abs = |p: &Option<std::path::PathBuf>| p.as_deref().map(std::path::absolute).transpose();
+                etcd.ca = abs(&args.etcd_ca)?;
+                etcd.cert = abs(&args.etcd_cert)?;
+                etcd.key = abs(&args.etcd_key)?;
+                etcd.user = args.etcd_user.clone();
+                etcd.password_file = abs(&args.etcd_password_file)?;
+            }
+            store
+        }
+        None => previous.as_ref().map(|p| p.2.clone()).unwrap_or_default(),
+    };
+    // Reach the registry before making anything, so an unreachable etcd leaves no half a home.
+    if let StoreConfig::Etcd(etcd) = &store {
+        block_on(crate::etcd::connect(etcd, &args.domain, home.root()))?
+            .with_context(|| format!("connecting to etcd at {}", etcd.endpoints.join(", ")))?;
     }
     files::create_private_dir(home.root())
         .with_context(|| format!("creating home {}", home.root().display()))?;
@@ -74,8 +96,8 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
             None => format!("new key {}", keyring.newest().fingerprint()),
         }
     };
-    let (tokens_config, gateway_config) = previous.unwrap_or_default();
-    let config = Config { domain: args.domain.clone(), tokens: tokens_config, gateway: gateway_config };
+    let (tokens, gateway_config, _) = previous.unwrap_or_default();
+    let config = Config { domain: args.domain.clone(), store, tokens, gateway: gateway_config };
     home.write_config(&config)?;
     let admin_token = block_on(first_admin(home, &config, &admin.record.identity.to_string()))??;
 
@@ -132,11 +154,12 @@ async fn first_admin(
     cert_identity: &str,
 ) -> Result<zeroize::Zeroizing<String>> {
     use rampart_auth::{NewUser, tokens, users};
-    let store = home.open_local_store()?;
+    let store = home.open_registry(config).await?;
+    let store = store.as_ref();
     let now = now_secs();
-    if users::get(&store, ADMIN_NAME).await?.is_some() {
-        for t in tokens::list(&store).await?.iter().filter(|t| t.user == ADMIN_NAME && t.revoked.is_none()) {
-            tokens::revoke(&store, &t.id, now).await?;
+    if users::get(store, ADMIN_NAME).await?.is_some() {
+        for t in tokens::list(store).await?.iter().filter(|t| t.user == ADMIN_NAME && t.revoked.is_none()) {
+            tokens::revoke(store, &t.id, now).await?;
         }
     } else {
         let new = NewUser {
@@ -146,10 +169,10 @@ async fn first_admin(
             cert_identity: Some(cert_identity),
             token_limit: None,
         };
-        users::add(&store, &new, now).await?;
+        users::add(store, &new, now).await?;
     }
     let policy = config.tokens.policy();
-    let issued = tokens::issue(&store, ADMIN_NAME, Some(policy.max_ttl), &[], policy, now).await?;
+    let issued = tokens::issue(store, ADMIN_NAME, Some(policy.max_ttl), &[], policy, now).await?;
     let mut line = zeroize::Zeroizing::new(issued.token.to_string());
     line.push('\n');
     files::write_atomic(&home.admin_token_path(), line.as_bytes(), files::PRIVATE)?;

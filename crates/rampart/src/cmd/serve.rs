@@ -72,7 +72,8 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
     let crl_path = home.pki().domain_dir(&config.domain).join("crl.pem");
     let client_tls = material.client_config(&[Role::Node])?;
     runtime()?.block_on(async move {
-        let store = home.open_local_store()?;
+        let store = home.open_registry(&config).await?;
+        let shared = config.store != crate::home::StoreConfig::Embedded;
         let listener = tokio::net::TcpListener::bind(config.gateway.listen)
             .await
             .with_context(|| format!("binding {}", config.gateway.listen))?;
@@ -91,11 +92,15 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
         );
         let state = Arc::new(rampart_gateway::State::new(
             config.domain.clone(),
-            Arc::new(store),
+            store,
             client,
             events,
             config.gateway.clone(),
         ));
+        if shared {
+            // Other gateways share this registry: share events and bans with them.
+            rampart_gateway::cluster::share(state.clone());
+        }
         if let Ok(mut expiry) = state.metrics.cert_expiry.lock() {
             for (name, der) in [("gateway", material.chain[0].as_ref())] {
                 if let Ok(info) = rampart_pki::inspect::cert_from_der(der) {

@@ -1,0 +1,336 @@
+//! The clustered registry: a real three-member etcd cluster, two gateways and three nodes on
+//! 127.0.0.1. Under concurrent GETs and keyed POSTs through both gateways, a gateway, an etcd
+//! member and a node are SIGKILLed in turn: no request fails and no acknowledged record is lost;
+//! everything killed comes back and the network converges. Losing etcd's quorum makes writes
+//! fail with a clear 503 while routing goes on, and the network catches up when it returns.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure report
+
+#[path = "support/etcd.rs"]
+mod etcd;
+mod support;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use etcd::EtcdCluster;
+use rampart_net::gateways::Gateways;
+use support::{Proc, admin_client, ok, spawn};
+
+struct Cluster {
+    etcd: EtcdCluster,
+    _dir: tempfile::TempDir,
+    home: PathBuf,
+    gateways: Vec<Option<Proc>>,
+    urls: Vec<String>,
+    nodes: Vec<Option<Proc>>,
+}
+
+impl Cluster {
+    fn start() -> Self {
+        let etcd = EtcdCluster::start(3);
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let store = format!("etcd://{}", etcd.endpoints().join(",").replace("http://", ""));
+        ok(&home, &["init", "--store", &store]);
+        let mut c = Cluster {
+            etcd,
+            _dir: dir,
+            home,
+            gateways: vec![None, None],
+            urls: Vec::new(),
+            nodes: Vec::new(),
+        };
+        for i in 0..2 {
+            let g = c.start_gateway(i, "127.0.0.1:0");
+            c.urls.push(g);
+        }
+        for i in 0..3 {
+            c.nodes.push(None);
+            c.start_node(i);
+        }
+        assert!(c.converged(3, Duration::from_secs(20)), "the nodes never showed on both gateways");
+        c
+    }
+
+    /// Starts gateway `i` on `listen`; returns its URL.
+    fn start_gateway(&mut self, i: usize, listen: &str) -> String {
+        let name = format!("g{}", i + 1);
+        let p = spawn(
+            &self.home,
+            &["gateway", "--name", &name, "--listen", listen],
+            "rampart gateway listening on ",
+            &name,
+        );
+        let url = p.ready.split_whitespace().nth(4).unwrap().to_owned();
+        self.gateways[i] = Some(p);
+        url
+    }
+
+    /// Starts node `i`, giving it both gateways (in a different order for each node).
+    fn start_node(&mut self, i: usize) {
+        let mut urls = self.urls.clone();
+        let n = urls.len();
+        urls.rotate_left(i % n);
+        let name = format!("n{}", i + 1);
+        let list = urls.join(",");
+        let p = spawn(
+            &self.home,
+            &[
+                "node",
+                "--name",
+                &name,
+                "--listen",
+                "127.0.0.1:0",
+                "--gateway",
+                &list,
+                "--service",
+                "hello",
+                "--service",
+                "data",
+            ],
+            "rampart node ",
+            &name,
+        );
+        self.nodes[i] = Some(p);
+    }
+
+    /// The nodes gateway `i` routes to, by name.
+    fn routed_by(&self, i: usize) -> Vec<String> {
+        let out = support::run(&self.home, &["call", &format!("{}/_rampart/status", self.urls[i])], "");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let mut names: Vec<String> = v["nodes"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|n| n["name"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// Whether every live gateway routes to `n` nodes (bounded wait).
+    fn converged(&self, n: usize, limit: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if (0..self.urls.len())
+                .filter(|i| self.gateways[*i].is_some())
+                .all(|i| self.routed_by(i).len() == n)
+            {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    ok: AtomicU64,
+    failures: Mutex<Vec<String>>,
+    acked: Mutex<HashSet<String>>,
+}
+
+/// Clients alternating GET /hello and keyed POST /data, half starting at each gateway and
+/// moving to the other when theirs cannot be reached, until `stop` (at most 20,000 each).
+async fn load(urls: Vec<String>, home: PathBuf, clients: usize, stop: Arc<AtomicBool>, tally: Arc<Tally>) {
+    let client = admin_client(&home);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let mut order = urls.clone();
+        order.rotate_left(c % urls.len());
+        let gateways = Arc::new(Gateways::new(&order));
+        let (client, stop, tally) = (client.clone(), stop.clone(), tally.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..20_000u32 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let post = i % 2 == 1;
+                let key = format!("c{c}-r{i}");
+                let sent = gateways
+                    .send_idempotent(&client, Duration::from_secs(20), |base| {
+                        let b = http::Request::builder();
+                        if post {
+                            b.method("POST")
+                                .uri(format!("{base}/data"))
+                                .header("idempotency-key", &key)
+                                .header("content-type", "application/json")
+                                .body(rampart_net::full(format!(r#"{{"c":{c},"i":{i}}}"#)))
+                        } else {
+                            b.uri(format!("{base}/hello")).body(rampart_net::full(""))
+                        }
+                    })
+                    .await;
+                let result = match sent {
+                    Ok((_, resp)) => {
+                        use http_body_util::BodyExt;
+                        let status = resp.status().as_u16();
+                        match resp.into_body().collect().await {
+                            Ok(b) => Ok((status, String::from_utf8_lossy(&b.to_bytes()).into_owned())),
+                            Err(e) => Err(format!("body: {e}")),
+                        }
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                match result {
+                    Ok((200, body)) => {
+                        tally.ok.fetch_add(1, Ordering::Relaxed);
+                        if post {
+                            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                            tally.acked.lock().unwrap().insert(v["id"].as_str().unwrap().to_owned());
+                        }
+                    }
+                    Ok((status, body)) => tally.failures.lock().unwrap().push(format!("{status} {body}")),
+                    Err(e) => tally.failures.lock().unwrap().push(e),
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// Waits until `more` further requests succeeded after now (bounded).
+fn progress(tally: &Tally, more: u64, what: &str) {
+    let from = tally.ok.load(Ordering::Relaxed);
+    let start = Instant::now();
+    while tally.ok.load(Ordering::Relaxed) < from + more {
+        assert!(start.elapsed() < Duration::from_secs(60), "the load stalled after {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn stored_ids(home: &std::path::Path, url: &str) -> HashSet<String> {
+    let out = support::run(home, &["call", &format!("{url}/data")], "");
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let stored: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: HashSet<String> = stored.iter().map(|r| r["_id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids.len(), stored.len(), "a record stored twice");
+    ids
+}
+
+#[test]
+fn killing_a_gateway_an_etcd_member_and_a_node_under_load_loses_nothing() {
+    let mut c = Cluster::start();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
+    let driver = rt.spawn(load(c.urls.clone(), c.home.clone(), 6, stop.clone(), tally.clone()));
+    progress(&tally, 300, "warm-up");
+
+    // A gateway: clients and nodes move to the other one.
+    c.gateways[0] = None; // SIGKILL (Proc's drop)
+    progress(&tally, 500, "killing gateway g1");
+    // An etcd member (the first every gateway and node was given).
+    c.etcd.kill(0);
+    progress(&tally, 500, "killing etcd member e0");
+    // A node: as in the data path's failover tests.
+    c.nodes[0] = None;
+    std::thread::sleep(Duration::from_millis(100)); // let the load reach the dead node
+    progress(&tally, 800, "killing node n1"); // well past its 3 s lease
+
+    // Everything killed comes back; the network converges.
+    c.etcd.restart(0);
+    assert!(c.etcd.wait_healthy(0, Duration::from_secs(30)), "e0 never rejoined");
+    let listen = c.urls[0].trim_start_matches("https://").to_owned();
+    c.start_gateway(0, &listen);
+    c.start_node(0);
+    progress(&tally, 300, "the restarts");
+    stop.store(true, Ordering::Relaxed);
+    rt.block_on(driver).unwrap();
+
+    let failures = tally.failures.lock().unwrap().clone();
+    assert!(
+        failures.is_empty(),
+        "{} requests failed, e.g. {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(
+        c.converged(3, Duration::from_secs(20)),
+        "gateways route to {:?} and {:?}",
+        c.routed_by(0),
+        c.routed_by(1)
+    );
+    let acked = tally.acked.lock().unwrap().clone();
+    for url in &c.urls {
+        assert_eq!(stored_ids(&c.home, url), acked, "records at {url} differ from the acknowledged POSTs");
+    }
+    eprintln!("{} requests ok, {} records", tally.ok.load(Ordering::Relaxed), acked.len());
+}
+
+#[test]
+fn without_quorum_writes_fail_clearly_and_routing_goes_on() {
+    let mut c = Cluster::start();
+    let token = ok(&c.home, &["token", "issue", "--user", "admin"]).trim().to_owned();
+    let call = |url: &str, args: &[&str]| {
+        let mut all = vec!["call", url];
+        all.extend_from_slice(args);
+        support::run(&c.home, &all, "")
+    };
+    let hello = format!("{}/hello", c.urls[1]);
+    let data = format!("{}/data", c.urls[1]);
+    assert!(call(&data, &["-d", r#"{"before":1}"#]).status.success());
+    c.etcd.kill(0);
+    c.etcd.kill(1);
+    // Writes: a clear 503, in bounded time.
+    let start = Instant::now();
+    let out = call(&data, &["-d", r#"{"during":1}"#]);
+    assert_eq!(out.status.code(), Some(5), "{}", support::stdout(&out));
+    assert!(start.elapsed() < Duration::from_secs(20), "the refusal took {:?}", start.elapsed());
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(body.to_string().contains("unavailable"), "{body}");
+    // Routing to the known nodes goes on, for certificate and token callers, past the leases.
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        let out = call(&hello, &[]);
+        assert!(out.status.success(), "GET /hello without quorum: {}", support::stdout(&out));
+        let out = call(&hello, &["--token", &token]);
+        assert!(out.status.success(), "GET /hello with a token without quorum: {}", support::stdout(&out));
+    }
+    // Quorum back: writes succeed again without restarting anything.
+    c.etcd.restart(0);
+    c.etcd.restart(1);
+    let start = Instant::now();
+    loop {
+        let out = call(&data, &["-d", r#"{"after":1}"#]);
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "writes never came back: {}",
+            support::stdout(&out)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(c.converged(3, Duration::from_secs(20)), "membership did not catch up");
+}
+
+#[test]
+fn every_gateway_sees_every_gateways_events_and_registrations() {
+    let mut c = Cluster::start();
+    // An event at g2 shows at g1.
+    let out = support::run(&c.home, &["call", &format!("{}/hello", c.urls[1]), "--token", "rpt_bogus"], "");
+    assert_eq!(out.status.code(), Some(4));
+    let seen = || {
+        let out = support::run(&c.home, &["call", &format!("{}/_rampart/events", c.urls[0])], "");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v.to_string().contains("token_malformed") && v.to_string().contains("\"g2\"")
+    };
+    let start = Instant::now();
+    while !seen() {
+        assert!(start.elapsed() < Duration::from_secs(10), "g2's event never showed at g1");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Propagation: a new node registering through g2 until both gateways route to it.
+    c.nodes.push(None);
+    let start = Instant::now();
+    c.start_node(3);
+    assert!(c.converged(4, Duration::from_secs(10)));
+    eprintln!("registration to routing on both gateways: {:?} (includes the node's start)", start.elapsed());
+}

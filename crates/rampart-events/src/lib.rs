@@ -168,6 +168,11 @@ impl EventLog {
             let _ = inner.file.write_all(&line);
         }
         *inner.counts.entry(event.kind.clone()).or_default() += 1;
+        self.keep(inner, event)
+    }
+
+    /// Keeps `event` in the ring (dropping the oldest beyond [`RING`]) and broadcasts it.
+    fn keep(&self, mut inner: std::sync::MutexGuard<'_, Inner>, event: Event) -> Event {
         if inner.ring.len() == RING {
             inner.ring.pop_front();
         }
@@ -189,13 +194,7 @@ impl EventLog {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         event.id = inner.next_id;
         inner.next_id += 1;
-        if inner.ring.len() == RING {
-            inner.ring.pop_front();
-        }
-        inner.ring.push_back(event.clone());
-        drop(inner);
-        let _ = self.tx.send(event.clone());
-        event
+        self.keep(inner, event)
     }
 
     /// Events with an id above `after` (all kept ones with `None`), oldest first, at most

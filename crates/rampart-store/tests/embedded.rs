@@ -123,3 +123,25 @@ async fn acknowledged_writes_survive_sigkill() {
         assert!(store.get(&format!("k/{i:08}")).await.unwrap().is_some(), "acknowledged write {i} lost");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_follows_its_prefix_and_reads_through_on_a_miss() {
+    let (_d, s) = fresh();
+    s.put("auth/users/a", b"1".to_vec(), None).await.unwrap();
+    s.put("other/x", b"x".to_vec(), None).await.unwrap();
+    let mirror = rampart_store::Mirror::new(s.clone(), "auth/");
+    assert!(suite::eventually(Duration::from_secs(5), async || mirror.loaded()).await);
+    // Written after the copy: found at once (read through), then by the watch.
+    s.put("auth/tokens/t", b"2".to_vec(), None).await.unwrap();
+    assert_eq!(mirror.get("auth/tokens/t").await.unwrap().unwrap().value, b"2");
+    s.put("auth/users/a", b"3".to_vec(), None).await.unwrap();
+    s.delete("auth/tokens/t").await.unwrap();
+    let caught_up = suite::eventually(Duration::from_secs(5), async || {
+        let a = mirror.get("auth/users/a").await.unwrap().map(|kv| kv.value);
+        let keys: Vec<String> = mirror.range("auth/").await.unwrap().into_iter().map(|kv| kv.key).collect();
+        a.as_deref() == Some(&b"3"[..]) && keys == ["auth/users/a"]
+    })
+    .await;
+    assert!(caught_up, "the mirror did not follow the changes");
+    assert_eq!(mirror.get("other/x").await.unwrap().unwrap().value, b"x", "outside the prefix: read through");
+}

@@ -257,8 +257,16 @@ async fn heartbeat(state: &State, node: &str) -> Response<Body> {
     }
 }
 
+/// How long a deregistered node may still reach its services' state (its drain).
+const DRAIN_GRACE: Duration = Duration::from_secs(30);
+
 async fn deregister(state: &State, node: &str) -> Response<Body> {
     if let Some(rec) = node_record(state, node).await {
+        if let Ok(mut d) = state.draining.lock() {
+            let now = std::time::Instant::now();
+            d.retain(|_, (_, since)| now.duration_since(*since) < DRAIN_GRACE);
+            d.insert(node.to_owned(), (rec.services.clone(), now));
+        }
         if let Ok(mut d) = state.deregistered.lock() {
             d.insert(node.to_owned());
         }
@@ -275,7 +283,19 @@ async fn store_api(state: &Arc<State>, principal: &Principal, body: &[u8]) -> Re
     } else if let Credential::Certificate(id) = principal.credential()
         && id.role == Role::Node
     {
-        let services = node_record(state, id.name.as_str()).await.map(|r| r.services).unwrap_or_default();
+        let name = id.name.as_str();
+        let services = match node_record(state, name).await {
+            Some(r) => r.services,
+            // Deregistered and draining: its in-flight requests may still finish their work.
+            None => state
+                .draining
+                .lock()
+                .ok()
+                .and_then(|d| {
+                    d.get(name).filter(|(_, since)| since.elapsed() < DRAIN_GRACE).map(|(s, _)| s.clone())
+                })
+                .unwrap_or_default(),
+        };
         let prefixes: Vec<String> = services.iter().map(|s| format!("services/{s}/")).collect();
         Grants { read: prefixes.clone(), write: prefixes, leases: LeaseAccess::None }
     } else {

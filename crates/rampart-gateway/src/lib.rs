@@ -77,6 +77,9 @@ pub struct State {
     pub bans: admission::Bans,
     /// Nodes that deregistered (so their leaving is not a lapsed lease).
     pub deregistered: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Nodes draining after they deregistered, with their services and when they left: their
+    /// in-flight requests may still use their services' state for a while.
+    pub draining: std::sync::Mutex<std::collections::HashMap<String, (Vec<String>, std::time::Instant)>>,
     /// Settings.
     pub config: GatewayConfig,
 }
@@ -111,6 +114,7 @@ impl State {
                 c.rate_per_principal * c.rate_burst_secs,
             ),
             deregistered: Default::default(),
+            draining: Default::default(),
             bans: admission::Bans::new(
                 c.ban_after_failures,
                 Duration::from_secs(c.ban_window_secs),

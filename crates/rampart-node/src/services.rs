@@ -37,10 +37,12 @@ impl Answer {
         }
     }
 
-    /// 503: the registry could not be reached.
+    /// 503: the registry refused or could not be reached. Only when it could not be reached
+    /// is the answer marked as the registry's fault (no other node would do better); a refusal
+    /// (this node no longer registered, say) may well succeed on another node.
     pub fn registry_unavailable(e: &rampart_store::StoreError) -> Self {
         let mut a = Self::error(StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable", &e.to_string());
-        a.registry_down = true;
+        a.registry_down = matches!(e, rampart_store::StoreError::Unavailable(_));
         a
     }
 

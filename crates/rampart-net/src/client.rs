@@ -13,29 +13,18 @@ use crate::serve::Body;
 /// A pooled HTTPS client.
 pub type HttpsClient = Client<HttpsConnector<HttpConnector>, Body>;
 
-/// A client over `config` (see [`crate::tls::client_config`]), with a connect timeout:
-/// HTTP/2 or HTTP/1.1 as the server prefers.
+/// A client over `config` (see [`crate::tls::client_config`]), with a connect timeout.
 pub fn https_client(config: rustls::ClientConfig, connect_timeout: Duration) -> HttpsClient {
-    build(config, connect_timeout, true)
-}
-
-/// As [`https_client`], speaking HTTP/1.1 only, over a pool of kept-alive connections: what the
-/// gateway uses towards nodes. Measured on the gateway's hot path, HTTP/2 cost more per
-/// request (header compression of every path, and every request of a node framed by one
-/// connection task) than the extra pooled connections do: about 12 % more requests/s.
-pub fn https_client_http1(config: rustls::ClientConfig, connect_timeout: Duration) -> HttpsClient {
-    build(config, connect_timeout, false)
-}
-
-fn build(config: rustls::ClientConfig, connect_timeout: Duration, http2: bool) -> HttpsClient {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(connect_timeout));
     http.set_nodelay(true);
-    let builder =
-        hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config).https_only().enable_http1();
-    let connector =
-        if http2 { builder.enable_http2().wrap_connector(http) } else { builder.wrap_connector(http) };
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_timer(TokioTimer::new())

@@ -86,7 +86,7 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
             name => format!("audit-{name}.jsonl"),
         };
         let events = Arc::new(rampart_events::EventLog::open(&home.root().join(audit), &args.name)?);
-        let client = rampart_net::client::https_client_http1(
+        let client = rampart_net::client::https_client(
             client_tls,
             Duration::from_millis(config.gateway.connect_timeout_ms),
         );

@@ -312,7 +312,7 @@ fn without_quorum_writes_fail_clearly_and_routing_goes_on() {
 }
 
 #[test]
-fn every_gateway_sees_every_gateways_events_and_registrations() {
+fn every_gateway_sees_every_gateways_events_bans_and_registrations() {
     let mut c = Cluster::start();
     // An event at g2 shows at g1.
     let out = support::run(&c.home, &["call", &format!("{}/hello", c.urls[1]), "--token", "rpt_bogus"], "");
@@ -325,6 +325,36 @@ fn every_gateway_sees_every_gateways_events_and_registrations() {
     let start = Instant::now();
     while !seen() {
         assert!(start.elapsed() < Duration::from_secs(10), "g2's event never showed at g1");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A ban started at g2 (20 failed authentications from 127.0.0.1) holds at g1 too, and
+    // lifting it at g1 lifts it at g2. (Calls with the admin certificate are never banned.)
+    let token = ok(&c.home, &["token", "issue", "--user", "admin"]).trim().to_owned();
+    let with_token = |i: usize| {
+        let out = support::run(&c.home, &["call", &format!("{}/hello", c.urls[i]), "--token", &token], "");
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .map(|v| v["error"] == "banned")
+            .unwrap_or(false)
+    };
+    assert!(!with_token(0));
+    for _ in 0..20 {
+        support::run(&c.home, &["call", &format!("{}/hello", c.urls[1]), "--token", "rpt_bogus"], "");
+    }
+    assert!(with_token(1), "g2 did not ban the source");
+    let start = Instant::now();
+    while !with_token(0) {
+        assert!(start.elapsed() < Duration::from_secs(10), "g2's ban never reached g1");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let lifted = support::run(
+        &c.home,
+        &["call", &format!("{}/_rampart/bans/127.0.0.1", c.urls[0]), "-X", "DELETE"],
+        "",
+    );
+    assert!(lifted.status.success(), "{}", support::stdout(&lifted));
+    let start = Instant::now();
+    while with_token(1) {
+        assert!(start.elapsed() < Duration::from_secs(10), "lifting at g1 never reached g2");
         std::thread::sleep(Duration::from_millis(50));
     }
     // Propagation: a new node registering through g2 until both gateways route to it.

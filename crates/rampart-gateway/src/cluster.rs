@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use rampart_events::Event;
 use rampart_store::EventKind;
+use time::format_description::well_known::Rfc3339;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::State;
@@ -91,8 +92,46 @@ async fn publish(state: Arc<State>) {
     }
 }
 
+/// The other gateways' batches, oldest event first (from the registry, at start).
+async fn published_events(state: &State, own: &str) -> Vec<(time::OffsetDateTime, Event)> {
+    let Ok(kvs) = state.store.range(EVENTS_PREFIX).await else { return Vec::new() };
+    let mut events: Vec<(time::OffsetDateTime, Event)> = kvs
+        .iter()
+        .filter(|kv| !kv.key.starts_with(own))
+        .filter_map(|kv| serde_json::from_slice::<serde_json::Value>(&kv.value).ok())
+        .flat_map(|batch| serde_json::from_value::<Vec<Event>>(batch["events"].clone()).unwrap_or_default())
+        .filter_map(|e| Some((time::OffsetDateTime::parse(&e.time, &Rfc3339).ok()?, e)))
+        .collect();
+    events.sort_by_key(|(at, _)| *at);
+    events
+}
+
+/// A gateway (re)starting takes on the bans the others started while it was away and that
+/// still run, so an attacker gains nothing by waiting for a gateway to restart.
+fn catch_up_bans(state: &State, events: &[(time::OffsetDateTime, Event)]) {
+    let now = time::OffsetDateTime::now_utc();
+    let ban = time::Duration::seconds(i64::try_from(state.config.ban_secs).unwrap_or(i64::MAX));
+    for (at, event) in events {
+        let left = *at + ban - now;
+        match event.kind.as_str() {
+            "banned" if left.is_positive() => {
+                if let (Some(ip), Ok(left)) = (source_ip(event), Duration::try_from(left)) {
+                    state.bans.impose(ip, left);
+                }
+            }
+            BAN_LIFTED => {
+                if let Some(ip) = source_ip(event) {
+                    state.bans.lift(ip);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 async fn follow(state: Arc<State>) {
     let own = own_prefix(&state);
+    catch_up_bans(&state, &published_events(&state, &own).await);
     let mut from = None;
     loop {
         let mut watch = match state.store.watch(EVENTS_PREFIX, from).await {
@@ -120,14 +159,13 @@ async fn follow(state: Arc<State>) {
     }
 }
 
+fn source_ip(event: &Event) -> Option<IpAddr> {
+    event.source.parse::<IpAddr>().ok().or_else(|| event.source.parse::<SocketAddr>().ok().map(|a| a.ip()))
+}
+
 /// A peer's ban starts here too; a peer's lifted ban is lifted here too.
 fn apply_ban(state: &State, event: &Event) {
-    let ip = event
-        .source
-        .parse::<IpAddr>()
-        .ok()
-        .or_else(|| event.source.parse::<SocketAddr>().ok().map(|a| a.ip()));
-    let Some(ip) = ip else { return };
+    let Some(ip) = source_ip(event) else { return };
     match event.kind.as_str() {
         "banned" => {
             state.bans.impose(ip, Duration::from_secs(state.config.ban_secs));

@@ -330,8 +330,9 @@ fn every_gateway_sees_every_gateways_events_bans_and_registrations() {
     // A ban started at g2 (20 failed authentications from 127.0.0.1) holds at g1 too, and
     // lifting it at g1 lifts it at g2. (Calls with the admin certificate are never banned.)
     let token = ok(&c.home, &["token", "issue", "--user", "admin"]).trim().to_owned();
-    let with_token = |i: usize| {
-        let out = support::run(&c.home, &["call", &format!("{}/hello", c.urls[i]), "--token", &token], "");
+    let (home, urls) = (c.home.clone(), c.urls.clone());
+    let with_token = move |i: usize| {
+        let out = support::run(&home, &["call", &format!("{}/hello", urls[i]), "--token", &token], "");
         serde_json::from_slice::<serde_json::Value>(&out.stdout)
             .map(|v| v["error"] == "banned")
             .unwrap_or(false)
@@ -344,6 +345,15 @@ fn every_gateway_sees_every_gateways_events_bans_and_registrations() {
     let start = Instant::now();
     while !with_token(0) {
         assert!(start.elapsed() < Duration::from_secs(10), "g2's ban never reached g1");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A gateway restarted meanwhile takes the ban on from the registry.
+    c.gateways[0] = None;
+    let listen = c.urls[0].trim_start_matches("https://").to_owned();
+    c.start_gateway(0, &listen);
+    let start = Instant::now();
+    while !with_token(0) {
+        assert!(start.elapsed() < Duration::from_secs(10), "restarted g1 forgot g2's ban");
         std::thread::sleep(Duration::from_millis(50));
     }
     let lifted = support::run(

@@ -374,3 +374,52 @@ fn every_gateway_sees_every_gateways_events_bans_and_registrations() {
     assert!(c.converged(4, Duration::from_secs(10)));
     eprintln!("registration to routing on both gateways: {:?} (includes the node's start)", start.elapsed());
 }
+
+#[test]
+fn init_reaches_etcd_over_tls_with_a_client_certificate() {
+    // Certificates for etcd from another home's CA: a server certificate for 127.0.0.1 and a
+    // client certificate (server roles carry both TLS purposes).
+    let authority = tempfile::tempdir().unwrap();
+    let a = authority.path().join("ca-home");
+    ok(&a, &["init"]);
+    ok(&a, &["pki", "issue", "--role", "gateway", "--name", "etcd-server", "--ip", "127.0.0.1"]);
+    ok(&a, &["pki", "issue", "--role", "gateway", "--name", "etcd-client"]);
+    let pki = a.join("pki/local");
+    let file = |n: &str| pki.join(n).display().to_string();
+    let etcd = EtcdCluster::start_with(
+        1,
+        Some((pki.join("ca.pem"), pki.join("issued/etcd-server.pem"), pki.join("issued/etcd-server.key"))),
+    );
+    let store = etcd.endpoints()[0].replace("https://", "etcds://");
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let tls = [
+        "--etcd-ca",
+        &file("ca.pem"),
+        "--etcd-cert",
+        &file("issued/etcd-client.pem"),
+        "--etcd-key",
+        &file("issued/etcd-client.key"),
+    ];
+    // With it (polling: the member may still be electing itself).
+    let start = Instant::now();
+    loop {
+        let mut args = vec!["init", "--store", &store];
+        args.extend_from_slice(&tls);
+        if support::run(&home, &args, "").status.success() {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "init never reached etcd over TLS");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let config = std::fs::read_to_string(home.join("rampart.toml")).unwrap();
+    assert!(config.contains("etcd-client.pem") && config.contains("https://127.0.0.1"), "{config}");
+    let users = ok(&home, &["user", "list"]);
+    assert!(users.contains("admin"), "{users}");
+    // Without a client certificate etcd refuses, and that init leaves nothing behind.
+    let other = dir.path().join("other");
+    let refused = support::run(&other, &["init", "--store", &store, "--etcd-ca", &file("ca.pem")], "");
+    assert!(!refused.status.success());
+    assert!(support::stderr(&refused).contains("connecting to etcd"), "{}", support::stderr(&refused));
+    assert!(!other.join("rampart.toml").exists(), "a refused init left a home behind");
+}

@@ -19,6 +19,8 @@ pub struct EtcdCluster {
     pub dir: tempfile::TempDir,
     pub members: Vec<Member>,
     initial: String,
+    /// Client TLS with client-certificate authentication: (CA, server cert, server key).
+    tls: Option<(PathBuf, PathBuf, PathBuf)>,
 }
 
 fn free_port() -> u16 {
@@ -37,6 +39,12 @@ fn etcd_binary() -> PathBuf {
 impl EtcdCluster {
     /// Starts `n` members and waits until every one reports healthy.
     pub fn start(n: usize) -> Self {
+        Self::start_with(n, None)
+    }
+
+    /// As [`EtcdCluster::start`]; with `tls`, clients must speak TLS and present a certificate
+    /// of that CA (readiness is then the client port accepting connections).
+    pub fn start_with(n: usize, tls: Option<(PathBuf, PathBuf, PathBuf)>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let members: Vec<Member> = (0..n)
             .map(|i| Member {
@@ -51,7 +59,7 @@ impl EtcdCluster {
             .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port))
             .collect::<Vec<_>>()
             .join(",");
-        let mut cluster = EtcdCluster { dir, members, initial };
+        let mut cluster = EtcdCluster { dir, members, initial, tls };
         for i in 0..n {
             cluster.launch(i);
         }
@@ -63,16 +71,27 @@ impl EtcdCluster {
 
     fn launch(&mut self, i: usize) {
         let m = &self.members[i];
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
         let data = self.dir.path().join(&m.name);
         let log = std::fs::File::create(self.dir.path().join(format!("{}.log", m.name))).unwrap();
-        let child = Command::new(etcd_binary())
+        let mut cmd = Command::new(etcd_binary());
+        if let Some((ca, cert, key)) = &self.tls {
+            cmd.arg("--client-cert-auth")
+                .arg("--trusted-ca-file")
+                .arg(ca)
+                .arg("--cert-file")
+                .arg(cert)
+                .arg("--key-file")
+                .arg(key);
+        }
+        let child = cmd
             .args(["--name", &m.name, "--data-dir"])
             .arg(&data)
             .args([
                 "--listen-client-urls",
-                &format!("http://127.0.0.1:{}", m.client_port),
+                &format!("{scheme}://127.0.0.1:{}", m.client_port),
                 "--advertise-client-urls",
-                &format!("http://127.0.0.1:{}", m.client_port),
+                &format!("{scheme}://127.0.0.1:{}", m.client_port),
                 "--listen-peer-urls",
                 &format!("http://127.0.0.1:{}", m.peer_port),
                 "--initial-advertise-peer-urls",
@@ -100,7 +119,8 @@ impl EtcdCluster {
 
     /// Every member's client URL.
     pub fn endpoints(&self) -> Vec<String> {
-        self.members.iter().map(|m| format!("http://127.0.0.1:{}", m.client_port)).collect()
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        self.members.iter().map(|m| format!("{scheme}://127.0.0.1:{}", m.client_port)).collect()
     }
 
     /// Whether member `i` answers `/health` with a leader (bounded wait).
@@ -117,6 +137,9 @@ impl EtcdCluster {
 
     fn healthy(&self, i: usize) -> bool {
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.members[i].client_port)) else { return false };
+        if self.tls.is_some() {
+            return true; // listening; the caller polls through its own TLS client
+        }
         let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
         if s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
             return false;

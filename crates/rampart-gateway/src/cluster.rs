@@ -138,7 +138,9 @@ async fn follow(state: Arc<State>) {
             Ok(w) => w,
             Err(e) => {
                 tracing::debug!("following other gateways' events: {e}");
-                from = None; // compacted or unreachable: pick up from now
+                if matches!(e, rampart_store::StoreError::Compacted { .. }) {
+                    from = None; // what was missed is gone: pick up from now
+                }
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }

@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rampart_store::StoreError;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// How to reach the etcd cluster and where in it this network's registry lives.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EtcdConfig {
     /// Client URLs of the members (`http://` or `https://host:port`); the store fails over
@@ -27,29 +27,37 @@ pub struct EtcdConfig {
     pub prefix: String,
     /// The CA that signed the members' server certificates (https endpoints). Default: none
     /// (the system's roots are not trusted for etcd).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<PathBuf>,
     /// Client certificate (PEM) for etcd's `--client-cert-auth`; needs `key`. Default: none.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert: Option<PathBuf>,
     /// The client certificate's private key (PEM). Default: none.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<PathBuf>,
     /// The etcd user to authenticate as (its role should grant only `prefix`). Default: none.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// A file holding the user's password (kept out of `rampart.toml`). Default: none.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
     /// The user's password given directly (programmatic use; wins over `password_file`).
     #[serde(skip)]
     pub password: Option<String>,
     /// The longest any one call may take, failover included, before it returns
     /// `Unavailable`. Default 2 s.
-    #[serde(default = "default_request_timeout", deserialize_with = "duration")]
+    #[serde(
+        default = "default_request_timeout",
+        deserialize_with = "duration",
+        serialize_with = "write_duration"
+    )]
     pub request_timeout: Duration,
     /// The longest a connection attempt to one member may take. Default 1 s.
-    #[serde(default = "default_connect_timeout", deserialize_with = "duration")]
+    #[serde(
+        default = "default_connect_timeout",
+        deserialize_with = "duration",
+        serialize_with = "write_duration"
+    )]
     pub connect_timeout: Duration,
 }
 
@@ -63,6 +71,11 @@ fn default_request_timeout() -> Duration {
 
 fn default_connect_timeout() -> Duration {
     Duration::from_secs(1)
+}
+
+/// A duration as humans write it ("2s", "500ms").
+fn write_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_duration(*d).to_string())
 }
 
 /// A duration written as humans do ("2s", "500ms").

@@ -204,6 +204,9 @@ async fn register(state: &State, node: &str, body: &[u8]) -> Response<Body> {
     {
         return reply::error(StatusCode::BAD_REQUEST, "bad_request", "services must be valid service names");
     }
+    if let Ok(mut d) = state.draining.lock() {
+        d.remove(node); // back (a restart): not leaving any more
+    }
     let store = state.store.as_ref();
     let key = format!("{NODES_PREFIX}{node}");
     let old: Option<NodeRecord> =
@@ -257,18 +260,12 @@ async fn heartbeat(state: &State, node: &str) -> Response<Body> {
     }
 }
 
-/// How long a deregistered node may still reach its services' state (its drain).
-const DRAIN_GRACE: Duration = Duration::from_secs(30);
-
 async fn deregister(state: &State, node: &str) -> Response<Body> {
     if let Some(rec) = node_record(state, node).await {
         if let Ok(mut d) = state.draining.lock() {
             let now = std::time::Instant::now();
-            d.retain(|_, (_, since)| now.duration_since(*since) < DRAIN_GRACE);
+            d.retain(|_, (_, since)| now.duration_since(*since) < crate::DRAIN_GRACE);
             d.insert(node.to_owned(), (rec.services.clone(), now));
-        }
-        if let Ok(mut d) = state.deregistered.lock() {
-            d.insert(node.to_owned());
         }
         let _ = state.store.revoke_lease(LeaseId(rec.lease)).await;
         tracing::info!("node {node} deregistered");
@@ -287,14 +284,7 @@ async fn store_api(state: &Arc<State>, principal: &Principal, body: &[u8]) -> Re
         let services = match node_record(state, name).await {
             Some(r) => r.services,
             // Deregistered and draining: its in-flight requests may still finish their work.
-            None => state
-                .draining
-                .lock()
-                .ok()
-                .and_then(|d| {
-                    d.get(name).filter(|(_, since)| since.elapsed() < DRAIN_GRACE).map(|(s, _)| s.clone())
-                })
-                .unwrap_or_default(),
+            None => state.draining_services(name).unwrap_or_default(),
         };
         let prefixes: Vec<String> = services.iter().map(|s| format!("services/{s}/")).collect();
         Grants { read: prefixes.clone(), write: prefixes, leases: LeaseAccess::None }

@@ -19,6 +19,22 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::State;
 
+/// One published batch: `events/<gateway>/<sequence>`.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Batch {
+    events: Vec<Event>,
+    /// Events left out of the feed (over [`MAX_BATCH`], or missed while the registry was away).
+    left_out: u64,
+}
+
+impl Batch {
+    fn decode(bytes: &[u8]) -> Vec<Event> {
+        serde_json::from_slice::<Batch>(bytes).map(|b| b.events).unwrap_or_default()
+    }
+}
+
+/// The event kind of a source banned for failing authentication.
+pub const BANNED: &str = "banned";
 /// Where gateways publish their events.
 pub const EVENTS_PREFIX: &str = "events/";
 /// The event kind of a ban an administrator lifted.
@@ -72,8 +88,8 @@ async fn publish(state: Arc<State>) {
                 }
                 seq += 1;
                 let key = format!("{prefix}{seq:020}");
-                let body = serde_json::json!({"events": batch, "left_out": left_out});
-                match state.store.put(&key, body.to_string().into_bytes(), None).await {
+                let body = serde_json::to_vec(&Batch { events: batch.clone(), left_out }).unwrap_or_default();
+                match state.store.put(&key, body, None).await {
                     Ok(_) => {
                         batch.clear();
                         left_out = 0;
@@ -98,8 +114,7 @@ async fn published_events(state: &State, own: &str) -> Vec<(time::OffsetDateTime
     let mut events: Vec<(time::OffsetDateTime, Event)> = kvs
         .iter()
         .filter(|kv| !kv.key.starts_with(own))
-        .filter_map(|kv| serde_json::from_slice::<serde_json::Value>(&kv.value).ok())
-        .flat_map(|batch| serde_json::from_value::<Vec<Event>>(batch["events"].clone()).unwrap_or_default())
+        .flat_map(|kv| Batch::decode(&kv.value))
         .filter_map(|e| Some((time::OffsetDateTime::parse(&e.time, &Rfc3339).ok()?, e)))
         .collect();
     events.sort_by_key(|(at, _)| *at);
@@ -112,20 +127,7 @@ fn catch_up_bans(state: &State, events: &[(time::OffsetDateTime, Event)]) {
     let now = time::OffsetDateTime::now_utc();
     let ban = time::Duration::seconds(i64::try_from(state.config.ban_secs).unwrap_or(i64::MAX));
     for (at, event) in events {
-        let left = *at + ban - now;
-        match event.kind.as_str() {
-            "banned" if left.is_positive() => {
-                if let (Some(ip), Ok(left)) = (source_ip(event), Duration::try_from(left)) {
-                    state.bans.impose(ip, left);
-                }
-            }
-            BAN_LIFTED => {
-                if let Some(ip) = source_ip(event) {
-                    state.bans.lift(ip);
-                }
-            }
-            _ => {}
-        }
+        apply_ban(state, event, Duration::try_from(*at + ban - now).unwrap_or_default());
     }
 }
 
@@ -150,10 +152,8 @@ async fn follow(state: Arc<State>) {
             if ev.kind != EventKind::Put || ev.kv.key.starts_with(&own) {
                 continue;
             }
-            let Ok(batch) = serde_json::from_slice::<serde_json::Value>(&ev.kv.value) else { continue };
-            let events: Vec<Event> = serde_json::from_value(batch["events"].clone()).unwrap_or_default();
-            for event in events {
-                apply_ban(&state, &event);
+            for event in Batch::decode(&ev.kv.value) {
+                apply_ban(&state, &event, Duration::from_secs(state.config.ban_secs));
                 state.events.relay(event);
             }
         }
@@ -165,13 +165,12 @@ fn source_ip(event: &Event) -> Option<IpAddr> {
     event.source.parse::<IpAddr>().ok().or_else(|| event.source.parse::<SocketAddr>().ok().map(|a| a.ip()))
 }
 
-/// A peer's ban starts here too; a peer's lifted ban is lifted here too.
-fn apply_ban(state: &State, event: &Event) {
+/// A peer's ban starts here too, for the `left` of it still to run; a peer's lifted ban is
+/// lifted here too.
+fn apply_ban(state: &State, event: &Event, left: Duration) {
     let Some(ip) = source_ip(event) else { return };
     match event.kind.as_str() {
-        "banned" => {
-            state.bans.impose(ip, Duration::from_secs(state.config.ban_secs));
-        }
+        BANNED if !left.is_zero() => state.bans.impose(ip, left),
         BAN_LIFTED if state.bans.lift(ip) => {
             tracing::info!("ban on {ip} lifted at {:?}", event.gateway);
         }

@@ -75,10 +75,9 @@ pub struct State {
     pub principal_limit: admission::RateLimiter,
     /// Sources banned for failing authentication.
     pub bans: admission::Bans,
-    /// Nodes that deregistered (so their leaving is not a lapsed lease).
-    pub deregistered: std::sync::Mutex<std::collections::HashSet<String>>,
-    /// Nodes draining after they deregistered, with their services and when they left: their
-    /// in-flight requests may still use their services' state for a while.
+    /// Nodes that deregistered through this gateway, with their services and when they left:
+    /// their leaving is not a lapsed lease, and while they drain (for [`DRAIN_GRACE`]) their
+    /// in-flight requests may still use their services' state.
     pub draining: std::sync::Mutex<std::collections::HashMap<String, (Vec<String>, std::time::Instant)>>,
     /// Settings.
     pub config: GatewayConfig,
@@ -113,7 +112,6 @@ impl State {
                 c.rate_per_principal,
                 c.rate_per_principal * c.rate_burst_secs,
             ),
-            deregistered: Default::default(),
             draining: Default::default(),
             bans: admission::Bans::new(
                 c.ban_after_failures,
@@ -122,6 +120,17 @@ impl State {
             ),
             config,
         }
+    }
+}
+
+/// How long a deregistered node may still reach its services' state (its drain).
+pub const DRAIN_GRACE: Duration = Duration::from_secs(30);
+
+impl State {
+    /// The services of `node` if it deregistered within [`DRAIN_GRACE`].
+    pub fn draining_services(&self, node: &str) -> Option<Vec<String>> {
+        let d = self.draining.lock().ok()?;
+        d.get(node).filter(|(_, since)| since.elapsed() < DRAIN_GRACE).map(|(s, _)| s.clone())
     }
 }
 
@@ -145,7 +154,7 @@ pub async fn run(
 ) {
     let watcher = state.clone();
     let on_removed: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |node: &str| {
-        let left = watcher.deregistered.lock().map(|mut d| d.remove(node)).unwrap_or(false);
+        let left = watcher.draining_services(node).is_some();
         if left {
             watcher.node_event(Severity::Info, "node_left", node, "deregistered (drained)");
         } else {

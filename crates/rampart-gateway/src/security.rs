@@ -54,7 +54,7 @@ impl State {
                 "{} authentication failures within {} s: banned for {} s",
                 self.config.ban_after_failures, self.config.ban_window_secs, self.config.ban_secs
             );
-            self.event(Severity::Critical, "banned", source, None, None, &why);
+            self.event(Severity::Critical, crate::cluster::BANNED, source, None, None, &why);
         }
     }
 

@@ -16,7 +16,9 @@ use crate::error::Result;
 use crate::store::Store;
 use crate::types::{CasOutcome, EventKind, Expect, KeyValue, LeaseId, Revision, Watch};
 
-type View = Arc<RwLock<Option<BTreeMap<String, KeyValue>>>>;
+/// The copy: `None` until first loaded.
+type Snapshot = RwLock<Option<BTreeMap<String, KeyValue>>>;
+type View = Arc<Snapshot>;
 
 /// `inner`, with reads under `prefix` served from memory once the first copy is loaded.
 pub struct Mirror {
@@ -56,11 +58,7 @@ impl Mirror {
 /// Loads the prefix, then applies its changes; on any error keeps the last copy and starts
 /// again. The watch opens before the copy is read, so no change falls between the two; a
 /// change already in the copy is recognised by its revision and skipped.
-async fn follow(
-    store: Arc<dyn Store>,
-    prefix: String,
-    view: std::sync::Weak<RwLock<Option<BTreeMap<String, KeyValue>>>>,
-) {
+async fn follow(store: Arc<dyn Store>, prefix: String, view: std::sync::Weak<Snapshot>) {
     loop {
         let synced = async {
             let mut watch = store.watch(&prefix, None).await?;

@@ -34,45 +34,21 @@ pub struct Config {
 }
 
 /// `store` in `rampart.toml`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreConfig {
     /// One redb file under `store/`, held by the gateway.
     #[default]
     Embedded,
-    /// An etcd cluster shared by every gateway of the network.
-    Etcd(EtcdSettings),
-}
-
-/// `store = { etcd = { ... } }`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct EtcdSettings {
-    /// Client URLs of the members (http://HOST:PORT, or https:// with `ca`).
-    pub endpoints: Vec<String>,
-    /// Every key rampart writes is under this prefix [default: /rampart/<domain>/].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prefix: Option<String>,
-    /// CA of the etcd members' certificates (https endpoints).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca: Option<PathBuf>,
-    /// Client certificate for etcd's client-certificate authentication.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cert: Option<PathBuf>,
-    /// Its private key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<PathBuf>,
-    /// An etcd user (whose role should grant only the prefix).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    /// A file holding that user's password (0600).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password_file: Option<PathBuf>,
+    /// An etcd cluster shared by every gateway of the network (`rampart init` puts the keys
+    /// under `/rampart/<domain>/`).
+    Etcd(Box<rampart_etcd::EtcdConfig>),
 }
 
 impl StoreConfig {
-    /// Parses `--store`: `embedded`, `etcd://HOST:PORT[,HOST:PORT…]` or `etcds://…` (TLS).
-    pub fn parse(text: &str) -> Result<Self> {
+    /// Parses `--store`: `embedded`, `etcd://HOST:PORT[,HOST:PORT…]` or `etcds://…` (TLS); the
+    /// keys live under `/rampart/<domain>/`.
+    pub fn parse(text: &str, domain: &TrustDomain) -> Result<Self> {
         if text == "embedded" {
             return Ok(StoreConfig::Embedded);
         }
@@ -90,15 +66,10 @@ impl StoreConfig {
         if endpoints.is_empty() || endpoints.iter().any(|e| e.parse::<http::Uri>().is_err()) {
             bail!("--store {text:?}: expected etcd://HOST:PORT[,HOST:PORT...]");
         }
-        Ok(StoreConfig::Etcd(EtcdSettings {
+        Ok(StoreConfig::Etcd(Box::new(rampart_etcd::EtcdConfig::new(
             endpoints,
-            prefix: None,
-            ca: None,
-            cert: None,
-            key: None,
-            user: None,
-            password_file: None,
-        }))
+            format!("/rampart/{}/", domain.as_str()),
+        ))))
     }
 }
 
@@ -196,7 +167,7 @@ impl Home {
         match &config.store {
             StoreConfig::Embedded => Ok(std::sync::Arc::new(self.open_local_store()?)),
             StoreConfig::Etcd(etcd) => {
-                let store = crate::etcd::connect(etcd, &config.domain, self.root())
+                let store = crate::etcd::connect(etcd, self.root())
                     .await
                     .with_context(|| format!("connecting to etcd at {}", etcd.endpoints.join(", ")))?;
                 Ok(std::sync::Arc::new(store))
@@ -210,7 +181,7 @@ impl Home {
     pub async fn open_store(&self) -> Result<std::sync::Arc<dyn rampart_store::Store>> {
         use rampart_store::Store as _;
         let config = self.config()?;
-        if config.store != StoreConfig::Embedded {
+        if !matches!(config.store, StoreConfig::Embedded) {
             return self.open_registry(&config).await;
         }
         let local = match self.open_local_store() {

@@ -91,26 +91,15 @@ fn survive(act: impl FnOnce(&mut Network)) {
     }
     stop.store(true, Ordering::Relaxed);
     rt.block_on(driver).unwrap();
-    let failures = tally.failures.lock().unwrap().clone();
-    assert!(
-        failures.is_empty(),
-        "{} requests failed, e.g. {:?}",
-        failures.len(),
-        &failures[..failures.len().min(5)]
-    );
+    support::assert_none_failed(&tally.failures.lock().unwrap());
     let acked = tally.acked.lock().unwrap().clone();
-    let (status, body, _) =
-        rt.block_on(request(&client, "GET", &format!("{}/data", net.url), &[], "")).unwrap();
-    assert_eq!(status, 200);
-    let stored: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
-    let stored_ids: HashSet<String> = stored.iter().map(|r| r["_id"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(stored.len(), stored_ids.len());
+    let stored_ids = support::stored_record_ids(&net.home, &net.url);
     assert_eq!(stored_ids, acked, "stored records differ from acknowledged POSTs");
     eprintln!(
         "{} requests ok, {} needed a retry, {} records",
         tally.ok.load(Ordering::Relaxed),
         tally.retried.load(Ordering::Relaxed),
-        stored.len()
+        stored_ids.len()
     );
 }
 

@@ -29,7 +29,7 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
     }
     let store = match &args.store {
         Some(text) => {
-            let mut store = StoreConfig::parse(text)?;
+            let mut store = StoreConfig::parse(text, &args.domain)?;
             if let StoreConfig::Etcd(etcd) = &mut store {
                 // Paths as given on the command line, made absolute (rampart.toml is read from
                 // wherever later commands run).
@@ -46,7 +46,7 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
     };
     // Reach the registry before making anything, so an unreachable etcd leaves no half a home.
     if let StoreConfig::Etcd(etcd) = &store {
-        block_on(crate::etcd::connect(etcd, &args.domain, home.root()))?
+        block_on(crate::etcd::connect(etcd, home.root()))?
             .with_context(|| format!("connecting to etcd at {}", etcd.endpoints.join(", ")))?;
     }
     files::create_private_dir(home.root())

@@ -73,7 +73,7 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
     let client_tls = material.client_config(&[Role::Node])?;
     runtime()?.block_on(async move {
         let store = home.open_registry(&config).await?;
-        let shared = config.store != crate::home::StoreConfig::Embedded;
+        let shared = matches!(config.store, crate::home::StoreConfig::Etcd(_));
         let listener = tokio::net::TcpListener::bind(config.gateway.listen)
             .await
             .with_context(|| format!("binding {}", config.gateway.listen))?;

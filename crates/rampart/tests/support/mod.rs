@@ -267,3 +267,25 @@ pub async fn request(
     let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
     Ok((parts.status.as_u16(), String::from_utf8_lossy(&bytes).into_owned(), parts.headers))
 }
+
+/// The ids of the `data` service's records, read through the gateway at `url` with the admin
+/// certificate; fails the test if any record is stored twice.
+pub fn stored_record_ids(home: &Path, url: &str) -> std::collections::HashSet<String> {
+    let out = run(home, &["call", &format!("{url}/data")], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stored: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: std::collections::HashSet<String> =
+        stored.iter().map(|r| r["_id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids.len(), stored.len(), "a record stored twice");
+    ids
+}
+
+/// Fails the test with a few examples when any request failed.
+pub fn assert_none_failed(failures: &[String]) {
+    assert!(
+        failures.is_empty(),
+        "{} requests failed, e.g. {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+}

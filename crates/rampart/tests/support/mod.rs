@@ -88,7 +88,10 @@ pub fn run(home: &Path, args: &[&str], stdin: impl AsRef<[u8]>) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_ref()).unwrap();
+    // A command may refuse (and exit) before reading its input: a broken pipe is its answer.
+    if let Err(e) = child.stdin.take().unwrap().write_all(stdin.as_ref()) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "writing to rampart {args:?}: {e}");
+    }
     child.wait_with_output().unwrap()
 }
 

@@ -92,7 +92,7 @@ pub struct ServeLimits {
     pub handshake_timeout: Duration,
     /// Time allowed for a request's headers (HTTP/1.1). Default 10 s.
     pub header_read_timeout: Duration,
-    /// Largest request head (HTTP/1.1 buffer; HTTP/2 header list), bytes. Default 16 KiB.
+    /// Largest request head (HTTP/1.1 buffer; HTTP/2 header list), bytes. Default 8 KiB.
     pub max_header_bytes: usize,
     /// Most request headers (HTTP/1.1). Default 100.
     pub max_headers: usize,
@@ -106,7 +106,7 @@ impl Default for ServeLimits {
             max_connections: 10_000,
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
-            max_header_bytes: 16 << 10,
+            max_header_bytes: 8 << 10,
             max_headers: 100,
             drain_timeout: Duration::from_secs(30),
         }

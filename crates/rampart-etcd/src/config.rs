@@ -158,7 +158,7 @@ impl EtcdConfig {
         }
         let ca = self.ca.as_deref().map(|p| read("ca", p)).transpose()?;
         let identity = match (&self.cert, &self.key) {
-            (Some(c), Some(k)) => Some((read("cert", c)?, read("key", k)?)),
+            (Some(c), Some(k)) => Some((read("cert", c)?, read_private("key", k)?)),
             _ => None,
         };
         Ok(Some(TlsFiles { ca, identity }))
@@ -170,7 +170,7 @@ impl EtcdConfig {
         let password = match (&self.password, &self.password_file) {
             (Some(p), _) => p.clone(),
             (None, Some(path)) => {
-                let text = String::from_utf8(read("password_file", path)?)
+                let text = String::from_utf8(read_private("password_file", path)?)
                     .map_err(|_| invalid(format!("password_file: {} is not UTF-8", path.display())))?;
                 text.trim_end_matches(['\r', '\n']).to_owned()
             }
@@ -182,6 +182,18 @@ impl EtcdConfig {
 
 fn read(field: &str, path: &Path) -> Result<Vec<u8>, StoreError> {
     std::fs::read(path).map_err(|e| invalid(format!("{field}: reading {}: {e}", path.display())))
+}
+
+/// Reads a secret, refusing it when others may read it too (as ssh does with private keys).
+fn read_private(field: &str, path: &Path) -> Result<Vec<u8>, StoreError> {
+    let not_read = |e: rampart_files::FileError| invalid(format!("{field}: {e}"));
+    if let Err(mode) = rampart_files::check_private(path).map_err(not_read)? {
+        return Err(invalid(format!(
+            "{field}: {} is readable by others (mode {mode:o}): chmod 600 {0}",
+            path.display()
+        )));
+    }
+    read(field, path)
 }
 
 fn invalid(why: String) -> StoreError {
@@ -234,5 +246,21 @@ mod tests {
         let c = EtcdConfig::new(["http://127.0.0.1:2379"], "");
         assert!(c.validate().unwrap_err().to_string().contains("prefix:"));
         assert!(toml::from_str::<EtcdConfig>("endpoints = []\npasword = \"x\"").is_err());
+    }
+
+    #[test]
+    fn secrets_others_may_read_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("c.key"));
+        std::fs::write(&cert, "cert").unwrap();
+        std::fs::write(&key, "key").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let mut c = EtcdConfig::new(["https://127.0.0.1:2379"], "/r/");
+        (c.cert, c.key) = (Some(cert), Some(key.clone()));
+        let err = c.tls_files().unwrap_err().to_string();
+        assert!(err.contains("key:") && err.contains("mode 640") && err.contains("chmod 600"), "{err}");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(c.tls_files().unwrap().unwrap().identity.is_some());
     }
 }

@@ -90,7 +90,11 @@ impl EtcdStore {
             config.connect_timeout,
         );
         let inner = Inner { endpoints, prefix: config.prefix };
-        inner.revision().await?;
+        // The first read names the whole prefix when etcd's role does not reach it.
+        inner.revision().await.map_err(|e| match e {
+            StoreError::Forbidden { op, .. } => StoreError::Forbidden { op, key: inner.prefix.clone() },
+            e => e,
+        })?;
         Ok(EtcdStore { inner: Arc::new(inner) })
     }
 

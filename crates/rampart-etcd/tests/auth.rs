@@ -7,6 +7,7 @@ mod cluster;
 #[path = "../../rampart-store/tests/suite/mod.rs"]
 mod suite;
 
+use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,9 +60,13 @@ async fn a_user_confined_to_its_prefix() {
     let dir = tempfile::tempdir().unwrap();
     let password_file = dir.path().join("etcd.password");
     std::fs::write(&password_file, "gateway-password\n").unwrap();
+    // A password others may read is refused before etcd is asked.
     let mut config = EtcdConfig::new(cluster.endpoints(), "/rampart/a/");
     config.user = Some("gateway-a".into());
-    config.password_file = Some(password_file);
+    config.password_file = Some(password_file.clone());
+    let err = EtcdStore::connect(config.clone()).await.err().unwrap().to_string();
+    assert!(err.contains("password_file") && err.contains("chmod 600"), "{err}");
+    std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let store: Arc<dyn Store> = Arc::new(EtcdStore::connect(config.clone()).await.unwrap());
     suite::basic_operations(store.clone()).await;
     suite::leases_expire_with_their_keys(store.clone()).await;

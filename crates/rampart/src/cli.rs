@@ -353,13 +353,13 @@ pub struct InitArgs {
     /// Client certificate for etcd (client-certificate authentication).
     #[arg(long, value_name = "FILE", requires = "etcd_key")]
     pub etcd_cert: Option<PathBuf>,
-    /// Its private key.
+    /// Its private key (mode 600: readable by others, it is refused).
     #[arg(long, value_name = "FILE", requires = "etcd_cert")]
     pub etcd_key: Option<PathBuf>,
     /// An etcd user (give it a role limited to rampart's prefix).
     #[arg(long, value_name = "NAME", requires = "etcd_password_file")]
     pub etcd_user: Option<String>,
-    /// A file holding that user's password.
+    /// A file holding that user's password (mode 600: readable by others, it is refused).
     #[arg(long, value_name = "FILE", requires = "etcd_user")]
     pub etcd_password_file: Option<PathBuf>,
 }

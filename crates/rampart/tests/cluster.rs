@@ -11,6 +11,7 @@ mod etcd;
 mod support;
 
 use std::collections::HashSet;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -410,4 +411,57 @@ fn init_reaches_etcd_over_tls_with_a_client_certificate() {
     assert!(!refused.status.success());
     assert!(support::stderr(&refused).contains("connecting to etcd"), "{}", support::stderr(&refused));
     assert!(!other.join("rampart.toml").exists(), "a refused init left a home behind");
+}
+
+#[test]
+fn init_reaches_etcd_as_a_user_confined_to_its_prefix() {
+    let etcd = EtcdCluster::start(1);
+    let endpoint = etcd.endpoints()[0].clone();
+    // etcd's own access control: root, and a user `rampart` whose role reaches only the
+    // network's prefix.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let mut root = etcd_client::Client::connect([endpoint.as_str()], None).await.unwrap();
+        root.user_add("root", "root-password", None).await.unwrap();
+        root.user_grant_role("root", "root").await.unwrap();
+        root.role_add("rampart-local").await.unwrap();
+        let prefix = etcd_client::Permission::read_write("/rampart/local/").with_prefix();
+        root.role_grant_permission("rampart-local", prefix).await.unwrap();
+        root.user_add("rampart", "rampart-password", None).await.unwrap();
+        root.user_grant_role("rampart", "rampart-local").await.unwrap();
+        root.auth_enable().await.unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let store = endpoint.replace("http://", "etcd://");
+    let password_file = |name: &str, password: &str, mode: u32| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, password).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path.display().to_string()
+    };
+    let init = |file: &str| {
+        let args = ["init", "--store", &store, "--etcd-user", "rampart", "--etcd-password-file", file];
+        support::run(&home, &args, "")
+    };
+
+    // A password file others may read is refused before etcd is asked; nothing is created.
+    let readable = init(&password_file("readable.password", "rampart-password\n", 0o644));
+    assert!(support::stderr(&readable).contains("chmod 600"), "{}", support::stderr(&readable));
+    // A wrong password is refused by etcd; nothing is created either.
+    let wrong = init(&password_file("wrong.password", "guess\n", 0o600));
+    assert!(!wrong.status.success());
+    assert!(support::stderr(&wrong).contains("etcd"), "{}", support::stderr(&wrong));
+    assert!(!home.join("rampart.toml").exists(), "a refused init left a home behind");
+
+    // The right one: the network runs as that user, its keys under the prefix etcd allows.
+    let made = init(&password_file("etcd.password", "rampart-password\n", 0o600));
+    assert!(made.status.success(), "{}", support::stderr(&made));
+    let config = std::fs::read_to_string(home.join("rampart.toml")).unwrap();
+    assert!(config.contains("etcd.password") && !config.contains("rampart-password"), "{config}");
+    let net = support::Network::launch(dir, home, 2, &[]);
+    let hello = net.call("/hello", &[]);
+    assert_eq!(String::from_utf8_lossy(&hello.stdout).trim(), "Hello World!", "{}", support::stderr(&hello));
+    let users = ok(&net.home, &["user", "list"]);
+    assert!(users.contains("admin"), "{users}");
 }

@@ -4,7 +4,9 @@
 
 #![allow(dead_code)]
 
+use std::fs::Permissions;
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -61,6 +63,9 @@ impl TlsFiles {
             p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
             write(&format!("{name}.pem"), p.signed_by(&key, &issuer).unwrap().pem());
             write(&format!("{name}.key"), key.serialize_pem());
+            // Private, as the store requires of a key.
+            std::fs::set_permissions(dir.path().join(format!("{name}.key")), Permissions::from_mode(0o600))
+                .unwrap();
         }
         TlsFiles { dir }
     }

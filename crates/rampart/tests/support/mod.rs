@@ -157,6 +157,11 @@ impl Network {
             text = text.replace(&line, &format!("{key} = {value}"));
         }
         std::fs::write(&path, text).unwrap();
+        Self::launch(dir, home, nodes, gateway_args)
+    }
+
+    /// A gateway and `nodes` nodes on a home `rampart init` already made inside `dir`.
+    pub fn launch(dir: tempfile::TempDir, home: PathBuf, nodes: usize, gateway_args: &[&str]) -> Self {
         let mut args = vec!["gateway", "--listen", "127.0.0.1:0"];
         args.extend_from_slice(gateway_args);
         let gateway = spawn(&home, &args, "rampart gateway listening on ", "gateway");

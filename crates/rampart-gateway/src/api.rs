@@ -204,9 +204,7 @@ async fn register(state: &State, node: &str, body: &[u8]) -> Response<Body> {
     {
         return reply::error(StatusCode::BAD_REQUEST, "bad_request", "services must be valid service names");
     }
-    if let Ok(mut d) = state.draining.lock() {
-        d.remove(node); // back (a restart): not leaving any more
-    }
+    state.stop_draining(node).await; // back (a restart): not leaving any more
     let store = state.store.as_ref();
     let key = format!("{NODES_PREFIX}{node}");
     let old: Option<NodeRecord> =
@@ -262,11 +260,8 @@ async fn heartbeat(state: &State, node: &str) -> Response<Body> {
 
 async fn deregister(state: &State, node: &str) -> Response<Body> {
     if let Some(rec) = node_record(state, node).await {
-        if let Ok(mut d) = state.draining.lock() {
-            let now = std::time::Instant::now();
-            d.retain(|_, (_, since)| now.duration_since(*since) < crate::DRAIN_GRACE);
-            d.insert(node.to_owned(), (rec.services.clone(), now));
-        }
+        state.start_draining(node, rec.services.clone());
+        state.announce_leaving(node, &rec.services).await;
         let _ = state.store.revoke_lease(LeaseId(rec.lease)).await;
         tracing::info!("node {node} deregistered");
     }

@@ -23,6 +23,8 @@ pub mod cluster;
 pub mod config;
 mod dashboard;
 pub mod health;
+mod leaving;
+pub use leaving::DRAIN_GRACE;
 pub mod metrics;
 pub mod proxy;
 mod reply;
@@ -75,9 +77,9 @@ pub struct State {
     pub principal_limit: admission::RateLimiter,
     /// Sources banned for failing authentication.
     pub bans: admission::Bans,
-    /// Nodes that deregistered through this gateway, with their services and when they left:
-    /// their leaving is not a lapsed lease, and while they drain (for [`DRAIN_GRACE`]) their
-    /// in-flight requests may still use their services' state.
+    /// Nodes that deregistered (through this gateway or another), with their services and when
+    /// they left: their leaving is not a lapsed lease, and while they drain (for
+    /// [`DRAIN_GRACE`]) their in-flight requests may still use their services' state.
     pub draining: std::sync::Mutex<std::collections::HashMap<String, (Vec<String>, std::time::Instant)>>,
     /// Settings.
     pub config: GatewayConfig,
@@ -123,17 +125,6 @@ impl State {
     }
 }
 
-/// How long a deregistered node may still reach its services' state (its drain).
-pub const DRAIN_GRACE: Duration = Duration::from_secs(30);
-
-impl State {
-    /// The services of `node` if it deregistered within [`DRAIN_GRACE`].
-    pub fn draining_services(&self, node: &str) -> Option<Vec<String>> {
-        let d = self.draining.lock().ok()?;
-        d.get(node).filter(|(_, since)| since.elapsed() < DRAIN_GRACE).map(|(s, _)| s.clone())
-    }
-}
-
 impl std::fmt::Debug for State {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("State").field("domain", &self.domain).finish_non_exhaustive()
@@ -154,17 +145,8 @@ pub async fn run(
 ) {
     let watcher = state.clone();
     let on_removed: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |node: &str| {
-        let left = watcher.draining_services(node).is_some();
-        if left {
-            watcher.node_event(Severity::Info, "node_left", node, "deregistered (drained)");
-        } else {
-            watcher.node_event(
-                Severity::Warning,
-                "lease_expired",
-                node,
-                "stopped heartbeating; its lease lapsed",
-            );
-        }
+        let (state, node) = (watcher.clone(), node.to_owned());
+        tokio::spawn(async move { state.node_removed(&node).await });
     });
     tokio::spawn(routes::follow(state.store.clone(), state.routes.clone(), state.health.clone(), on_removed));
     tokio::spawn(probe(state.clone()));

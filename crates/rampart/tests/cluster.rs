@@ -362,6 +362,22 @@ fn every_gateway_sees_every_gateways_events_bans_and_registrations() {
     c.start_node(3);
     assert!(c.converged(4, Duration::from_secs(10)));
     eprintln!("registration to routing on both gateways: {:?} (includes the node's start)", start.elapsed());
+
+    // n2 registered through g2 and drains on SIGTERM: g1 records that it left, not that its
+    // lease lapsed.
+    c.nodes[1].as_ref().unwrap().signal("TERM");
+    let g1_saw = |kind: &str| {
+        let out = support::run(&c.home, &["call", &format!("{}/_rampart/events", c.urls[0])], "");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let events = v["events"].as_array().cloned().unwrap_or_default();
+        events.iter().any(|e| e["kind"] == kind && e["node"] == "n2" && e["gateway"] == "g1")
+    };
+    let start = Instant::now();
+    while !g1_saw("node_left") {
+        assert!(start.elapsed() < Duration::from_secs(10), "g1 never saw n2 leave");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!g1_saw("lease_expired"), "g1 took n2's clean leave for a lapsed lease");
 }
 
 #[test]

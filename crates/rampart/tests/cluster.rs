@@ -6,7 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure report
 
-#[path = "support/etcd.rs"]
+// The etcd launcher rampart-etcd's own tests use, driven here from synchronous tests.
+#[path = "../../rampart-etcd/tests/cluster/mod.rs"]
 mod etcd;
 mod support;
 
@@ -17,9 +18,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use etcd::EtcdCluster;
+use etcd::{Cluster as EtcdCluster, TlsFiles};
 use rampart_net::gateways::Gateways;
 use support::{Proc, admin_client, ok, spawn};
+
+/// Runs an async step of the etcd launcher to completion.
+fn block_on<T>(f: impl Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+}
 
 struct Cluster {
     etcd: EtcdCluster,
@@ -32,7 +38,7 @@ struct Cluster {
 
 impl Cluster {
     fn start() -> Self {
-        let etcd = EtcdCluster::start(3);
+        let etcd = block_on(EtcdCluster::start(3, None));
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().join("home");
         let store = format!("etcd://{}", etcd.endpoints().join(",").replace("http://", ""));
@@ -219,14 +225,14 @@ fn killing_a_gateway_an_etcd_member_and_a_node_under_load_loses_nothing() {
     progress(&tally, 500, "killing gateway g1");
     // An etcd member (the first every gateway and node was given).
     c.etcd.kill(0);
-    progress(&tally, 500, "killing etcd member e0");
+    progress(&tally, 500, "killing etcd member 0");
     // A node: as in the data path's failover tests.
     c.nodes[0] = None;
     progress(&tally, 800, "killing node n1"); // well past its 3 s lease
 
     // Everything killed comes back; the network converges.
     c.etcd.restart(0);
-    assert!(c.etcd.wait_healthy(0, Duration::from_secs(30)), "e0 never rejoined");
+    block_on(c.etcd.wait_ready()); // member 0 rejoined
     let listen = c.urls[0].trim_start_matches("https://").to_owned();
     c.start_gateway(0, &listen);
     c.start_node(0);
@@ -391,10 +397,17 @@ fn init_reaches_etcd_over_tls_with_a_client_certificate() {
     ok(&a, &["pki", "issue", "--role", "gateway", "--name", "etcd-client"]);
     let pki = a.join("pki/local");
     let file = |n: &str| pki.join(n).display().to_string();
-    let etcd = EtcdCluster::start_with(
-        1,
-        Some((pki.join("ca.pem"), pki.join("issued/etcd-server.pem"), pki.join("issued/etcd-server.key"))),
-    );
+    let tls = TlsFiles { dir: tempfile::tempdir().unwrap() };
+    for (from, to) in [
+        ("ca.pem", "ca.pem"),
+        ("issued/etcd-server.pem", "server.pem"),
+        ("issued/etcd-server.key", "server.key"),
+        ("issued/etcd-client.pem", "client.pem"),
+        ("issued/etcd-client.key", "client.key"),
+    ] {
+        std::fs::copy(pki.join(from), tls.path(to)).unwrap();
+    }
+    let etcd = block_on(EtcdCluster::start(1, Some(&tls)));
     let store = etcd.endpoints()[0].replace("https://", "etcds://");
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
@@ -431,13 +444,12 @@ fn init_reaches_etcd_over_tls_with_a_client_certificate() {
 
 #[test]
 fn init_reaches_etcd_as_a_user_confined_to_its_prefix() {
-    let etcd = EtcdCluster::start(1);
+    let etcd = block_on(EtcdCluster::start(1, None));
     let endpoint = etcd.endpoints()[0].clone();
     // etcd's own access control: root, and a user `rampart` whose role reaches only the
     // network's prefix.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let mut root = etcd_client::Client::connect([endpoint.as_str()], None).await.unwrap();
+    block_on(async {
+        let mut root = etcd.client().await;
         root.user_add("root", "root-password", None).await.unwrap();
         root.user_grant_role("root", "root").await.unwrap();
         root.role_add("rampart-local").await.unwrap();

@@ -16,6 +16,10 @@ pub enum CryptoError {
     /// this keyring does not hold.
     #[error("token signature matches no key in the keyring (tampered, or made with another key)")]
     BadSignature,
+    /// The token's signature is valid but its ciphertext does not decrypt to padded
+    /// plaintext: made by a broken encoder with one of our keys.
+    #[error("token signature is valid but its ciphertext is not correctly padded (a broken encoder)")]
+    BadPadding,
     /// The token is older than the TTL allows.
     #[error("token expired: made {age_secs} s ago, older than the {ttl_secs} s TTL")]
     Expired {

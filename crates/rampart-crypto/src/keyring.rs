@@ -3,6 +3,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use base64::Engine as _;
+
 use crate::error::{CryptoError, Result};
 use crate::key::PayloadKey;
 use crate::token::TokenHeader;
@@ -86,6 +88,16 @@ impl Keyring {
             }
         }
         TokenHeader::check_alphabet(token)?;
+        // Signed by one of our keys, yet not decryptable: the ciphertext's padding is wrong
+        // (a broken encoder), which is not a signature mismatch.
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.trim_end_matches('='))
+            .map_err(|_| CryptoError::Malformed("bad base64"))?;
+        if let Some(split) = raw.len().checked_sub(32)
+            && self.keys.iter().any(|k| k.signs(&raw[..split], &raw[split..]))
+        {
+            return Err(CryptoError::BadPadding);
+        }
         Err(CryptoError::BadSignature)
     }
 

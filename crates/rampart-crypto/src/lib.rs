@@ -39,5 +39,5 @@ pub mod token;
 pub use error::{CryptoError, Result};
 pub use key::PayloadKey;
 pub use keyring::{Keyring, MAX_MESSAGE_BYTES, Opened, now_secs};
-pub use replay::ReplayGuard;
+pub use replay::{ReplayGuard, token_id};
 pub use token::TokenHeader;

@@ -70,8 +70,9 @@ impl ReplayGuard {
     }
 }
 
-/// The first 16 bytes of the token's HMAC (its last 32 bytes), from the base64 text.
-fn token_id(token: &str) -> Option<u128> {
+/// The first 16 bytes of the token's HMAC (its last 32 bytes), from the base64 text: the id
+/// a replay guard remembers a token by (here, and the network-wide one of the gateways).
+pub fn token_id(token: &str) -> Option<u128> {
     let body = token.trim_ascii().trim_end_matches('=');
     // The last 43 characters cover the 32-byte HMAC (and a few bits before it); decode a
     // 4-aligned tail long enough to hold it.

@@ -111,3 +111,30 @@ fn oversized_input_is_refused_before_work() {
     let huge_token = "A".repeat(rampart_crypto::MAX_MESSAGE_BYTES / 3 * 4 + 1024);
     assert!(matches!(kr.decrypt(&huge_token, None), Err(CryptoError::TooLarge { .. })));
 }
+
+#[test]
+fn a_valid_signature_over_bad_padding_is_not_called_a_signature_mismatch() {
+    let key = PayloadKey::generate().unwrap();
+    let raw_key = URL_SAFE.decode(key.to_base64().as_bytes()).unwrap();
+    let kr = Keyring::new(vec![key]).unwrap();
+    let signing = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &raw_key[..16]);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let mut rng = Rng(0x0bad_0bad_0bad_0bad);
+    let mut bad_padding = 0;
+    for _ in 0..16 {
+        // A random ciphertext block almost never decrypts to valid PKCS#7 padding.
+        let mut token = vec![0x80];
+        token.extend_from_slice(&now.to_be_bytes());
+        token.extend(rng.bytes(16 + 16)); // IV, one block
+        let mac = ring::hmac::sign(&signing, &token);
+        token.extend_from_slice(mac.as_ref());
+        match kr.decrypt(&URL_SAFE.encode(&token), Some(60)) {
+            Err(CryptoError::BadPadding) => bad_padding += 1,
+            Err(CryptoError::BadSignature) => panic!("a valid signature was reported as a mismatch"),
+            _ => {}
+        }
+    }
+    assert!(bad_padding >= 14, "only {bad_padding} of 16 reported as bad padding");
+    let msg = CryptoError::BadPadding.to_string();
+    assert!(msg.contains("padded") && !msg.contains("matches no key"), "{msg}");
+}

@@ -5,6 +5,7 @@
 //! | `POST /_rampart/internal/register` | a node (certificate) | join the pool under a lease |
 //! | `POST /_rampart/internal/heartbeat` | a node | renew its lease |
 //! | `POST /_rampart/internal/deregister` | a node | leave the pool (drain) |
+//! | `POST /_rampart/internal/envelopes` | a node | claim an envelope network-wide (replay guard) |
 //! | `POST /_rampart/store` | an admin; a node | the registry, under the caller's ACL |
 //! | `GET /_rampart/status` | an admin | nodes and services |
 //! | `POST /_rampart/token` | a user, by basic auth | a token for a password |
@@ -96,13 +97,15 @@ async fn dispatch(
         Ok(b) => b,
         Err(r) => return r,
     };
+    let caller = Caller { state: &state, principal: &principal, source: conn.remote, path: rest };
     match (method, rest) {
-        (Method::POST, "/store") => store_api(&state, &principal, &body).await,
-        (Method::POST, "/internal/register") => with_node(&principal, |n| register(&state, n, &body)).await,
-        (Method::POST, "/internal/heartbeat") => with_node(&principal, |n| heartbeat(&state, n)).await,
-        (Method::POST, "/internal/deregister") => with_node(&principal, |n| deregister(&state, n)).await,
-        (Method::POST, "/internal/events") => {
-            with_node(&principal, |n| node_reported(&state, n, &body)).await
+        (Method::POST, "/store") => store_api(&caller, &body).await,
+        (Method::POST, "/internal/register") => caller.as_node(|n| register(&caller, n, &body)).await,
+        (Method::POST, "/internal/heartbeat") => caller.as_node(|n| heartbeat(&state, n)).await,
+        (Method::POST, "/internal/deregister") => caller.as_node(|n| deregister(&state, n)).await,
+        (Method::POST, "/internal/events") => caller.as_node(|n| node_reported(&state, n, &body)).await,
+        (Method::POST, "/internal/envelopes") => {
+            caller.as_node(|n| crate::envelopes::claim(&state, n, &body)).await
         }
         (Method::GET, "/status") => status(&state),
         (Method::GET, "/metrics") => metrics(&state),
@@ -173,15 +176,41 @@ async fn read_body(req: Request<Incoming>) -> Result<bytes::Bytes, Response<Body
     }
 }
 
-/// The node name of a node certificate principal; everything else is refused.
-async fn with_node<'a, F, Fut>(principal: &'a Principal, f: F) -> Response<Body>
-where
-    F: FnOnce(&'a str) -> Fut,
-    Fut: Future<Output = Response<Body>>,
-{
-    match principal.credential() {
-        Credential::Certificate(id) if id.role == Role::Node => f(id.name.as_str()).await,
-        _ => reply::error(StatusCode::FORBIDDEN, "forbidden", "only node certificates may register"),
+/// Who is calling an internal API, for its checks and for the events of its refusals.
+struct Caller<'a> {
+    state: &'a State,
+    principal: &'a Principal,
+    source: SocketAddr,
+    path: &'a str,
+}
+
+impl Caller<'_> {
+    /// A refusal of the registry or an internal API: always a security event naming the
+    /// principal, the path and why.
+    fn refuse(&self, status: StatusCode, kind: &str, reason: &str) -> Response<Body> {
+        let why = format!("{} /_rampart{}: {reason}", self.principal, self.path);
+        self.state.event(Severity::Warning, kind, self.source, Some(self.principal.name()), None, &why);
+        reply::error(
+            status,
+            if status == StatusCode::FORBIDDEN { "forbidden" } else { "bad_request" },
+            reason,
+        )
+    }
+
+    /// Runs `f` with the node name of a node certificate; everything else is refused.
+    async fn as_node<'a, F, Fut>(&'a self, f: F) -> Response<Body>
+    where
+        F: FnOnce(&'a str) -> Fut,
+        Fut: Future<Output = Response<Body>>,
+    {
+        match self.principal.credential() {
+            Credential::Certificate(id) if id.role == Role::Node => f(id.name.as_str()).await,
+            _ => self.refuse(
+                StatusCode::FORBIDDEN,
+                "internal_forbidden",
+                "only node certificates may use this API",
+            ),
+        }
     }
 }
 
@@ -191,18 +220,23 @@ struct Registration {
     services: Vec<String>,
 }
 
-async fn register(state: &State, node: &str, body: &[u8]) -> Response<Body> {
+async fn register(caller: &Caller<'_>, node: &str, body: &[u8]) -> Response<Body> {
+    let state = caller.state;
     let Ok(reg) = serde_json::from_slice::<Registration>(body) else {
-        return reply::error(
+        return caller.refuse(
             StatusCode::BAD_REQUEST,
-            "bad_request",
+            "bad_registration",
             "expected {\"addr\": \"ip:port\", \"services\": [...]}",
         );
     };
     if reg.services.is_empty()
         || reg.services.iter().any(|s| rampart_auth::policy::check_service(s).is_err() || s == "*")
     {
-        return reply::error(StatusCode::BAD_REQUEST, "bad_request", "services must be valid service names");
+        return caller.refuse(
+            StatusCode::BAD_REQUEST,
+            "bad_registration",
+            "services must be valid service names",
+        );
     }
     state.stop_draining(node).await; // back (a restart): not leaving any more
     let store = state.store.as_ref();
@@ -269,41 +303,61 @@ async fn deregister(state: &State, node: &str) -> Response<Body> {
 }
 
 /// The registry through the caller's ACL: admins everything; a node its services' state.
-async fn store_api(state: &Arc<State>, principal: &Principal, body: &[u8]) -> Response<Body> {
+/// Every refusal is an event; a registry that cannot be reached is said to be so (503), never
+/// taken for an empty grant.
+async fn store_api(caller: &Caller<'_>, body: &[u8]) -> Response<Body> {
+    let (state, principal) = (caller.state, caller.principal);
     let grants = if principal.is_admin() {
         Grants::all()
     } else if let Credential::Certificate(id) = principal.credential()
         && id.role == Role::Node
     {
         let name = id.name.as_str();
-        let services = match node_record(state, name).await {
-            Some(r) => r.services,
+        let services = match try_node_record(state, name).await {
+            Ok(Some(r)) => r.services,
             // Deregistered and draining: its in-flight requests may still finish their work.
-            None => state.draining_services(name).unwrap_or_default(),
+            Ok(None) => state.draining_services(name).unwrap_or_default(),
+            Err(e) => return store_error(&e),
         };
         let prefixes: Vec<String> = services.iter().map(|s| format!("services/{s}/")).collect();
         Grants { read: prefixes.clone(), write: prefixes, leases: LeaseAccess::None }
     } else {
-        return reply::error(
+        return caller.refuse(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            "registry_forbidden",
             "the registry is for administrators and nodes",
         );
     };
     let Ok(req) = serde_json::from_slice::<StoreRequest>(body) else {
-        return reply::error(StatusCode::BAD_REQUEST, "bad_request", "not a store request");
+        return caller.refuse(StatusCode::BAD_REQUEST, "registry_bad_request", "not a store request");
     };
     let store = AclStore::new(state.store.clone(), grants);
     match remote_store::execute(&store as &dyn Store, req).await {
         Ok(out) => reply::json(StatusCode::OK, &serde_json::to_value(out).unwrap_or_default()),
-        Err(e) => {
-            let (status, out) = remote_store::error_response(&e);
-            reply::json(
-                StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
-                &serde_json::to_value(out).unwrap_or_default(),
-            )
+        Err(e @ StoreError::Forbidden { .. }) => {
+            let why = format!("{} /_rampart{}: {e}", principal, caller.path);
+            state.event(
+                Severity::Warning,
+                "registry_forbidden",
+                caller.source,
+                Some(principal.name()),
+                None,
+                &why,
+            );
+            store_error(&e)
         }
+        Err(e) => store_error(&e),
     }
+}
+
+/// The store API's answer for a store error (the node's remote store reads it back as the
+/// same typed error).
+fn store_error(e: &StoreError) -> Response<Body> {
+    let (status, out) = remote_store::error_response(e);
+    reply::json(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+        &serde_json::to_value(out).unwrap_or_default(),
+    )
 }
 
 fn status(state: &State) -> Response<Body> {

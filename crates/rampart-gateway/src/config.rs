@@ -50,8 +50,12 @@ pub struct GatewayConfig {
     pub max_header_bytes: usize,
     /// Most request headers (431 beyond). Default: 100.
     pub max_headers: usize,
-    /// Time for a client to send its request headers, in milliseconds. Default: 10000.
+    /// Time for a client to send its request headers once it began them, in milliseconds
+    /// (a slow client beyond). Default: 10000.
     pub header_timeout_ms: u64,
+    /// Time a connection may idle between requests before it is closed quietly, in
+    /// milliseconds. Default: 60000.
+    pub idle_timeout_ms: u64,
     /// Time a request body may pause between bytes, in milliseconds (408 beyond). Default: 10000.
     pub body_idle_timeout_ms: u64,
     /// Connections served at once. Default: 10000.
@@ -63,6 +67,11 @@ pub struct GatewayConfig {
     pub ban_window_secs: u64,
     /// How long a ban lasts, in seconds. Default: 300.
     pub ban_secs: u64,
+    /// Most unexpired envelope claims (the network-wide replay guard) this gateway keeps in
+    /// the registry; past it, encrypted requests are refused (503) until some expire, rather
+    /// than a claim forgotten. Default: 500000 (over 8,000 encrypted requests a second with
+    /// the default 60 s envelope TTL).
+    pub max_envelope_claims: usize,
     /// A bearer token that may read `/_rampart/metrics` (besides admins). Default: none.
     pub metrics_token: Option<String>,
 }
@@ -90,11 +99,13 @@ impl Default for GatewayConfig {
             max_header_bytes: 8 << 10,
             max_headers: 100,
             header_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
             body_idle_timeout_ms: 10_000,
             max_connections: 10_000,
             ban_after_failures: 20,
             ban_window_secs: 60,
             ban_secs: 300,
+            max_envelope_claims: 500_000,
             metrics_token: None,
         }
     }

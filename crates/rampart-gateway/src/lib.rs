@@ -11,6 +11,7 @@
 //! - [`proxy`]: forwarding to nodes;
 //! - [`api`]: `/_rampart/…` (registration, store, status, tokens);
 //! - [`cluster`]: events and bans shared with the other gateways of a shared registry;
+//! - [`envelopes`]: the network-wide replay guard nodes claim envelopes through;
 //! - `reply`: JSON error answers.
 
 #![forbid(unsafe_code)]
@@ -22,6 +23,7 @@ mod authn;
 pub mod cluster;
 pub mod config;
 mod dashboard;
+pub mod envelopes;
 pub mod health;
 mod leaving;
 pub use leaving::DRAIN_GRACE;
@@ -81,6 +83,8 @@ pub struct State {
     /// they left: their leaving is not a lapsed lease, and while they drain (for
     /// [`DRAIN_GRACE`]) their in-flight requests may still use their services' state.
     pub draining: std::sync::Mutex<std::collections::HashMap<String, (Vec<String>, std::time::Instant)>>,
+    /// The leases of the envelope claims this gateway wrote (the network-wide replay guard).
+    pub claim_leases: envelopes::ClaimLeases,
     /// Settings.
     pub config: GatewayConfig,
 }
@@ -120,6 +124,7 @@ impl State {
                 Duration::from_secs(c.ban_window_secs),
                 Duration::from_secs(c.ban_secs),
             ),
+            claim_leases: Default::default(),
             config,
         }
     }
@@ -158,9 +163,9 @@ pub async fn run(
     });
     let (hs, cs) = (state.clone(), state.clone());
     let observers = rampart_net::Observers {
-        handshake: Some(Arc::new(move |remote, reason: String| {
-            tracing::warn!("TLS handshake from {remote} failed: {reason}");
-            hs.handshake_failed(remote, &reason);
+        handshake: Some(Arc::new(move |remote, refusal: rampart_net::HandshakeRefusal| {
+            tracing::warn!("TLS handshake from {remote} refused ({}): {refusal}", refusal.kind());
+            hs.handshake_failed(remote, &refusal);
         })),
         connection: Some(Arc::new(move |remote, problem| cs.connection_problem(remote, problem))),
     };
@@ -168,7 +173,9 @@ pub async fn run(
     let limits = ServeLimits {
         max_connections: c.max_connections,
         header_read_timeout: Duration::from_millis(c.header_timeout_ms),
+        idle_timeout: Duration::from_millis(c.idle_timeout_ms),
         max_header_bytes: c.max_header_bytes,
+        max_uri_bytes: c.max_uri_bytes,
         max_headers: c.max_headers,
         ..ServeLimits::default()
     };
@@ -240,8 +247,6 @@ fn split(path: &str) -> (&str, &str) {
 
 async fn handle(state: Arc<State>, req: Request<Incoming>, conn: Arc<ConnInfo>) -> Response<Body> {
     let started = std::time::Instant::now();
-    let path = req.uri().path().to_owned();
-    let (service, rest) = split(&path);
     let admin_cert = conn.principal.as_ref().is_some_and(rampart_auth::Principal::is_admin);
     if let Some(refused) = state.refuse_early(
         conn.remote,
@@ -251,11 +256,27 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, conn: Arc<ConnInfo>) 
     ) {
         return refused;
     }
-    if service == "_rampart" {
-        return api::handle(state.clone(), req, conn, rest).await;
+    if let Err(e) = rampart_net::wire::check_method(req.method()) {
+        state.event(Severity::Warning, "bad_method", conn.remote, None, None, &e.to_string());
+        return reply::error(StatusCode::BAD_REQUEST, "bad_method", &e.to_string());
     }
-    let resp = route(&state, req, &conn, service, rest).await;
-    state.metrics.request(service, resp.status().as_u16(), started.elapsed());
+    let (service, rest) = split(req.uri().path());
+    // The path after the service, normalised: no request can leave the service it is routed
+    // to, and what the node receives is what policy judged.
+    let rest = match rampart_net::wire::normalize_path(if rest.is_empty() { "/" } else { rest }) {
+        Ok(r) => r.into_owned(),
+        Err(e) => {
+            let why = format!("{e} ({})", e.kind());
+            state.event(Severity::Warning, "bad_path", conn.remote, None, Some(service), &why);
+            return reply::error(StatusCode::BAD_REQUEST, "bad_path", &e.to_string());
+        }
+    };
+    let service = service.to_owned();
+    if service == "_rampart" {
+        return api::handle(state.clone(), req, conn, &rest).await;
+    }
+    let resp = route(&state, req, &conn, &service, &rest).await;
+    state.metrics.request(&service, resp.status().as_u16(), started.elapsed());
     resp
 }
 

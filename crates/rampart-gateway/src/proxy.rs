@@ -7,7 +7,8 @@
 //! request was sent, or answered 502/503/504), it is retried only if its method is idempotent
 //! or it carries an `Idempotency-Key`; otherwise the caller is told the outcome is unknown.
 //! Retries draw on a budget, are jittered, and stop at the deadline. The outcome of a request
-//! with an `Idempotency-Key` is kept in the registry and replayed to duplicates.
+//! with an `Idempotency-Key` is kept in the registry and replayed to duplicates: only the
+//! service's own answer (marked by the node), never a refusal made before the service ran.
 
 use std::time::{Duration, Instant};
 
@@ -307,6 +308,7 @@ fn finish(resp: Response<Incoming>, attempts: u32) -> Response<Body> {
     for name in &DROPPED {
         parts.headers.remove(name);
     }
+    parts.headers.remove(rampart_net::SERVED_HEADER);
     if attempts > 1 {
         parts.headers.insert(ATTEMPTS_HEADER, HeaderValue::from(attempts));
     }
@@ -334,15 +336,17 @@ async fn replay(state: &State, record: &str) -> Option<Response<Body>> {
     Some(resp)
 }
 
-/// Records the answer under the key (if small enough and not a server error), returns it.
+/// Records the answer under the key, if it is the service's own (not a refusal the node made
+/// before the service ran) and not a server error; returns it.
 async fn keep(state: &State, record: &str, resp: Response<Incoming>, attempts: u32) -> Response<Body> {
-    if resp.status().is_server_error() {
+    if resp.status().is_server_error() || !resp.headers().contains_key(rampart_net::SERVED_HEADER) {
         return finish(resp, attempts);
     }
     let (mut parts, body) = resp.into_parts();
     for name in &DROPPED {
         parts.headers.remove(name);
     }
+    parts.headers.remove(rampart_net::SERVED_HEADER);
     if attempts > 1 {
         parts.headers.insert(ATTEMPTS_HEADER, HeaderValue::from(attempts));
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use http::StatusCode;
 use http::header::{HeaderValue, RETRY_AFTER};
 use rampart_events::{NewEvent, Severity};
-use rampart_net::{Body, ConnProblem};
+use rampart_net::{Body, ConnProblem, HandshakeRefusal};
 
 use crate::{State, reply};
 
@@ -49,6 +49,11 @@ impl State {
     /// A failed authentication: an event, and a step towards a ban of the source.
     pub fn auth_failed(&self, kind: &str, source: SocketAddr, service: Option<&str>, reason: &str) {
         self.event(Severity::Warning, kind, source, None, service, reason);
+        self.count_failure(source);
+    }
+
+    /// Counts an authentication failure of `source`; the failure that starts a ban is an event.
+    fn count_failure(&self, source: SocketAddr) {
         if self.bans.failed(source.ip()) {
             let why = format!(
                 "{} authentication failures within {} s: banned for {} s",
@@ -58,23 +63,15 @@ impl State {
         }
     }
 
-    /// A failed TLS handshake, classified. A client that merely hung up mid-handshake (a
-    /// browser's spare connection, a port scan) is not a security event.
-    pub fn handshake_failed(&self, source: SocketAddr, error: &str) {
-        let lower = error.to_ascii_lowercase();
-        if lower.contains("eof") || lower.contains("reset") || lower.contains("broken pipe") {
-            return;
-        }
-        let (kind, reason) = classify_tls(error);
+    /// A refused TLS handshake, by kind. Every refusal of the client's certificate (or of its
+    /// absence) counts towards a ban, as any other failed authentication.
+    pub fn handshake_failed(&self, source: SocketAddr, refusal: &HandshakeRefusal) {
+        let kind = refusal.kind();
         self.metrics.tls_failure(kind);
-        let severity = if kind == "tls_revoked" || kind == "tls_wrong_role" {
-            Severity::Critical
-        } else {
-            Severity::Warning
-        };
-        self.event(severity, kind, source, None, None, reason);
-        if kind != "tls_handshake_failed" {
-            let _ = self.bans.failed(source.ip());
+        let severity = if refusal.is_critical() { Severity::Critical } else { Severity::Warning };
+        self.event(severity, kind, source, None, None, &refusal.reason());
+        if refusal.is_authentication_failure() {
+            self.count_failure(source);
         }
     }
 
@@ -90,7 +87,14 @@ impl State {
                 "request headers not sent in time",
             ),
             ConnProblem::HeadersTooLarge => self.header_too_large(source),
+            ConnProblem::UriTooLong => self.uri_too_long(source),
+            _ => {}
         }
+    }
+
+    /// A request URI over the limit: refused while reading the HTTP/1.1 request line, or here.
+    fn uri_too_long(&self, source: SocketAddr) {
+        self.event(Severity::Warning, "uri_too_long", source, None, None, "request URI over the limit (414)");
     }
 
     /// A request head over the limit: refused by the HTTP/1.1 parser or, for HTTP/2, here.
@@ -99,8 +103,8 @@ impl State {
         self.event(Severity::Warning, "header_too_large", source, None, None, why);
     }
 
-    /// Admission before authentication: a ban, the per-source rate, the URI length. `Some`
-    /// is the refusal to send.
+    /// Admission before authentication: a ban, the per-source rate, the URI length, the head
+    /// size. `Some` is the refusal to send.
     /// A verified admin certificate is never banned: the operator must always be able to reach
     /// the admin API to lift a ban, even from a banned address.
     pub fn refuse_early(
@@ -131,9 +135,18 @@ impl State {
             );
             return Some(too_many(wait));
         }
-        // HTTP/1.1 heads over the limit never get here (the parser refuses them and the
-        // connection observer records it); HTTP/2 header lists are checked here, counted as
-        // RFC 7541 does (name + value + 32 per field).
+        if uri_len > self.config.max_uri_bytes {
+            self.uri_too_long(source);
+            return Some(reply::error(
+                StatusCode::URI_TOO_LONG,
+                "uri_too_long",
+                "the request URI is too long",
+            ));
+        }
+        // The URI is checked first: it is part of the head too, but a long one is a 414.
+        // HTTP/1.1 heads over the parser's buffer never get here (it answers 431 and the
+        // connection observer records it); the rest, and HTTP/2 header lists, are checked
+        // here, counted as RFC 7541 does (name + value + 32 per field).
         let size: usize = headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 32).sum();
         if size > self.config.max_header_bytes || headers.len() > self.config.max_headers {
             self.header_too_large(source);
@@ -141,21 +154,6 @@ impl State {
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "header_too_large",
                 "the request head is too large",
-            ));
-        }
-        if uri_len > self.config.max_uri_bytes {
-            self.event(
-                Severity::Warning,
-                "uri_too_long",
-                source,
-                None,
-                None,
-                "request URI over the limit (414)",
-            );
-            return Some(reply::error(
-                StatusCode::URI_TOO_LONG,
-                "uri_too_long",
-                "the request URI is too long",
             ));
         }
         None
@@ -176,28 +174,4 @@ fn retry_after(mut r: http::Response<Body>, wait: Duration) -> http::Response<Bo
         r.headers_mut().insert(RETRY_AFTER, v);
     }
     r
-}
-
-/// (event kind, sentence) for a TLS error as rustls words it.
-fn classify_tls(error: &str) -> (&'static str, &'static str) {
-    if error.contains("peer sent no certificates") || error.contains("NoCertificatesPresented") {
-        ("tls_no_certificate", "no client certificate on a listener that requires one")
-    } else if error.contains("UnknownIssuer") {
-        (
-            "tls_unknown_ca",
-            "client certificate not issued by this trust domain's CA (unknown CA or another domain)",
-        )
-    } else if error.contains("Revoked") {
-        ("tls_revoked", "client certificate is revoked")
-    } else if error.contains("Expired") || error.contains("NotValidYet") {
-        ("tls_expired", "client certificate is expired or not yet valid")
-    } else if error.contains("is of trust domain") {
-        ("tls_other_domain", "client certificate of another trust domain")
-    } else if error.contains("has role") {
-        ("tls_wrong_role", "client certificate of a role that may not connect here")
-    } else if error.contains("timed out") {
-        ("slow_client", "TLS handshake not completed in time")
-    } else {
-        ("tls_handshake_failed", "TLS handshake failed")
-    }
 }

@@ -4,7 +4,10 @@
 //!
 //! # Layout
 //! - [`tls`]: server and client configs (client certificate off/optional/required, roles);
-//! - [`serve`]: the accept loop, limits, graceful drain;
+//! - [`serve`]: the accept loop, limits, graceful drain; `conn`: one connection's idle and
+//!   head clock, the 414 for an over-long request line, the lingering close;
+//! - [`refusal`]: why a TLS handshake was refused, by kind;
+//! - [`wire`]: the method and path rules gateway and node both apply;
 //! - [`client`]: the pooled HTTPS client;
 //! - [`remote_store`]: the registry reached through a gateway (a [`rampart_store::Store`]).
 
@@ -12,11 +15,14 @@
 #![deny(missing_docs)]
 
 pub mod client;
+mod conn;
 pub mod error;
 pub mod gateways;
+pub mod refusal;
 pub mod remote_store;
 pub mod serve;
 pub mod tls;
+pub mod wire;
 
 pub use error::{NetError, Result};
 
@@ -24,5 +30,10 @@ pub use error::{NetError, Result};
 /// be reached: the gateway passes it on without blaming the node or trying another (they
 /// share the registry).
 pub const REGISTRY_HEADER: &str = "rampart-registry";
+/// Set by a node on an answer its service produced, as opposed to a refusal of the node's own
+/// (a replayed envelope, a registry out of reach, a limit): only such an answer may be
+/// recorded as the outcome of an `Idempotency-Key`. The gateway removes it.
+pub const SERVED_HEADER: &str = "rampart-served";
+pub use refusal::HandshakeRefusal;
 pub use serve::{Body, BoxError, ConnInfo, ConnProblem, Handler, Observers, ServeLimits, full, serve};
 pub use tls::{ClientAuth, TlsMaterial};

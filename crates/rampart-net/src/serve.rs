@@ -1,6 +1,7 @@
 //! Serving HTTP/1.1 and HTTP/2 over TLS: an accept loop that takes a bound listener and a
-//! shutdown signal, caps connections, bounds the handshake and header-read time, hands each
-//! request to a handler with the connection's [`Principal`], and drains on shutdown.
+//! shutdown signal, caps connections, bounds the handshake, the request head and the idle time
+//! between requests ([`crate::conn`]), hands each request to a handler with the connection's
+//! [`Principal`], and drains on shutdown.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,8 +20,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use rampart_auth::Principal;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
+
+use crate::conn::{ConnClock, Verdict, Watched, linger_close, uri_too_long_answer};
+use crate::refusal::HandshakeRefusal;
 
 /// The error type of bodies passed around (boxed: bodies come from hyper and from memory).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -53,16 +57,20 @@ pub type Handler = Arc<
         + Sync,
 >;
 
-/// Called with the client's address and the reason whenever a TLS handshake fails.
-pub type HandshakeObserver = Arc<dyn Fn(SocketAddr, String) + Send + Sync>;
+/// Called with the client's address and the refusal whenever a TLS handshake is refused (not
+/// when the client merely hung up).
+pub type HandshakeObserver = Arc<dyn Fn(SocketAddr, HandshakeRefusal) + Send + Sync>;
 
 /// Why a connection was cut before a request could be answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ConnProblem {
-    /// The client did not send its request headers in time (a slow client).
+    /// The client started a request head and did not finish it in time (a slow client).
     HeaderTimeout,
     /// The request head was over the size or count limit (answered 431).
     HeadersTooLarge,
+    /// The HTTP/1.1 request line was over the URI limit (answered 414).
+    UriTooLong,
 }
 
 /// Called with the client's address and the problem when a connection is cut.
@@ -71,7 +79,7 @@ pub type ConnObserver = Arc<dyn Fn(SocketAddr, ConnProblem) + Send + Sync>;
 /// Who hears about connections that fail.
 #[derive(Clone, Default)]
 pub struct Observers {
-    /// Failed TLS handshakes.
+    /// Refused TLS handshakes.
     pub handshake: Option<HandshakeObserver>,
     /// Connections cut for a slow or oversized request head.
     pub connection: Option<ConnObserver>,
@@ -90,10 +98,16 @@ pub struct ServeLimits {
     pub max_connections: usize,
     /// Time allowed for the TLS handshake. Default 10 s.
     pub handshake_timeout: Duration,
-    /// Time allowed for a request's headers (HTTP/1.1). Default 10 s.
+    /// Time allowed for a request head once its first byte came (HTTP/1.1). Default 10 s.
     pub header_read_timeout: Duration,
+    /// Time a connection may idle with no request in flight before it is closed quietly
+    /// (keep-alive). Default 60 s.
+    pub idle_timeout: Duration,
     /// Largest request head (HTTP/1.1 buffer; HTTP/2 header list), bytes. Default 8 KiB.
     pub max_header_bytes: usize,
+    /// Longest request URI, bytes: an HTTP/1.1 request line past it is answered 414 before
+    /// the head limit applies. Default 8 KiB.
+    pub max_uri_bytes: usize,
     /// Most request headers (HTTP/1.1). Default 100.
     pub max_headers: usize,
     /// Time in-flight requests get to finish after shutdown begins. Default 30 s.
@@ -106,7 +120,9 @@ impl Default for ServeLimits {
             max_connections: 10_000,
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
             max_header_bytes: 8 << 10,
+            max_uri_bytes: 8 << 10,
             max_headers: 100,
             drain_timeout: Duration::from_secs(30),
         }
@@ -125,7 +141,9 @@ pub async fn serve(
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Connections watch `stop`; each holds a `done` sender, so the drain ends when all are gone.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -145,59 +163,144 @@ pub async fn serve(
             },
         };
         let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let handler = handler.clone();
-        let limits = limits.clone();
-        let observers = observers.clone();
-        let watcher = graceful.watcher();
+        let conn = Connection {
+            acceptor: acceptor.clone(),
+            handler: handler.clone(),
+            limits: limits.clone(),
+            observers: observers.clone(),
+            stop: stop_rx.clone(),
+            _done: done_tx.clone(),
+        };
         tokio::spawn(async move {
             let _permit = permit;
-            let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    if let Some(o) = &observers.handshake {
-                        o(remote, e.to_string());
-                    }
-                    return;
-                }
-                Err(_) => {
-                    if let Some(o) = &observers.handshake {
-                        o(remote, "handshake timed out".into());
-                    }
-                    return;
-                }
-            };
-            let principal = Principal::from_tls(tls.get_ref().1).ok().flatten();
-            let info = Arc::new(ConnInfo { remote, principal });
-            let service = service_fn(move |req| {
-                let fut = handler(req, info.clone());
-                async move { Ok::<_, Infallible>(fut.await) }
-            });
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout)
-                .max_buf_size(limits.max_header_bytes.max(8192))
-                .max_headers(limits.max_headers);
-            // HTTP/2 header lists may be up to 4× the limit at the protocol level, so that the
-            // handler sees (and records) what is over the limit instead of h2 refusing silently.
-            let h2_list = u32::try_from(limits.max_header_bytes.saturating_mul(4)).unwrap_or(u32::MAX);
-            builder.http2().timer(TokioTimer::new()).max_header_list_size(h2_list);
-            let conn = builder.serve_connection(TokioIo::new(tls), service);
-            if let Err(e) = watcher.watch(conn.into_owned()).await
-                && let (Some(o), Some(e)) = (&observers.connection, e.downcast_ref::<hyper::Error>())
-            {
-                if e.is_timeout() {
-                    o(remote, ConnProblem::HeaderTimeout);
-                } else if e.is_parse_too_large() {
-                    o(remote, ConnProblem::HeadersTooLarge);
-                }
-            }
+            conn.run(tcp, remote).await;
         });
     }
     drop(listener);
-    if tokio::time::timeout(limits.drain_timeout, graceful.shutdown()).await.is_err() {
+    let _ = stop_tx.send(true);
+    drop(done_tx);
+    if tokio::time::timeout(limits.drain_timeout, done_rx.recv()).await.is_err() {
         tracing::warn!("in-flight requests did not finish within {:?}", limits.drain_timeout);
+    }
+}
+
+/// One accepted connection and what it needs.
+struct Connection {
+    acceptor: TlsAcceptor,
+    handler: Handler,
+    limits: ServeLimits,
+    observers: Observers,
+    stop: watch::Receiver<bool>,
+    _done: mpsc::Sender<()>,
+}
+
+impl Connection {
+    async fn run(mut self, tcp: tokio::net::TcpStream, remote: SocketAddr) {
+        let limits = &self.limits;
+        let refused = match tokio::time::timeout(limits.handshake_timeout, self.acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => Ok(tls),
+            Ok(Err(e)) => Err(HandshakeRefusal::from_io(&e)),
+            Err(_) => Err(Some(HandshakeRefusal::TimedOut)),
+        };
+        let tls = match refused {
+            Ok(tls) => tls,
+            Err(refusal) => {
+                if let (Some(o), Some(r)) = (&self.observers.handshake, refusal) {
+                    o(remote, r);
+                }
+                return;
+            }
+        };
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        let principal = Principal::from_tls(tls.get_ref().1).ok().flatten();
+        let info = Arc::new(ConnInfo { remote, principal });
+        // A request line longer than the URI limit (plus method and version), or longer than
+        // the head buffer can hold, is a URI too long: 414, not the parser's 431.
+        let buffer = limits.max_header_bytes.max(8192);
+        let max_line = (limits.max_uri_bytes + 16).min(buffer - 1);
+        let clock = Arc::new(ConnClock::new(if h2 { 0 } else { max_line }));
+        let handler = self.handler.clone();
+        let request_clock = clock.clone();
+        let service = service_fn(move |req| {
+            request_clock.request_started();
+            let fut = handler(req, info.clone());
+            let clock = request_clock.clone();
+            async move {
+                let resp = fut.await;
+                clock.request_answered();
+                Ok::<_, Infallible>(resp)
+            }
+        });
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // hyper's own header timer would also run while a keep-alive connection idles: the
+        // clock below times heads instead.
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(None)
+            .max_buf_size(buffer)
+            .max_headers(limits.max_headers);
+        // The HTTP/2 header list may be well over the limit at the protocol level, so that the
+        // handler answers (and records) 431 on the stream instead of h2 refusing the stream.
+        let h2_list =
+            u32::try_from(limits.max_header_bytes.saturating_mul(16).max(64 << 10)).unwrap_or(u32::MAX);
+        builder.http2().timer(TokioTimer::new()).max_header_list_size(h2_list);
+        let builder = if h2 { builder.http2_only() } else { builder.http1_only() };
+        let (io, io_back) = Watched::new(tls, clock.clone());
+        // Boxed, so that dropping it below really drops it (and hands the stream back).
+        let mut conn = Box::pin(builder.serve_connection(TokioIo::new(io), service));
+        let (mut stopping, mut slow) = (false, false);
+        let result = loop {
+            let wake = match clock.verdict(limits.idle_timeout, limits.header_read_timeout, !h2) {
+                Verdict::Wait(at) => at,
+                Verdict::Idle if !stopping => {
+                    stopping = true;
+                    conn.as_mut().graceful_shutdown();
+                    continue;
+                }
+                Verdict::Idle => std::time::Instant::now() + limits.drain_timeout,
+                Verdict::SlowHead => {
+                    slow = true;
+                    break Ok(());
+                }
+            };
+            tokio::select! {
+                r = conn.as_mut() => break r,
+                changed = self.stop.changed(), if !stopping => {
+                    if changed.is_err() || *self.stop.borrow() {
+                        stopping = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
+                () = tokio::time::sleep_until(wake.into()) => {}
+                () = clock.cut.notified() => break Ok(()),
+                () = clock.head_started.notified(), if !h2 => {}
+            }
+        };
+        drop(conn); // hands the stream back through `io_back`
+        let problem = if slow {
+            Some(ConnProblem::HeaderTimeout)
+        } else if clock.uri_too_long() {
+            Some(ConnProblem::UriTooLong)
+        } else {
+            match &result {
+                Err(e) => match e.downcast_ref::<hyper::Error>() {
+                    Some(e) if e.is_parse_too_large() => Some(ConnProblem::HeadersTooLarge),
+                    _ => None,
+                },
+                Ok(()) => None,
+            }
+        };
+        let Some(problem) = problem else { return };
+        if let Some(o) = &self.observers.connection {
+            o(remote, problem);
+        }
+        if let Ok(io) = io_back.await {
+            match problem {
+                ConnProblem::UriTooLong => linger_close(io, Some(&uri_too_long_answer())).await,
+                ConnProblem::HeadersTooLarge => linger_close(io, None).await, // hyper wrote the 431
+                ConnProblem::HeaderTimeout => {}
+            }
+        }
     }
 }

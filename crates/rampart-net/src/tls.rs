@@ -261,37 +261,88 @@ fn check_identity(
     domain: &TrustDomain,
     roles: &[Role],
 ) -> std::result::Result<(), rustls::Error> {
-    let refuse = |msg: String| {
-        rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(RoleError(msg)))))
-    };
-    let info = rampart_pki::inspect::cert_from_der(cert.as_ref()).map_err(refuse)?;
-    let id: SpiffeId =
-        info.identity.ok_or_else(|| refuse("no spiffe:// identity in the certificate".into()))?;
+    let id = identity_of(cert).map_err(refuse)?;
     if id.domain != *domain {
-        return Err(refuse(format!(
-            "{id} is of trust domain {:?}, not {:?}",
-            id.domain.as_str(),
-            domain.as_str()
-        )));
+        return Err(refuse(IdentityError::OtherDomain {
+            presented: id.to_string(),
+            expected: domain.as_str().to_owned(),
+        }));
     }
     if !roles.contains(&id.role) {
         let want: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-        return Err(refuse(format!("{id} has role {}; only {} may connect here", id.role, want.join("/"))));
+        return Err(refuse(IdentityError::WrongRole {
+            presented: id.to_string(),
+            role: id.role.as_str().to_owned(),
+            allowed: want.join("/"),
+        }));
     }
     Ok(())
 }
 
-/// Why a certificate was refused after its chain verified: wrong domain or wrong role.
-#[derive(Debug)]
-pub struct RoleError(pub String);
+/// The one `spiffe://` identity of a certificate.
+fn identity_of(cert: &CertificateDer<'_>) -> std::result::Result<SpiffeId, IdentityError> {
+    let info = rampart_pki::inspect::cert_from_der(cert.as_ref()).map_err(IdentityError::NoIdentity)?;
+    info.identity.ok_or_else(|| {
+        IdentityError::NoIdentity(format!(
+            "{} URI SANs where exactly one spiffe:// identity is required",
+            info.uris.len()
+        ))
+    })
+}
 
-impl fmt::Display for RoleError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+/// When a chain did not verify, whether the certificate names another trust domain: then it
+/// is not an unknown CA but a certificate of the wrong environment, and said so.
+fn other_domain(cert: &CertificateDer<'_>, domain: &TrustDomain, error: rustls::Error) -> rustls::Error {
+    let unknown = matches!(
+        error,
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer | CertificateError::BadSignature)
+    );
+    match identity_of(cert) {
+        Ok(id) if unknown && id.domain != *domain => refuse(IdentityError::OtherDomain {
+            presented: id.to_string(),
+            expected: domain.as_str().to_owned(),
+        }),
+        _ => error,
     }
 }
 
-impl std::error::Error for RoleError {}
+/// A client whose handshake signature does not verify under its certificate's key: a key too
+/// weak to be accepted, or a certificate presented without its key. Either way the identity
+/// is unusable (and not an unknown CA, as the bare error would read).
+fn handshake_signature(e: rustls::Error) -> rustls::Error {
+    refuse(IdentityError::NoIdentity(format!("the handshake signature was refused ({e})")))
+}
+
+fn refuse(e: IdentityError) -> rustls::Error {
+    rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(e))))
+}
+
+/// Why a certificate's identity was refused (its chain aside).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityError {
+    /// No single `spiffe://` identity (none, several, or a certificate that does not parse).
+    #[error("no usable identity: {0}")]
+    NoIdentity(String),
+    /// An identity of another trust domain.
+    #[error("{presented} is of another trust domain, not {expected:?}")]
+    OtherDomain {
+        /// The identity presented.
+        presented: String,
+        /// Our trust domain.
+        expected: String,
+    },
+    /// A role that may not connect here.
+    #[error("{presented} has role {role}; only {allowed} may connect here")]
+    WrongRole {
+        /// The identity presented.
+        presented: String,
+        /// Its role.
+        role: String,
+        /// The roles allowed.
+        allowed: String,
+    },
+}
 
 #[derive(Debug)]
 struct RoleCheckedClient {
@@ -318,7 +369,11 @@ impl ClientCertVerifier for RoleCheckedClient {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> std::result::Result<ClientCertVerified, rustls::Error> {
-        let ok = self.inner.load().verify_client_cert(end_entity, intermediates, now)?;
+        let ok = self
+            .inner
+            .load()
+            .verify_client_cert(end_entity, intermediates, now)
+            .map_err(|e| other_domain(end_entity, &self.domain, e))?;
         let all = Role::ALL;
         check_identity(end_entity, &self.domain, self.roles.as_deref().unwrap_or(&all))?;
         Ok(ok)
@@ -329,7 +384,7 @@ impl ClientCertVerifier for RoleCheckedClient {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.load().verify_tls12_signature(message, cert, dss)
+        self.inner.load().verify_tls12_signature(message, cert, dss).map_err(handshake_signature)
     }
     fn verify_tls13_signature(
         &self,
@@ -337,7 +392,7 @@ impl ClientCertVerifier for RoleCheckedClient {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.load().verify_tls13_signature(message, cert, dss)
+        self.inner.load().verify_tls13_signature(message, cert, dss).map_err(handshake_signature)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.load().supported_verify_schemes()
@@ -360,7 +415,10 @@ impl ServerCertVerifier for RoleCheckedServer {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        let ok = self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)?;
+        let ok = self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            .map_err(|e| other_domain(end_entity, &self.domain, e))?;
         check_identity(end_entity, &self.domain, &self.roles)?;
         Ok(ok)
     }

@@ -29,6 +29,8 @@ use hyper::body::Incoming;
 use rampart_net::{Body, ConnInfo, ServeLimits, full};
 use rampart_store::Store;
 
+use rampart_crypto::CryptoError;
+
 use crate::envelope::{Envelopes, FERNET};
 use crate::services::Answer;
 
@@ -107,8 +109,9 @@ pub async fn run(
         Box::pin(async move { handle(&node, req, &conn).await })
     });
     // A refused caller is a security event: logged here and reported to the gateway.
-    let observer: rampart_net::serve::HandshakeObserver = Arc::new(move |remote, reason| {
-        tracing::warn!("refused a connection from {remote}: {reason}");
+    let observer: rampart_net::serve::HandshakeObserver = Arc::new(move |remote, refusal| {
+        tracing::warn!("refused a connection from {remote} ({}): {refusal}", refusal.kind());
+        let reason = format!("{} ({})", refusal.reason(), refusal.kind());
         if let Some(r) = reporter.clone() {
             tokio::spawn(async move { r.report("node_refused_caller", &remote.to_string(), &reason).await });
         }
@@ -144,6 +147,14 @@ async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Respons
     if req.uri().path() == "/_rampart/health" && req.headers().get("rampart-service").is_none() {
         return with_node(node, respond(StatusCode::OK, "text/plain; charset=utf-8", b"ok".to_vec()));
     }
+    if let Err(e) = rampart_net::wire::check_method(req.method()) {
+        return answer(Answer::error(StatusCode::BAD_REQUEST, "bad_method", &e.to_string()));
+    }
+    // The gateway normalised the path already; a node checks again (defence in depth).
+    let path = match rampart_net::wire::normalize_path(req.uri().path()) {
+        Ok(p) => p.into_owned(),
+        Err(e) => return answer(Answer::error(StatusCode::BAD_REQUEST, "bad_path", &e.to_string())),
+    };
     let headers = req.headers().clone();
     let principal =
         headers.get("rampart-principal").and_then(|v| v.to_str().ok()).unwrap_or("anonymous").to_owned();
@@ -152,7 +163,6 @@ async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Respons
         return answer(Answer::error(StatusCode::BAD_REQUEST, "bad_request", "no Rampart-Service header"));
     };
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
     let query = req.uri().query().map(str::to_owned);
     let sealed_in = envelope::is_sealed(&headers);
     let seal_out = sealed_in || envelope::wants_sealed(&headers);
@@ -173,11 +183,22 @@ async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Respons
             "this node has no payload keyring",
         ));
     }
-    let body = match (&node.envelopes, sealed_in) {
-        (Some(env), true) => match env.open(&body) {
-            Ok(plain) => plain,
-            Err(e) => return answer(Answer::error(StatusCode::BAD_REQUEST, "bad_envelope", &e.to_string())),
-        },
+    let body = match (&node.envelopes, &node.reporter, sealed_in) {
+        (Some(env), Some(guard), true) => {
+            let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+            let scope = key.map(|k| envelope::scope(&principal, &service, k));
+            match env.open(&body, guard, scope.as_deref()).await {
+                Ok(plain) => plain,
+                Err(e) => return refused_envelope(guard, conn, &principal, &service, e),
+            }
+        }
+        (Some(_), None, true) => {
+            return answer(Answer::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "this node has no gateway to check envelopes for replays with",
+            ));
+        }
         _ => body,
     };
     let a = if let Some(base) = node.upstreams.get(&service) {
@@ -223,7 +244,51 @@ async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Respons
         },
         _ => answer(a),
     };
-    with_node(node, resp)
+    let mut resp = with_node(node, resp);
+    resp.headers_mut().insert(rampart_net::SERVED_HEADER, HeaderValue::from_static("1"));
+    resp
+}
+
+/// The answer to an envelope that was not opened; a refused token is a security event.
+fn refused_envelope(
+    guard: &Arc<registration::Membership>,
+    conn: &ConnInfo,
+    principal: &str,
+    service: &str,
+    e: envelope::EnvelopeError,
+) -> Response<Body> {
+    use envelope::EnvelopeError as E;
+    let (status, kind, event) = match &e {
+        E::Token(CryptoError::TooLarge { .. }) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", None),
+        E::Token(_) => (StatusCode::BAD_REQUEST, "bad_envelope", Some(("envelope_refused", "warning"))),
+        E::Replayed => {
+            (StatusCode::BAD_REQUEST, "envelope_replayed", Some(("envelope_replayed", "critical")))
+        }
+        E::Full => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
+        E::Unavailable(_) => {
+            let mut a =
+                Answer::error(StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable", &e.to_string());
+            a.registry_down = true;
+            return answer(a);
+        }
+    };
+    let reason = e.to_string();
+    if let Some((kind, severity)) = event {
+        let (guard, source) = (guard.clone(), conn.remote.ip().to_string());
+        let (principal, service, reason) = (principal.to_owned(), service.to_owned(), reason.clone());
+        tokio::spawn(async move {
+            let report = registration::Report {
+                kind,
+                severity,
+                source: &source,
+                principal: Some(&principal),
+                service: Some(&service),
+                reason: &reason,
+            };
+            guard.report_event(report).await;
+        });
+    }
+    answer(Answer::error(status, kind, &reason))
 }
 
 /// Names the node that answered (`Rampart-Node`), for operators and the demo's per-node counts.

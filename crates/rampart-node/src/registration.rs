@@ -15,6 +15,47 @@ use rampart_net::full;
 use rampart_net::gateways::Gateways;
 use tokio::sync::watch;
 
+/// A security event for the gateway's audit log.
+#[derive(Debug)]
+pub struct Report<'a> {
+    /// The event's kind.
+    pub kind: &'a str,
+    /// `info`, `warning` or `critical`.
+    pub severity: &'a str,
+    /// Where the refused request came from.
+    pub source: &'a str,
+    /// Who made it, if known.
+    pub principal: Option<&'a str>,
+    /// The service it was for.
+    pub service: Option<&'a str>,
+    /// Why it was refused.
+    pub reason: &'a str,
+}
+
+/// What the network-wide replay guard said of an envelope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// Never seen: act on it.
+    Fresh,
+    /// Seen under this request's idempotency scope: a retry, act on it again.
+    Retry,
+    /// Seen without this request's scope: a replay.
+    Replayed,
+    /// Past its TTL already.
+    Expired,
+}
+
+/// Why the replay guard gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    /// The gateways or their registry could not be reached.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The guard is full of unexpired claims.
+    #[error("the replay guard is full")]
+    Full,
+}
+
 /// Talks to the gateways' `/_rampart/internal/…` API.
 #[derive(Clone, Debug)]
 pub struct Membership {
@@ -71,10 +112,49 @@ impl Membership {
 
     /// Reports a security event the node saw (a refused caller) to the gateway's audit log.
     pub async fn report(&self, kind: &str, source: &str, reason: &str) {
-        let body =
-            serde_json::json!({"kind": kind, "source": source, "reason": reason, "severity": "critical"});
+        self.report_event(Report {
+            kind,
+            severity: "critical",
+            source,
+            principal: None,
+            service: None,
+            reason,
+        })
+        .await;
+    }
+
+    /// Reports a security event with all its fields.
+    pub async fn report_event(&self, r: Report<'_>) {
+        let body = serde_json::json!({
+            "kind": r.kind, "severity": r.severity, "source": r.source,
+            "principal": r.principal, "service": r.service, "reason": r.reason,
+        });
         if let Err(e) = self.post("events", body).await {
             tracing::warn!("reporting an event to {}: {e}", self.gateway());
+        }
+    }
+
+    /// Claims an envelope in the network-wide replay guard (see `envelope`). Safe to repeat on
+    /// another gateway: the claim carries this request's own nonce.
+    pub async fn claim(&self, id: u128, expires: u64, scope: Option<&str>) -> Result<Claim, ClaimError> {
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(|e| ClaimError::Unavailable(format!("no randomness: {e}")))?;
+        let body = serde_json::json!({
+            "id": format!("{id:032x}"), "expires": expires, "scope": scope, "nonce": hex::encode(nonce),
+        });
+        let (status, answer) = self.post("envelopes", body).await.map_err(ClaimError::Unavailable)?;
+        match (status, answer["claim"].as_str()) {
+            (StatusCode::OK, Some("fresh")) => Ok(Claim::Fresh),
+            (StatusCode::OK, Some("retry")) => Ok(Claim::Retry),
+            (StatusCode::OK, Some("replayed")) => Ok(Claim::Replayed),
+            (StatusCode::OK, Some("expired")) => Ok(Claim::Expired),
+            (StatusCode::SERVICE_UNAVAILABLE, _) if answer["error"] == "replay_guard_full" => {
+                Err(ClaimError::Full)
+            }
+            _ => Err(ClaimError::Unavailable(format!(
+                "gateway answered {status}: {}",
+                answer["reason"].as_str().or(answer["error"].as_str()).unwrap_or("no reason")
+            ))),
         }
     }
 

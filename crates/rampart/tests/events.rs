@@ -142,7 +142,7 @@ fn each_rejection_is_an_event_in_the_log_the_stream_and_the_metrics() {
         "admin_forbidden",
         "too_large",
         "uri_too_long",
-        "tls_unknown_ca",
+        "tls_other_domain",
         "node_refused_caller",
         "lease_expired",
     ];
@@ -164,7 +164,7 @@ fn each_rejection_is_an_event_in_the_log_the_stream_and_the_metrics() {
         metrics(&net)
     );
     let m = metrics(&net);
-    assert!(m.contains("rampart_tls_handshake_failures_total{reason=\"tls_unknown_ca\"}"), "{m}");
+    assert!(m.contains("rampart_tls_handshake_failures_total{reason=\"tls_other_domain\"}"), "{m}");
     assert!(m.contains("rampart_requests_total{service=\"hello\",code=\"401\"}"), "{m}");
     assert!(m.contains("rampart_certificate_expiry_timestamp_seconds{certificate=\"gateway\"}"), "{m}");
     // No token or secret ever lands in the audit log.

@@ -104,9 +104,12 @@ pub fn run(home: &Home, args: CallArgs) -> Result<()> {
             HeaderValue::from_str(value.trim()).with_context(|| format!("-H {h:?}: bad header value"))?,
         );
     }
+    // The plaintext, when each attempt seals it anew (see below).
+    let mut plain = None;
     if let Some(k) = &keyring {
         if !body.is_empty() {
-            body = k.encrypt(&body)?.into_bytes();
+            let sealed = k.encrypt(&body)?.into_bytes(); // refuses what cannot be sealed, now
+            plain = Some(std::mem::replace(&mut body, sealed));
             req = req.header(CONTENT_TYPE, FERNET);
         }
         req = req.header(ACCEPT, FERNET);
@@ -122,8 +125,15 @@ pub fn run(home: &Home, args: CallArgs) -> Result<()> {
     let keyed = template.headers().contains_key("idempotency-key");
     let repeatable = keyed || method.is_idempotent();
     let body = bytes::Bytes::from(body);
+    // An envelope re-sent is a replay unless it carries the same Idempotency-Key (then it is a
+    // retry): without a key, each attempt on another gateway seals the body anew.
+    let reseal = if keyed { None } else { plain.zip(keyring.clone()) };
     let build = move |base: &str| {
-        let mut r = Request::new(rampart_net::full(body.clone()));
+        let body = match &reseal {
+            Some((plain, k)) => k.encrypt(plain).map(bytes::Bytes::from).unwrap_or_else(|_| body.clone()),
+            None => body.clone(),
+        };
+        let mut r = Request::new(rampart_net::full(body));
         *r.method_mut() = template.method().clone();
         *r.headers_mut() = template.headers().clone();
         *r.uri_mut() = format!("{base}{path}").parse().map_err(http::Error::from)?;

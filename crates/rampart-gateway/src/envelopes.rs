@@ -1,0 +1,154 @@
+//! The network-wide replay guard: a node that opened an envelope claims it here before acting
+//! on it, and the claim is written to the registry (put-if-absent), so an envelope replayed to
+//! any replica, through any gateway, finds it claimed.
+//!
+//! A claim names the idempotency scope it came with (a hash of principal, service and
+//! `Idempotency-Key`): the same envelope re-sent under the same scope is a retry, and passes;
+//! without a scope, or under another, it is a replay. Each claim also carries a nonce of the
+//! node's request, so a claim repeated because its answer was lost is recognised as itself.
+//!
+//! Claims live under `envelopes/`, attached to one registry lease per 30 s of expiry, so that
+//! a claim lives at least as long as its envelope could pass the TTL check, and this costs one
+//! lease grant per half minute, not one per request. The claims this gateway holds are
+//! counted, and past `max_envelope_claims` it refuses new ones (503) rather than forget any.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use http::{Response, StatusCode};
+use rampart_net::Body;
+use rampart_store::{Expect, LeaseId, StoreError};
+use serde::{Deserialize, Serialize};
+
+use crate::{State, reply};
+
+/// Where claims are kept.
+pub const ENVELOPES_PREFIX: &str = "envelopes/";
+/// The error kind of a claim refused because the guard is full.
+pub const FULL: &str = "replay_guard_full";
+/// Claims expiring within one window share a lease.
+const WINDOW_SECS: u64 = 30;
+/// Longest an envelope may be claimed for (its TTL can be no longer).
+const MAX_LIFE_SECS: u64 = 86_400;
+
+/// What a node sends.
+#[derive(Debug, Deserialize)]
+struct ClaimRequest {
+    /// The envelope's id: 32 hexadecimal digits (from its HMAC).
+    id: String,
+    /// When the envelope stops passing the TTL check, seconds since the Unix epoch.
+    expires: u64,
+    /// The idempotency scope, if the request carried a key (hexadecimal).
+    scope: Option<String>,
+    /// The node's own nonce for this request (hexadecimal).
+    nonce: String,
+}
+
+/// What is stored.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+struct ClaimRecord {
+    scope: Option<String>,
+    nonce: String,
+}
+
+/// The leases claims are attached to, by the end of their window, with how many claims each
+/// holds.
+#[derive(Debug, Default)]
+pub struct ClaimLeases {
+    windows: Mutex<BTreeMap<u64, (LeaseId, usize)>>,
+}
+
+impl ClaimLeases {
+    /// Claims held now (windows not yet over).
+    fn held(&self, now: u64) -> usize {
+        let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        w.retain(|end, _| *end + WINDOW_SECS >= now);
+        w.values().map(|(_, n)| n).sum()
+    }
+}
+
+fn hex_of(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `POST /_rampart/internal/envelopes`: `{"claim": "fresh" | "retry" | "replayed"}`.
+pub async fn claim(state: &State, node: &str, body: &[u8]) -> Response<Body> {
+    let now = crate::now_secs();
+    let req = match serde_json::from_slice::<ClaimRequest>(body) {
+        Ok(r)
+            if r.id.len() == 32
+                && hex_of(&r.id, 32)
+                && hex_of(&r.nonce, 64)
+                && r.scope.as_deref().is_none_or(|s| hex_of(s, 64))
+                && r.expires <= now + MAX_LIFE_SECS =>
+        {
+            r
+        }
+        _ => return reply::error(StatusCode::BAD_REQUEST, "bad_request", "not an envelope claim"),
+    };
+    if req.expires < now {
+        return answer("expired");
+    }
+    if state.claim_leases.held(now) >= state.config.max_envelope_claims {
+        tracing::warn!("envelope claims full ({}): refusing new ones", state.config.max_envelope_claims);
+        let mut r = reply::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            FULL,
+            "the replay guard is full of unexpired envelopes; try again shortly",
+        );
+        r.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+        return r;
+    }
+    let record = ClaimRecord { scope: req.scope, nonce: req.nonce };
+    let key = format!("{ENVELOPES_PREFIX}{}", req.id.to_ascii_lowercase());
+    let result = async {
+        let lease = window_lease(state, req.expires, now).await?;
+        let value = serde_json::to_vec(&record).unwrap_or_default();
+        state.store.compare_and_set(&key, Expect::Absent, Some(value), Some(lease)).await
+    }
+    .await;
+    match result {
+        Ok(o) if o.succeeded => answer("fresh"),
+        Ok(o) => {
+            let earlier: Option<ClaimRecord> =
+                o.current.and_then(|kv| serde_json::from_slice(&kv.value).ok());
+            match earlier {
+                Some(e) if e == record => answer("fresh"), // our own claim, repeated
+                Some(e) if e.scope.is_some() && e.scope == record.scope => answer("retry"),
+                _ => answer("replayed"),
+            }
+        }
+        Err(e) => {
+            tracing::warn!("claiming an envelope for node {node}: {e}");
+            let (status, out) = rampart_net::remote_store::error_response(&e);
+            reply::json(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+                &serde_json::to_value(out).unwrap_or_default(),
+            )
+        }
+    }
+}
+
+fn answer(claim: &str) -> Response<Body> {
+    reply::json(StatusCode::OK, &serde_json::json!({ "claim": claim }))
+}
+
+/// The lease of the window `expires` falls in, granted the first time it is needed; counts the
+/// claim.
+async fn window_lease(state: &State, expires: u64, now: u64) -> Result<LeaseId, StoreError> {
+    let end = expires.div_ceil(WINDOW_SECS) * WINDOW_SECS;
+    if let Some((lease, n)) =
+        state.claim_leases.windows.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&end)
+    {
+        *n += 1;
+        return Ok(*lease);
+    }
+    // Lives past the window's end: every claim in it outlives its envelope.
+    let ttl = Duration::from_secs(end.saturating_sub(now) + 5);
+    let lease = state.store.grant_lease(ttl).await?;
+    let mut windows = state.claim_leases.windows.lock().unwrap_or_else(|p| p.into_inner());
+    let (lease, n) = windows.entry(end).or_insert((lease, 0)); // a concurrent grant may have won
+    *n += 1;
+    Ok(*lease)
+}

@@ -49,6 +49,8 @@ struct Inner {
     /// Serialises writers so events are published in revision order.
     state: Mutex<State>,
     hub: Mutex<WatchHub>,
+    /// Writes waiting for the next group commit.
+    queue: Mutex<Vec<Job>>,
 }
 
 struct State {
@@ -105,6 +107,7 @@ impl EmbeddedStore {
             path: path.to_owned(),
             state: Mutex::new(State { revision, next_lease, leases }),
             hub: Mutex::new(WatchHub::new(revision)),
+            queue: Mutex::new(Vec::new()),
         });
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(sweep(Arc::downgrade(&inner)));
@@ -153,6 +156,23 @@ async fn sweep(inner: Weak<Inner>) {
     }
 }
 
+/// A write waiting for the next commit: `run` does it inside the batch's transaction and
+/// returns how to answer its caller once the commit is known (and whether it broke the
+/// transaction); `fail` answers a write that never ran.
+struct Job {
+    run: Box<RunJob>,
+    fail: Box<dyn FnOnce(&str) + Send>,
+}
+
+/// Does a queued write inside the batch's transaction.
+type RunJob = dyn FnOnce(&mut Tx<'_>, &mut State) -> Ran + Send;
+
+/// A write that ran: how to answer it, and the backend error that broke the transaction, if any.
+type Ran = (Completion, Option<String>);
+
+/// Answers a write's caller: its own result if the commit succeeded, else the commit's error.
+type Completion = Box<dyn FnOnce(Option<&str>) + Send>;
+
 /// One write transaction in progress: the events it produces are published after commit.
 struct Tx<'a> {
     txn: &'a WriteTransaction,
@@ -171,36 +191,116 @@ impl Inner {
 
     /// Runs `f` in a write transaction at the next revision (after expiring due leases in the
     /// same transaction), commits durably if anything changed, then publishes the events.
-    fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>, &mut State) -> Result<T>) -> Result<T> {
-        let mut state = self.lock_state();
-        let txn = self.db.begin_write().map_err(backend)?;
-        let mut tx = Tx { txn: &txn, rev: state.revision + 1, events: Vec::new(), dirty: false };
+    ///
+    /// Group commit: writers that arrive while a commit is under way queue up, and the next
+    /// of them to take the lock runs every queued write in one transaction, one fsync for all
+    /// (each still at its own revision, each answered only once the commit is durable). A
+    /// registry serving many concurrent writers (envelope claims, records) is otherwise held
+    /// to one fsync per write.
+    fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>, &mut State) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (answer, result) = std::sync::mpsc::sync_channel::<Result<T>>(1);
+        let fail = answer.clone();
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).push(Job {
+            run: Box::new(move |tx, state| {
+                let out = f(tx, state);
+                let fatal = match &out {
+                    Err(StoreError::Backend(why)) => Some(why.clone()),
+                    _ => None,
+                };
+                let done: Completion = Box::new(move |failed| {
+                    let _ = answer.send(match failed {
+                        Some(why) => Err(StoreError::Backend(why.to_owned())),
+                        None => out,
+                    });
+                });
+                (done, fatal)
+            }),
+            fail: Box::new(move |why| {
+                let _ = fail.send(Err(StoreError::Backend(why.to_owned())));
+            }),
+        });
+        {
+            let mut state = self.lock_state();
+            let jobs = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
+            if !jobs.is_empty() {
+                self.commit(&mut state, jobs);
+            }
+        }
+        // Our write ran in this commit or in an earlier writer's.
+        result.recv().unwrap_or(Err(StoreError::Closed))
+    }
+
+    /// Runs `jobs` in one transaction and answers each.
+    fn commit(&self, state: &mut State, jobs: Vec<Job>) {
+        let fail_all = |jobs: Vec<Job>, why: &str| jobs.into_iter().for_each(|j| (j.fail)(why));
+        let txn = match self.db.begin_write() {
+            Ok(t) => t,
+            Err(e) => return fail_all(jobs, &e.to_string()),
+        };
+        let base = state.revision;
+        let mut tx = Tx { txn: &txn, rev: base + 1, events: Vec::new(), dirty: false };
         let now = Instant::now();
         let due: Vec<i64> =
             state.leases.iter().filter(|(_, l)| l.deadline <= now).map(|(id, _)| *id).collect();
         for id in &due {
-            tx.drop_lease(*id)?;
+            if let Err(e) = tx.drop_lease(*id) {
+                return fail_all(jobs, &e.to_string());
+            }
         }
-        let out = f(&mut tx, &mut state)?;
-        if !tx.dirty {
-            return Ok(out); // nothing to commit; dropping `txn` aborts it
+        let mut done = Vec::with_capacity(jobs.len());
+        let mut fatal: Option<String> = None;
+        for job in jobs {
+            if let Some(why) = &fatal {
+                (job.fail)(why);
+                continue;
+            }
+            if !tx.events.is_empty() && tx.events.last().is_some_and(|e| e.kv.mod_revision == tx.rev) {
+                tx.rev += 1; // the previous write took this revision
+            }
+            let (answer, failed) = (job.run)(&mut tx, state);
+            if tx.events.last().is_some_and(|e| e.kv.mod_revision == tx.rev) {
+                state.revision = tx.rev; // provisional: what later writes in the batch see
+            }
+            done.push(answer);
+            fatal = failed;
         }
-        let events = std::mem::take(&mut tx.events);
-        let rev = tx.rev;
+        let (events, dirty) = (std::mem::take(&mut tx.events), tx.dirty);
+        let outcome = match &fatal {
+            Some(why) => Err(why.clone()),
+            None if !dirty => Ok(false), // nothing to commit; dropping `txn` aborts it
+            None => self.finish(txn, state).map(|()| true),
+        };
+        match outcome {
+            Ok(committed) => {
+                if committed {
+                    for id in due {
+                        state.leases.remove(&id);
+                    }
+                    if !events.is_empty() {
+                        self.hub.lock().unwrap_or_else(|p| p.into_inner()).publish(&events);
+                    }
+                }
+                done.into_iter().for_each(|d| d(None));
+            }
+            Err(why) => {
+                state.revision = base;
+                done.into_iter().for_each(|d| d(Some(&why)));
+            }
+        }
+    }
+
+    /// Writes the revision and lease counter, and commits durably.
+    fn finish(&self, txn: WriteTransaction, state: &State) -> std::result::Result<(), String> {
         {
-            let mut meta = txn.open_table(META).map_err(backend)?;
-            meta.insert("revision", if events.is_empty() { state.revision } else { rev }).map_err(backend)?;
-            meta.insert("next_lease", u64::try_from(state.next_lease).unwrap_or(1)).map_err(backend)?;
+            let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
+            meta.insert("revision", state.revision).map_err(|e| e.to_string())?;
+            meta.insert("next_lease", u64::try_from(state.next_lease).unwrap_or(1))
+                .map_err(|e| e.to_string())?;
         }
-        txn.commit().map_err(backend)?;
-        for id in due {
-            state.leases.remove(&id);
-        }
-        if !events.is_empty() {
-            state.revision = rev;
-            self.hub.lock().unwrap_or_else(|p| p.into_inner()).publish(&events);
-        }
-        Ok(out)
+        txn.commit().map_err(|e| e.to_string())
     }
 
     fn lease_due(&self) -> bool {
@@ -356,19 +456,21 @@ impl Store for EmbeddedStore {
         check_key(key)?;
         check_value(&value)?;
         let key = key.to_owned();
-        self.blocking(move |inner| inner.write(|tx, st| Ok(tx.put(st, &key, value, lease)?.mod_revision)))
-            .await
+        self.blocking(move |inner| {
+            inner.write(move |tx, st| Ok(tx.put(st, &key, value, lease)?.mod_revision))
+        })
+        .await
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
         let key = key.to_owned();
-        self.blocking(move |inner| inner.write(|tx, _| tx.delete(&key))).await
+        self.blocking(move |inner| inner.write(move |tx, _| tx.delete(&key))).await
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         let prefix = prefix.to_owned();
         self.blocking(move |inner| {
-            inner.write(|tx, _| {
+            inner.write(move |tx, _| {
                 let keys: Vec<String> = {
                     let kv = tx.txn.open_table(KV).map_err(backend)?;
                     let mut keys = Vec::new();
@@ -403,7 +505,7 @@ impl Store for EmbeddedStore {
         }
         let key = key.to_owned();
         self.blocking(move |inner| {
-            inner.write(|tx, st| {
+            inner.write(move |tx, st| {
                 let current = tx.get(&key)?;
                 let holds = match (&expect, &current) {
                     (Expect::Absent, None) => true,
@@ -430,7 +532,7 @@ impl Store for EmbeddedStore {
     async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId> {
         let ttl = ttl.max(Duration::from_millis(100));
         self.blocking(move |inner| {
-            inner.write(|tx, st| {
+            inner.write(move |tx, st| {
                 let id = st.next_lease;
                 let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
                 tx.txn.open_table(LEASES).map_err(backend)?.insert(id, ms).map_err(backend)?;
@@ -459,7 +561,7 @@ impl Store for EmbeddedStore {
 
     async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
         self.blocking(move |inner| {
-            inner.write(|tx, st| {
+            inner.write(move |tx, st| {
                 if st.leases.remove(&lease.0).is_none() {
                     return Err(StoreError::LeaseNotFound(lease.0));
                 }

@@ -188,13 +188,18 @@ impl Caller<'_> {
     /// A refusal of the registry or an internal API: always a security event naming the
     /// principal, the path and why.
     fn refuse(&self, status: StatusCode, kind: &str, reason: &str) -> Response<Body> {
-        let why = format!("{} /_rampart{}: {reason}", self.principal, self.path);
-        self.state.event(Severity::Warning, kind, self.source, Some(self.principal.name()), None, &why);
+        self.record(kind, reason);
         reply::error(
             status,
             if status == StatusCode::FORBIDDEN { "forbidden" } else { "bad_request" },
             reason,
         )
+    }
+
+    /// The event of a refusal.
+    fn record(&self, kind: &str, reason: &str) {
+        let why = format!("{} /_rampart{}: {reason}", self.principal, self.path);
+        self.state.event(Severity::Warning, kind, self.source, Some(self.principal.name()), None, &why);
     }
 
     /// Runs `f` with the node name of a node certificate; everything else is refused.
@@ -335,15 +340,7 @@ async fn store_api(caller: &Caller<'_>, body: &[u8]) -> Response<Body> {
     match remote_store::execute(&store as &dyn Store, req).await {
         Ok(out) => reply::json(StatusCode::OK, &serde_json::to_value(out).unwrap_or_default()),
         Err(e @ StoreError::Forbidden { .. }) => {
-            let why = format!("{} /_rampart{}: {e}", principal, caller.path);
-            state.event(
-                Severity::Warning,
-                "registry_forbidden",
-                caller.source,
-                Some(principal.name()),
-                None,
-                &why,
-            );
+            caller.record("registry_forbidden", &e.to_string());
             store_error(&e)
         }
         Err(e) => store_error(&e),

@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::{Response, StatusCode};
@@ -57,6 +58,8 @@ struct ClaimRecord {
 #[derive(Debug, Default)]
 pub struct ClaimLeases {
     windows: Mutex<BTreeMap<u64, (LeaseId, usize)>>,
+    /// When the last "full" event was recorded, seconds since the Unix epoch.
+    last_full_event: AtomicU64,
 }
 
 impl ClaimLeases {
@@ -92,6 +95,14 @@ pub async fn claim(state: &State, node: &str, body: &[u8]) -> Response<Body> {
     }
     if state.claim_leases.held(now) >= state.config.max_envelope_claims {
         tracing::warn!("envelope claims full ({}): refusing new ones", state.config.max_envelope_claims);
+        // An event, but at most one each 10 s: a full guard refuses every encrypted request.
+        if state.claim_leases.last_full_event.swap(now, Ordering::Relaxed) + 10 <= now {
+            let why = format!(
+                "{} unexpired envelope claims: encrypted requests are refused until some expire",
+                state.config.max_envelope_claims
+            );
+            state.node_event(rampart_events::Severity::Critical, FULL, node, &why);
+        }
         let mut r = reply::error(
             StatusCode::SERVICE_UNAVAILABLE,
             FULL,

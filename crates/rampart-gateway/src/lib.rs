@@ -247,12 +247,16 @@ fn split(path: &str) -> (&str, &str) {
 
 async fn handle(state: Arc<State>, req: Request<Incoming>, conn: Arc<ConnInfo>) -> Response<Body> {
     let started = std::time::Instant::now();
-    let admin_cert = conn.principal.as_ref().is_some_and(rampart_auth::Principal::is_admin);
+    // The network's own: an admin or node certificate verified in the handshake.
+    let member_cert = conn
+        .principal
+        .as_ref()
+        .is_some_and(|p| matches!(p.role(), rampart_pki::Role::Admin | rampart_pki::Role::Node));
     if let Some(refused) = state.refuse_early(
         conn.remote,
         req.uri().path_and_query().map_or(0, |pq| pq.as_str().len()),
         req.headers(),
-        admin_cert,
+        member_cert,
     ) {
         return refused;
     }

@@ -105,16 +105,17 @@ impl State {
 
     /// Admission before authentication: a ban, the per-source rate, the URI length, the head
     /// size. `Some` is the refusal to send.
-    /// A verified admin certificate is never banned: the operator must always be able to reach
-    /// the admin API to lift a ban, even from a banned address.
+    /// A verified admin or node certificate (`member_cert`) is never banned: the operator must
+    /// always be able to reach the admin API to lift a ban, and a node must not be dropped from
+    /// the pool because somebody else failed to authenticate from its address.
     pub fn refuse_early(
         &self,
         source: SocketAddr,
         uri_len: usize,
         headers: &http::HeaderMap,
-        admin_cert: bool,
+        member_cert: bool,
     ) -> Option<http::Response<Body>> {
-        if !admin_cert && let Some(left) = self.bans.banned(source.ip()) {
+        if !member_cert && let Some(left) = self.bans.banned(source.ip()) {
             let r = reply::error(
                 StatusCode::FORBIDDEN,
                 "banned",

@@ -216,8 +216,7 @@ impl Connection {
         let info = Arc::new(ConnInfo { remote, principal });
         // A request line longer than the URI limit (plus method and version), or longer than
         // the head buffer can hold, is a URI too long: 414, not the parser's 431.
-        let buffer = limits.max_header_bytes.max(8192);
-        let max_line = (limits.max_uri_bytes + 16).min(buffer - 1);
+        let max_line = (limits.max_uri_bytes + 16).min(head_buffer(limits) - 1);
         let clock = Arc::new(ConnClock::new(if h2 { 0 } else { max_line }));
         let handler = self.handler.clone();
         let request_clock = clock.clone();
@@ -231,21 +230,7 @@ impl Connection {
                 Ok::<_, Infallible>(resp)
             }
         });
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        // hyper's own header timer would also run while a keep-alive connection idles: the
-        // clock below times heads instead.
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(None)
-            .max_buf_size(buffer)
-            .max_headers(limits.max_headers);
-        // The HTTP/2 header list may be well over the limit at the protocol level, so that the
-        // handler answers (and records) 431 on the stream instead of h2 refusing the stream.
-        let h2_list =
-            u32::try_from(limits.max_header_bytes.saturating_mul(16).max(64 << 10)).unwrap_or(u32::MAX);
-        builder.http2().timer(TokioTimer::new()).max_header_list_size(h2_list);
-        let builder = if h2 { builder.http2_only() } else { builder.http1_only() };
+        let builder = http_builder(limits, h2);
         let (io, io_back) = Watched::new(tls, clock.clone());
         // Boxed, so that dropping it below really drops it (and hands the stream back).
         let mut conn = Box::pin(builder.serve_connection(TokioIo::new(io), service));
@@ -283,13 +268,11 @@ impl Connection {
         } else if clock.uri_too_long() {
             Some(ConnProblem::UriTooLong)
         } else {
-            match &result {
-                Err(e) => match e.downcast_ref::<hyper::Error>() {
-                    Some(e) if e.is_parse_too_large() => Some(ConnProblem::HeadersTooLarge),
-                    _ => None,
-                },
-                Ok(()) => None,
-            }
+            result.err().and_then(|e| {
+                let too_large =
+                    e.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_parse_too_large);
+                too_large.then_some(ConnProblem::HeadersTooLarge)
+            })
         };
         let Some(problem) = problem else { return };
         if let Some(o) = &self.observers.connection {
@@ -303,4 +286,27 @@ impl Connection {
             }
         }
     }
+}
+
+/// The HTTP/1.1 read buffer, which bounds a request head.
+fn head_buffer(limits: &ServeLimits) -> usize {
+    limits.max_header_bytes.max(8192)
+}
+
+/// hyper's connection builder for one protocol (chosen by ALPN) under `limits`.
+fn http_builder(limits: &ServeLimits, h2: bool) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper's own header timer would also run while a keep-alive connection idles: the
+    // connection's clock (`crate::conn`) times heads instead.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .max_buf_size(head_buffer(limits))
+        .max_headers(limits.max_headers);
+    // The HTTP/2 header list may be well over the limit at the protocol level, so that the
+    // handler answers (and records) 431 on the stream instead of h2 refusing the stream.
+    let h2_list = u32::try_from(limits.max_header_bytes.saturating_mul(16).max(64 << 10)).unwrap_or(u32::MAX);
+    builder.http2().timer(TokioTimer::new()).max_header_list_size(h2_list);
+    if h2 { builder.http2_only() } else { builder.http1_only() }
 }

@@ -5,9 +5,9 @@
 //! opening and sealing payload envelopes with the keyring.
 //!
 //! # Layout
-//! - [`registration`]: lease, heartbeat, deregistration;
+//! - [`registration`]: lease, heartbeat, deregistration, event reports, envelope claims;
 //! - [`services`]: the built-in services;
-//! - [`envelope`]: Fernet envelopes (TTL, replay guard);
+//! - [`envelope`]: Fernet envelopes (TTL; claimed in the network-wide replay guard);
 //! - `upstream`: forwarding to apps on loopback.
 
 #![forbid(unsafe_code)]
@@ -26,10 +26,9 @@ use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use rampart_crypto::CryptoError;
 use rampart_net::{Body, ConnInfo, ServeLimits, full};
 use rampart_store::Store;
-
-use rampart_crypto::CryptoError;
 
 use crate::envelope::{Envelopes, FERNET};
 use crate::services::Answer;

@@ -121,3 +121,20 @@ fn envelope_claims_tell_a_retry_from_a_replay() {
     let (status, _, _) = rt.block_on(request(&admin, "POST", &url, &[], "{}")).unwrap();
     assert_eq!(status, 403);
 }
+
+#[test]
+fn a_full_replay_guard_refuses_rather_than_forgets() {
+    let net = Network::start_with(1, &[], &[("max_envelope_claims", "3")]);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let kr = keyring(&net);
+    for i in 0..3 {
+        let (status, _, _) =
+            post(&rt, &net, &kr.encrypt(format!(r#"{{"n":{i}}}"#).as_bytes()).unwrap(), None);
+        assert_eq!(status, 200);
+    }
+    let (status, kind, _) = post(&rt, &net, &kr.encrypt(br#"{"n":3}"#).unwrap(), None);
+    assert_eq!((status, kind.as_str()), (503, "unavailable"), "a full guard let an envelope through");
+    wait_events(&net, "replay_guard_full", 1, |_| true);
+    // Plain requests are still served.
+    assert_eq!(crate::support::stdout(&net.call("/hello", &[])), "Hello World!");
+}

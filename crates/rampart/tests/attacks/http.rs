@@ -174,3 +174,21 @@ fn an_idle_keep_alive_connection_is_not_a_slow_client_and_closes_quietly() {
     });
     wait_events(&net, "slow_client", 1, |_| true);
 }
+
+#[test]
+fn a_ban_on_a_nodes_address_does_not_drop_the_node() {
+    let net = Network::start_with(1, &[], &[("ban_after_failures", "5")]);
+    // An attacker on the node's machine (here: 127.0.0.1) fails to authenticate five times.
+    for _ in 0..5 {
+        let r = curl(&net, &[], "/hello", Some("rpt_guessed"));
+        assert_eq!(r.status, 401, "{r:?}");
+    }
+    wait_events(&net, "banned", 1, |e| e["source"] == "127.0.0.1");
+    assert_eq!(curl(&net, &[], "/hello", Some("rpt_guessed")).status, 403, "not banned");
+    // The node keeps heartbeating through the ban past its 3 s lease: it never leaves the pool.
+    let left = net.eventually(Duration::from_secs(5), || {
+        !events_of(&net, "lease_expired").is_empty() || net.node_count() != 1
+    });
+    assert!(!left, "the ban took the node out of the pool");
+    assert_eq!(curl(&net, &[], "/hello", None).body, "Hello World!");
+}

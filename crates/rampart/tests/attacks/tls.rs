@@ -59,57 +59,42 @@ fn our_ca(net: &Network) -> Issuer<'static, KeyPair> {
     Issuer::from_ca_cert_pem(&std::fs::read_to_string(dir.join("ca.pem")).unwrap(), key).unwrap()
 }
 
-/// A TLS handshake from `from` presenting `id`, then a request; whether it was refused.
-async fn attempt(net: &Network, from: IpAddr, id: &Identity) -> bool {
+/// A connection from `from` presenting `id` (or no certificate), then `request`: the first
+/// line of the answer, or `None` when the handshake was refused.
+async fn exchange(net: &Network, from: IpAddr, id: Option<&Identity>, request: &str) -> Option<String> {
     let (roots, _) = rampart_net::TlsMaterial::load_roots(&net.home.join("pki/local/ca.pem"), None).unwrap();
     let domain = rampart_pki::TrustDomain::new("local").unwrap();
-    let config = rampart_net::tls::client_config(
-        &domain,
-        roots,
-        Vec::new(),
-        Some((id.chain.clone(), id.key.clone_key())),
-        &[rampart_pki::Role::Gateway],
-    )
-    .unwrap();
-    let addr: SocketAddr = net.url.trim_start_matches("https://").parse().unwrap();
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind(SocketAddr::new(from, 0)).unwrap();
-    let tcp = socket.connect(addr).await.unwrap();
-    let name = ServerName::try_from("localhost").unwrap();
-    let Ok(mut tls) = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await else {
-        return true;
-    };
-    // TLS 1.3: the server's verdict on our certificate arrives after our side finished.
-    if tls.write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n").await.is_err() {
-        return true;
-    }
-    let mut buf = [0u8; 512];
-    !matches!(
-        tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf)).await,
-        Ok(Ok(n)) if n > 0 && buf.starts_with(b"HTTP/1.1 ")
-    )
-}
-
-/// A plain token request from `from`; the HTTP status line.
-async fn token_request(net: &Network, from: IpAddr, token: &str) -> String {
-    let (roots, _) = rampart_net::TlsMaterial::load_roots(&net.home.join("pki/local/ca.pem"), None).unwrap();
-    let domain = rampart_pki::TrustDomain::new("local").unwrap();
+    let identity = id.map(|id| (id.chain.clone(), id.key.clone_key()));
     let config =
-        rampart_net::tls::client_config(&domain, roots, Vec::new(), None, &[rampart_pki::Role::Gateway])
+        rampart_net::tls::client_config(&domain, roots, Vec::new(), identity, &[rampart_pki::Role::Gateway])
             .unwrap();
     let addr: SocketAddr = net.url.trim_start_matches("https://").parse().unwrap();
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind(SocketAddr::new(from, 0)).unwrap();
     let tcp = socket.connect(addr).await.unwrap();
     let name = ServerName::try_from("localhost").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.ok()?;
+    // TLS 1.3: the server's verdict on our certificate arrives after our side finished.
+    tls.write_all(request.as_bytes()).await.ok()?;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out);
+    text.starts_with("HTTP/1.1 ").then(|| text.lines().next().unwrap_or("").to_owned())
+}
+
+const GET_HELLO: &str = "GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+
+/// A handshake from `from` presenting `id`, then a request; whether it was refused.
+async fn attempt(net: &Network, from: IpAddr, id: &Identity) -> bool {
+    exchange(net, from, Some(id), GET_HELLO).await.is_none()
+}
+
+/// A plain token request from `from`; the HTTP status line.
+async fn token_request(net: &Network, from: IpAddr, token: &str) -> String {
     let req = format!(
         "GET /hello HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
     );
-    tls.write_all(req.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut out)).await;
-    String::from_utf8_lossy(&out).lines().next().unwrap_or("").to_owned()
+    exchange(net, from, None, &req).await.unwrap_or_default()
 }
 
 #[test]
@@ -223,4 +208,98 @@ fn a_user_certificate_at_a_node_is_a_wrong_role_reported_to_the_gateway() {
         e["reason"].as_str().is_some_and(|r| r.contains("tls_wrong_role") && r.contains("user/alice"))
     });
     assert_eq!(crate::support::stdout(&net.call("/hello", &[])), "Hello World!");
+}
+
+#[test]
+fn an_rsa_1024_certificate_from_openssl_is_a_bad_identity_and_bans() {
+    let net = Network::start_with(1, &[], &[("ban_after_failures", &BAN_AFTER.to_string())]);
+    let token = net.user("alice");
+    ok(&net.home, &["policy", "allow", "--service", "hello", "--principal", "user/alice"]);
+    // openssl, an outside client, makes the weak key; our CA signs it (so only the key is wrong).
+    let dir = tempfile::tempdir().unwrap();
+    let path = |f: &str| dir.path().join(f).display().to_string();
+    let ca = net.home.join("pki/local");
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl").args(args).output().unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let (key, csr) = (path("k.pem"), path("r.csr"));
+    openssl(&[
+        "req", "-new", "-newkey", "rsa:1024", "-nodes", "-keyout", &key, "-subj", "/CN=weak", "-out", &csr,
+    ]);
+    std::fs::write(
+        path("ext"),
+        "subjectAltName=URI:spiffe://local/user/weak\nextendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let (ca_pem, ca_key) = (ca.join("ca.pem").display().to_string(), ca.join("ca.key").display().to_string());
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &path("r.csr"),
+        "-CA",
+        &ca_pem,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        &path("ext"),
+        "-out",
+        &path("c.pem"),
+    ]);
+    let addr = net.url.trim_start_matches("https://").to_owned();
+    for _ in 0..BAN_AFTER {
+        // SECLEVEL=0: this openssl would not even present so weak a key otherwise.
+        let mut s_client = std::process::Command::new("openssl")
+            .args(["s_client", "-connect", &addr, "-cert", &path("c.pem"), "-key", &path("k.pem")])
+            .args(["-CAfile", &ca_pem, "-cipher", "DEFAULT@SECLEVEL=0"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        drop(s_client.stdin.take()); // EOF: s_client ends after the handshake
+        let waited = std::time::Instant::now();
+        while s_client.try_wait().unwrap().is_none() {
+            assert!(waited.elapsed() < Duration::from_secs(20), "openssl s_client hung");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let is_local = |e: &serde_json::Value| e["source"] == "127.0.0.1";
+    let refused = wait_events(&net, "tls_bad_identity", BAN_AFTER, is_local);
+    assert!(refused[0]["reason"].as_str().unwrap().contains("handshake signature"), "{refused:?}");
+    wait_events(&net, "banned", 1, is_local);
+    let out = net.call("/hello", &["--token", &token]);
+    assert!(crate::support::stdout(&out).contains("banned"), "{}", crate::support::stdout(&out));
+    // The operator's admin certificate still gets through from the banned address.
+    assert_eq!(crate::support::stdout(&net.call("/hello", &[])), "Hello World!");
+}
+
+#[test]
+fn no_certificate_on_a_required_listener_counts_towards_a_ban() {
+    let gateway = ["--client-cert", "required"];
+    let net = Network::start_with(1, &gateway, &[("ban_after_failures", &BAN_AFTER.to_string())]);
+    ok(&net.home, &["pki", "issue", "--role", "user", "--name", "alice"]);
+    ok(&net.home, &["user", "add", "alice", "--no-password"]);
+    ok(&net.home, &["policy", "allow", "--service", "hello", "--principal", "user/alice"]);
+    let alice = from_files(&net.pki_file("alice.pem"), &net.pki_file("alice.key"));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let from: IpAddr = "127.0.0.40".parse().unwrap();
+    let status = |from: IpAddr| rt.block_on(exchange(&net, from, Some(&alice), GET_HELLO));
+    assert!(status(from).is_some_and(|l| l.starts_with("HTTP/1.1 200")));
+    for _ in 0..BAN_AFTER {
+        assert!(
+            rt.block_on(exchange(&net, from, None, GET_HELLO)).is_none(),
+            "accepted without a certificate"
+        );
+    }
+    let of_source = |e: &serde_json::Value| e["source"] == "127.0.0.40";
+    wait_events(&net, "tls_no_certificate", BAN_AFTER, of_source);
+    wait_events(&net, "banned", 1, of_source);
+    // Banned: even alice's valid certificate is refused there (403), not elsewhere.
+    assert!(status(from).is_some_and(|l| l.starts_with("HTTP/1.1 403")), "{:?}", status(from));
+    assert!(status("127.0.0.41".parse().unwrap()).is_some_and(|l| l.starts_with("HTTP/1.1 200")));
 }

@@ -87,21 +87,7 @@ fn the_same_envelope_under_the_same_key_is_a_retry_and_under_another_a_replay() 
 fn envelope_claims_tell_a_retry_from_a_replay() {
     let net = Network::start(1, &[]);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let node = rt.block_on(async {
-        let dir = net.home.join("pki/local");
-        let m = rampart_net::TlsMaterial::load(
-            rampart_pki::TrustDomain::new("local").unwrap(),
-            &dir.join("ca.pem"),
-            &dir.join("issued/n1.pem"),
-            &dir.join("issued/n1.key"),
-            None,
-        )
-        .unwrap();
-        rampart_net::client::https_client(
-            m.client_config(&[rampart_pki::Role::Gateway]).unwrap(),
-            Duration::from_secs(2),
-        )
-    });
+    let node = rt.block_on(async { crate::client_as(&net, "n1") });
     let expires = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 60;
     let claim = |scope: Option<&str>, nonce: &str| {
         let body = serde_json::json!({"id": "0123456789abcdef0123456789abcdef", "expires": expires, "scope": scope, "nonce": nonce});

@@ -119,16 +119,7 @@ fn a_70_kb_header_is_answered_431_and_the_client_reads_it() {
 
 /// A raw HTTP/1.1-over-TLS connection to the gateway with the admin certificate.
 async fn connect(net: &Network) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    let dir = net.home.join("pki/local");
-    let m = rampart_net::TlsMaterial::load(
-        rampart_pki::TrustDomain::new("local").unwrap(),
-        &dir.join("ca.pem"),
-        &dir.join("issued/admin.pem"),
-        &dir.join("issued/admin.key"),
-        None,
-    )
-    .unwrap();
-    let config = m.client_config(&[rampart_pki::Role::Gateway]).unwrap();
+    let config = crate::tls_as(net, "admin");
     let addr = net.url.trim_start_matches("https://");
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();

@@ -86,3 +86,23 @@ fn field(body: &str, name: &str) -> String {
         .map(|v| v[name].as_str().unwrap_or("").to_owned())
         .unwrap_or_default()
 }
+
+/// A TLS client configuration presenting `name`'s certificate (from the home's issued files)
+/// to the gateway.
+fn tls_as(net: &Network, name: &str) -> rustls::ClientConfig {
+    let dir = net.home.join("pki/local");
+    let m = rampart_net::TlsMaterial::load(
+        rampart_pki::TrustDomain::new("local").unwrap(),
+        &dir.join("ca.pem"),
+        &dir.join(format!("issued/{name}.pem")),
+        &dir.join(format!("issued/{name}.key")),
+        None,
+    )
+    .unwrap();
+    m.client_config(&[rampart_pki::Role::Gateway]).unwrap()
+}
+
+/// An in-process HTTPS client presenting `name`'s certificate (call within a runtime).
+fn client_as(net: &Network, name: &str) -> rampart_net::client::HttpsClient {
+    rampart_net::client::https_client(tls_as(net, name), std::time::Duration::from_secs(2))
+}

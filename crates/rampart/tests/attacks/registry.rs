@@ -1,25 +1,8 @@
 //! Attacks on the registry and the internal API: users registering nodes, a node reaching past
 //! its grants. Each is refused, and each refusal is an event naming principal, path and reason.
 
-use std::time::Duration;
-
 use crate::support::{Network, ok, request};
-use crate::wait_events;
-
-/// An in-process client presenting `name`'s certificate (from the home's issued files).
-fn client_as(net: &Network, name: &str) -> rampart_net::client::HttpsClient {
-    let dir = net.home.join("pki/local");
-    let m = rampart_net::TlsMaterial::load(
-        rampart_pki::TrustDomain::new("local").unwrap(),
-        &dir.join("ca.pem"),
-        &dir.join(format!("issued/{name}.pem")),
-        &dir.join(format!("issued/{name}.key")),
-        None,
-    )
-    .unwrap();
-    let tls = m.client_config(&[rampart_pki::Role::Gateway]).unwrap();
-    rampart_net::client::https_client(tls, Duration::from_secs(2))
-}
+use crate::{client_as, wait_events};
 
 /// One refused call: who makes it, where, and what the operator must see.
 struct Case<'a> {

@@ -161,11 +161,13 @@ impl ConnClock {
 pub(crate) struct Watched<T> {
     io: Option<T>,
     clock: Arc<ConnClock>,
-    back: Option<oneshot::Sender<T>>,
+    /// Boxed: a channel of `T` would hold room for a whole TLS stream (kilobytes) for the life
+    /// of every connection; a box is made only when the stream is handed back.
+    back: Option<oneshot::Sender<Box<T>>>,
 }
 
 impl<T> Watched<T> {
-    pub(crate) fn new(io: T, clock: Arc<ConnClock>) -> (Self, oneshot::Receiver<T>) {
+    pub(crate) fn new(io: T, clock: Arc<ConnClock>) -> (Self, oneshot::Receiver<Box<T>>) {
         let (tx, rx) = oneshot::channel();
         (Watched { io: Some(io), clock, back: Some(tx) }, rx)
     }
@@ -174,7 +176,7 @@ impl<T> Watched<T> {
 impl<T> Drop for Watched<T> {
     fn drop(&mut self) {
         if let (Some(io), Some(back)) = (self.io.take(), self.back.take()) {
-            let _ = back.send(io);
+            let _ = back.send(Box::new(io));
         }
     }
 }

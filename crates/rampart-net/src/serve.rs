@@ -232,37 +232,40 @@ impl Connection {
         });
         let builder = http_builder(limits, h2);
         let (io, io_back) = Watched::new(tls, clock.clone());
-        // Boxed, so that dropping it below really drops it (and hands the stream back).
-        let mut conn = Box::pin(builder.serve_connection(TokioIo::new(io), service));
         let (mut stopping, mut slow) = (false, false);
-        let result = loop {
-            let wake = match clock.verdict(limits.idle_timeout, limits.header_read_timeout, !h2) {
-                Verdict::Wait(at) => at,
-                Verdict::Idle if !stopping => {
-                    stopping = true;
-                    conn.as_mut().graceful_shutdown();
-                    continue;
-                }
-                Verdict::Idle => std::time::Instant::now() + limits.drain_timeout,
-                Verdict::SlowHead => {
-                    slow = true;
-                    break Ok(());
-                }
-            };
-            tokio::select! {
-                r = conn.as_mut() => break r,
-                changed = self.stop.changed(), if !stopping => {
-                    if changed.is_err() || *self.stop.borrow() {
+        // The connection lives in this block only: leaving it drops it, which hands the stream
+        // back through `io_back`.
+        let result = {
+            let conn = builder.serve_connection(TokioIo::new(io), service);
+            tokio::pin!(conn);
+            loop {
+                let wake = match clock.verdict(limits.idle_timeout, limits.header_read_timeout, !h2) {
+                    Verdict::Wait(at) => at,
+                    Verdict::Idle if !stopping => {
                         stopping = true;
                         conn.as_mut().graceful_shutdown();
+                        continue;
                     }
+                    Verdict::Idle => std::time::Instant::now() + limits.drain_timeout,
+                    Verdict::SlowHead => {
+                        slow = true;
+                        break Ok(());
+                    }
+                };
+                tokio::select! {
+                    r = conn.as_mut() => break r,
+                    changed = self.stop.changed(), if !stopping => {
+                        if changed.is_err() || *self.stop.borrow() {
+                            stopping = true;
+                            conn.as_mut().graceful_shutdown();
+                        }
+                    }
+                    () = tokio::time::sleep_until(wake.into()) => {}
+                    () = clock.cut.notified() => break Ok(()),
+                    () = clock.head_started.notified(), if !h2 => {}
                 }
-                () = tokio::time::sleep_until(wake.into()) => {}
-                () = clock.cut.notified() => break Ok(()),
-                () = clock.head_started.notified(), if !h2 => {}
             }
         };
-        drop(conn); // hands the stream back through `io_back`
         let problem = if slow {
             Some(ConnProblem::HeaderTimeout)
         } else if clock.uri_too_long() {
@@ -280,8 +283,8 @@ impl Connection {
         }
         if let Ok(io) = io_back.await {
             match problem {
-                ConnProblem::UriTooLong => linger_close(io, Some(&uri_too_long_answer())).await,
-                ConnProblem::HeadersTooLarge => linger_close(io, None).await, // hyper wrote the 431
+                ConnProblem::UriTooLong => linger_close(*io, Some(&uri_too_long_answer())).await,
+                ConnProblem::HeadersTooLarge => linger_close(*io, None).await, // hyper wrote the 431
                 ConnProblem::HeaderTimeout => {}
             }
         }

@@ -177,7 +177,7 @@ impl Membership {
     ) {
         let mut ready = ready;
         let mut beat = Duration::from_millis(200);
-        let mut registered = false;
+        let (mut registered, mut ever_registered) = (false, false);
         loop {
             if *stop.borrow() {
                 break;
@@ -200,7 +200,7 @@ impl Membership {
             if !registered {
                 match self.register().await {
                     Ok(interval) => {
-                        registered = true;
+                        (registered, ever_registered) = (true, true);
                         beat = interval;
                         tracing::info!("registered with {} as {}", self.gateway(), self.addr);
                         if let Some(tx) = ready.take() {
@@ -218,7 +218,9 @@ impl Membership {
                 () = tokio::time::sleep(beat) => {}
             }
         }
-        if registered {
+        // Also when the last heartbeat or registration was refused: the record may still be
+        // there (a refusal is not a lapsed lease), and deregistering what is gone is harmless.
+        if ever_registered {
             match self.post("deregister", serde_json::json!({})).await {
                 Ok(_) => tracing::info!("deregistered from {}", self.gateway()),
                 Err(e) => tracing::warn!("deregistering failed: {e}"),

@@ -63,6 +63,11 @@ pub struct ClaimLeases {
 }
 
 impl ClaimLeases {
+    /// Drops the window of a lease that no longer exists.
+    fn forget(&self, lease: LeaseId) {
+        self.windows.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, (l, _)| *l != lease);
+    }
+
     /// Claims held now (windows not yet over).
     fn held(&self, now: u64) -> usize {
         let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
@@ -113,12 +118,23 @@ pub async fn claim(state: &State, node: &str, body: &[u8]) -> Response<Body> {
     }
     let record = ClaimRecord { scope: req.scope, nonce: req.nonce };
     let key = format!("{ENVELOPES_PREFIX}{}", req.id.to_ascii_lowercase());
-    let result = async {
-        let lease = window_lease(state, req.expires, now).await?;
-        let value = serde_json::to_vec(&record).unwrap_or_default();
-        state.store.compare_and_set(&key, Expect::Absent, Some(value), Some(lease)).await
-    }
-    .await;
+    let value = serde_json::to_vec(&record).unwrap_or_default();
+    let put = |lease| state.store.compare_and_set(&key, Expect::Absent, Some(value.clone()), Some(lease));
+    let result = match window_lease(state, req.expires, now).await {
+        Ok(lease) => match put(lease).await {
+            // The window's lease is gone (it lapsed while the registry was out of reach, say):
+            // forget it and claim under a new one.
+            Err(StoreError::LeaseNotFound(_)) => {
+                state.claim_leases.forget(lease);
+                match window_lease(state, req.expires, now).await {
+                    Ok(lease) => put(lease).await,
+                    Err(e) => Err(e),
+                }
+            }
+            other => other,
+        },
+        Err(e) => Err(e),
+    };
     match result {
         Ok(o) if o.succeeded => answer("fresh"),
         Ok(o) => {

@@ -188,6 +188,32 @@ mod tests {
         assert_eq!(normalize_path("a"), Err(PathError::NotAbsolute));
     }
 
+    /// Random paths from a hostile alphabet: never a panic, and whatever is accepted has no
+    /// dot segment left, no hidden separator, and stays absolute.
+    #[test]
+    fn random_paths_are_normalised_or_refused() {
+        const ALPHABET: [&str; 14] =
+            ["/", ".", "..", "%2e", "%2E", "%2f", "%5C", "%00", "%", "%z", "a", "b", "\\", "%41"];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            let mut path = String::from("/");
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            for i in 0..(x % 12) {
+                path.push_str(ALPHABET[((x >> (i * 4)) % ALPHABET.len() as u64) as usize]);
+            }
+            if let Ok(out) = normalize_path(&path) {
+                assert!(out.starts_with('/'), "{path} -> {out}");
+                for seg in out.split('/') {
+                    let dots = seg.replace("%2e", ".").replace("%2E", ".");
+                    assert!(dots != "." && dots != "..", "{path} -> {out}");
+                    assert!(!seg.contains("%2f") && !seg.contains('\\'), "{path} -> {out}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn methods_must_be_upper_case() {
         let m = |s: &str| http::Method::from_bytes(s.as_bytes()).unwrap();

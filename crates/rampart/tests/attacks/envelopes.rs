@@ -124,3 +124,24 @@ fn a_full_replay_guard_refuses_rather_than_forgets() {
     // Plain requests are still served.
     assert_eq!(crate::support::stdout(&net.call("/hello", &[])), "Hello World!");
 }
+
+#[test]
+fn claims_go_on_when_their_lease_is_gone() {
+    let net = Network::start(1, &[]);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let kr = keyring(&net);
+    assert_eq!(post(&rt, &net, &kr.encrypt(br#"{"n":1}"#).unwrap(), None).0, 200);
+    // The operator (or a lapse) ends the lease the claims of this window hang on.
+    let admin = rt.block_on(async { admin_client(&net.home) });
+    let store = format!("{}/_rampart/store", net.url);
+    let (_, range, _) =
+        rt.block_on(request(&admin, "POST", &store, &[], r#"{"op":"range","prefix":"envelopes/"}"#)).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&range).unwrap();
+    let lease = v["kvs"][0]["lease"].as_i64().expect("a claim under a lease");
+    let revoke = format!(r#"{{"op":"revoke","lease":{lease}}}"#);
+    let (status, _, _) = rt.block_on(request(&admin, "POST", &store, &[], &revoke)).unwrap();
+    assert_eq!(status, 200);
+    // The next claim in that window gets a new lease instead of failing until the window ends.
+    let (status, detail, _) = post(&rt, &net, &kr.encrypt(br#"{"n":2}"#).unwrap(), None);
+    assert_eq!(status, 200, "{detail}");
+}

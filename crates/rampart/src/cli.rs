@@ -78,6 +78,10 @@ pub struct DemoArgs {
     /// Keep the demo's home (a temporary directory unless --home is given) afterwards.
     #[arg(long)]
     pub keep: bool,
+    /// After the load, keep the network running until Ctrl-C, to look at it on the dashboard
+    /// and call it with `rampart call`.
+    #[arg(long)]
+    pub serve: bool,
 }
 
 /// `rampart gateway`.

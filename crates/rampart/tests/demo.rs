@@ -37,6 +37,7 @@ fn demo_runs_with_a_failover_and_exits_zero() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "demo failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("SIGKILL n2") && text.contains("restarted n2"), "{text}");
+    assert!(text.contains("demo --serve"), "the demo does not say that --serve exists: {text}");
     let failed = text.lines().find(|l| l.starts_with("failed ")).unwrap();
     assert_eq!(failed.split_whitespace().last(), Some("0"), "{text}");
     assert!(processes_mentioning(home.to_str().unwrap()).is_empty(), "the demo left processes running");
@@ -74,5 +75,56 @@ fn ctrl_c_stops_everything_the_demo_started() {
     assert!(ok.success());
     let status = child.wait().unwrap();
     assert!(!status.success(), "an interrupted demo must not report success");
+    assert!(processes_mentioning(home.to_str().unwrap()).is_empty(), "the demo left processes running");
+}
+
+#[test]
+fn serve_keeps_the_network_up_for_the_dashboard_until_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("demo-home");
+    let mut child = Command::new(BIN)
+        .arg("--home")
+        .arg(&home)
+        .args(["demo", "--serve", "--duration", "3s", "--clients", "2"])
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut dashboard, mut token_file) = (None, None);
+    let start = Instant::now();
+    while dashboard.is_none() || token_file.is_none() {
+        assert!(start.elapsed() < Duration::from_secs(60), "no dashboard address printed");
+        let line = lines.next().expect("demo output").unwrap();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["dashboard", url] => dashboard = Some((*url).to_owned()),
+            ["sign", "in", .., file] => token_file = Some((*file).to_owned()),
+            _ => {}
+        }
+    }
+    let (dashboard, token_file) = (dashboard.unwrap(), token_file.unwrap());
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    let ca = home.join("pki/local/ca.pem");
+    let curl = |url: &str, token: Option<&str>| {
+        let mut c = Command::new("curl");
+        c.args(["-sS", "--max-time", "10", "--cacert"]).arg(&ca);
+        if let Some(t) = token {
+            c.arg("-H").arg(format!("Authorization: Bearer {}", t.trim()));
+        }
+        let out = c.args(["-w", "\n%{http_code}", url]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let page = curl(&dashboard, None);
+    assert!(page.ends_with("\n200") && page.contains("<html"), "{page}");
+    let base = dashboard.trim_end_matches("/_rampart/ui");
+    let status = curl(&format!("{base}/_rampart/status"), Some(&token));
+    assert!(status.ends_with("\n200") && status.contains("\"n1\""), "{status}");
+    // The network stays up past the load phase (the dashboard answered after it): Ctrl-C ends it.
+    let ok = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(ok.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "a served demo ended by Ctrl-C is a success");
     assert!(processes_mentioning(home.to_str().unwrap()).is_empty(), "the demo left processes running");
 }

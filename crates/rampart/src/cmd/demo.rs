@@ -2,7 +2,8 @@
 //! processes of this binary — under encrypted and plain load from concurrent clients; one node
 //! is killed with SIGKILL a third of the way in and restarted at two thirds. It prints live
 //! progress and a final table, and exits non-zero if any request failed or any acknowledged
-//! write is missing or doubled. Ctrl-C stops everything it started.
+//! write is missing or doubled. Ctrl-C stops everything it started. With `--serve` the network
+//! keeps running afterwards until Ctrl-C, with the dashboard's address and calls to try.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -230,15 +231,26 @@ pub fn run(explicit_home: Option<PathBuf>, args: DemoArgs) -> Result<()> {
     let elapsed = start.elapsed();
     rt.block_on(load)?;
     let stored = rt.block_on(count_records(&client, &url));
+    report(&stats, elapsed, left_after, serving_after, stored);
+    let served = args.serve && !interrupted.load(Ordering::SeqCst);
+    if served {
+        serve(&root, &url, explicit_home.is_some());
+        while !interrupted.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        println!("stopping the network");
+    } else if !args.serve {
+        println!();
+        println!("rampart demo --serve keeps the network running afterwards, to look at it on the dashboard");
+    }
     drop(nodes);
     drop(gateway);
-    report(&stats, elapsed, left_after, serving_after, stored);
     if let Some(t) = temp
         && args.keep
     {
         println!("kept {}", t.keep().display());
     }
-    if interrupted.load(Ordering::SeqCst) {
+    if interrupted.load(Ordering::SeqCst) && !served {
         bail!("interrupted; everything the demo started was stopped");
     }
     let acked = stats.acked.lock().map(|a| a.len()).unwrap_or(0);
@@ -253,6 +265,23 @@ pub fn run(explicit_home: Option<PathBuf>, args: DemoArgs) -> Result<()> {
         Some(n) => bail!("{acked} writes were acknowledged but {n} records are stored"),
         None => bail!("could not count the stored records"),
     }
+}
+
+/// What to look at while `--serve` keeps the network running.
+fn serve(root: &Path, url: &str, explicit_home: bool) {
+    let home = root.display();
+    let cli =
+        if explicit_home { format!("rampart --home {home}") } else { format!("RAMPART_HOME={home} rampart") };
+    println!();
+    println!(
+        "The network keeps running; Ctrl-C stops it{}.",
+        if explicit_home { "" } else { " and removes its home" }
+    );
+    println!("  dashboard  {url}/_rampart/ui");
+    println!("  sign in    with the admin token in {home}/admin.token");
+    println!("  try        {cli} call {url}/hello");
+    println!("             {cli} call {url}/data -d '{{\"name\":\"ada\"}}' --encrypt");
+    println!("             {cli} status");
 }
 
 async fn wait_serving(client: &HttpsClient, url: &str) -> Result<()> {

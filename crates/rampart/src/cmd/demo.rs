@@ -234,7 +234,7 @@ pub fn run(explicit_home: Option<PathBuf>, args: DemoArgs) -> Result<()> {
     report(&stats, elapsed, left_after, serving_after, stored);
     let served = args.serve && !interrupted.load(Ordering::SeqCst);
     if served {
-        serve(&root, &url, explicit_home.is_some());
+        serve(&root, &url, explicit_home.is_some(), args.keep);
         while !interrupted.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -268,15 +268,13 @@ pub fn run(explicit_home: Option<PathBuf>, args: DemoArgs) -> Result<()> {
 }
 
 /// What to look at while `--serve` keeps the network running.
-fn serve(root: &Path, url: &str, explicit_home: bool) {
+fn serve(root: &Path, url: &str, explicit_home: bool, keep: bool) {
     let home = root.display();
     let cli =
         if explicit_home { format!("rampart --home {home}") } else { format!("RAMPART_HOME={home} rampart") };
     println!();
-    println!(
-        "The network keeps running; Ctrl-C stops it{}.",
-        if explicit_home { "" } else { " and removes its home" }
-    );
+    let removed = if explicit_home || keep { "" } else { " and removes its home" };
+    println!("The network keeps running; Ctrl-C stops it{removed}.");
     println!("  dashboard  {url}/_rampart/ui");
     println!("  sign in    with the admin token in {home}/admin.token");
     println!("  try        {cli} call {url}/hello");

@@ -276,3 +276,31 @@ fn sigterm_deregisters_a_node_and_stops_the_gateway_cleanly() {
     assert!(status.success(), "gateway exited with {status}");
     assert!(!net.home.join("gateway.url").exists());
 }
+
+#[test]
+fn a_node_on_another_machine_needs_its_certificate_not_the_ca_key() {
+    let mut net = Network::start(0, &[]);
+    ok(&net.home, &["pki", "issue", "--role", "node", "--name", "far", "--ip", "127.0.0.1"]);
+    // The node's machine gets the CA certificate and CRL, its own certificate and key, the
+    // payload keyring and the configuration; never the CA key.
+    let far = net.dir.path().join("far-home");
+    for f in [
+        "rampart.toml",
+        "pki/local/ca.pem",
+        "pki/local/crl.pem",
+        "pki/local/issued/far.pem",
+        "pki/local/issued/far.key",
+        "keys/payload.keys",
+    ] {
+        let to = far.join(f);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(net.home.join(f), &to).unwrap();
+    }
+    assert!(!far.join("pki/local/ca.key").exists());
+    let args = ["node", "--name", "far", "--listen", "127.0.0.1:0", "--gateway", net.url.as_str()];
+    net.nodes.push(support::spawn(&far, &args, "rampart node ", "far"));
+    assert!(net.eventually(Duration::from_secs(10), || net.node_count() == 1), "the node never joined");
+    assert_eq!(stdout(&net.call("/hello", &[])), "Hello World!");
+    let sealed = net.call("/data", &["-d", r#"{"far":1}"#, "--encrypt"]);
+    assert!(sealed.status.success(), "{}", stderr(&sealed));
+}

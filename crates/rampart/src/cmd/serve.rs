@@ -134,8 +134,11 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
 /// The node's certificate, issued here on first run when this home holds the CA.
 fn node_material(home: &Home, config: &crate::home::Config, name: &str) -> Result<rampart_net::TlsMaterial> {
     let entity = EntityName::new(name)?;
-    let ca = home.pki().open(&config.domain)?;
-    if !ca.cert_path(&entity).exists() {
+    // A node on another machine has its certificate and the CA certificate, not the CA key:
+    // the CA is opened only to issue a certificate this home does not hold yet.
+    let issued = home.pki().domain_dir(&config.domain).join("issued").join(format!("{name}.pem"));
+    if !issued.exists() {
+        let ca = home.pki().open(&config.domain)?;
         let (dns, ips) = rampart_pki::default_server_sans();
         let issued = ca.issue(&IssueRequest {
             role: Role::Node,

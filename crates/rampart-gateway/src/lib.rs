@@ -246,6 +246,12 @@ fn split(path: &str) -> (&str, &str) {
 }
 
 async fn handle(state: Arc<State>, req: Request<Incoming>, conn: Arc<ConnInfo>) -> Response<Body> {
+    // Liveness and readiness for orchestrators and load balancers (Kubernetes probes): no
+    // credentials, no admission (a ban on the prober's address must not restart the
+    // gateway), and nothing said but that this gateway serves.
+    if req.method() == http::Method::GET && req.uri().path() == "/_rampart/health" {
+        return reply::json(StatusCode::OK, &serde_json::json!({"status": "ok"}));
+    }
     let started = std::time::Instant::now();
     // The network's own: an admin or node certificate verified in the handshake.
     let member_cert = conn

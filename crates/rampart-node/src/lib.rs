@@ -8,12 +8,14 @@
 //! - [`registration`]: lease, heartbeat, deregistration, event reports, envelope claims;
 //! - [`services`]: the built-in services;
 //! - [`envelope`]: Fernet envelopes (TTL; claimed in the network-wide replay guard);
+//! - [`health`]: plain-HTTP readiness for orchestrators, on a listener of its own;
 //! - `upstream`: forwarding to apps on loopback.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod envelope;
+pub mod health;
 pub mod registration;
 pub mod services;
 mod upstream;

@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http::{Method, Request, StatusCode};
@@ -63,6 +64,8 @@ pub struct Membership {
     gateways: Arc<Gateways>,
     addr: SocketAddr,
     services: Vec<String>,
+    /// Whether the node is registered now (its readiness).
+    registered: Arc<AtomicBool>,
 }
 
 impl Membership {
@@ -73,7 +76,12 @@ impl Membership {
         addr: SocketAddr,
         services: Vec<String>,
     ) -> Self {
-        Membership { client, gateways, addr, services }
+        Membership { client, gateways, addr, services, registered: Arc::new(AtomicBool::new(false)) }
+    }
+
+    /// Whether the node is registered with the network now: its readiness.
+    pub fn registered(&self) -> Arc<AtomicBool> {
+        self.registered.clone()
     }
 
     /// The gateway in use now.
@@ -193,6 +201,7 @@ impl Membership {
                     Ok((status, _)) => {
                         tracing::warn!("heartbeat refused ({status}): registering again");
                         registered = false;
+                        self.registered.store(false, Ordering::Relaxed);
                     }
                     Err(e) => tracing::warn!("heartbeat failed: {e}"),
                 }
@@ -201,6 +210,7 @@ impl Membership {
                 match self.register().await {
                     Ok(interval) => {
                         (registered, ever_registered) = (true, true);
+                        self.registered.store(true, Ordering::Relaxed);
                         beat = interval;
                         tracing::info!("registered with {} as {}", self.gateway(), self.addr);
                         if let Some(tx) = ready.take() {
@@ -220,6 +230,7 @@ impl Membership {
         }
         // Also when the last heartbeat or registration was refused: the record may still be
         // there (a refusal is not a lapsed lease), and deregistering what is gone is harmless.
+        self.registered.store(false, Ordering::Relaxed);
         if ever_registered {
             match self.post("deregister", serde_json::json!({})).await {
                 Ok(_) => tracing::info!("deregistered from {}", self.gateway()),

@@ -124,6 +124,10 @@ pub struct NodeArgs {
     /// Refuse payload envelopes older than this many seconds.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub payload_ttl: u64,
+    /// Also answer `GET /_rampart/health` in plain HTTP here (200 while registered, 503 while
+    /// not), for orchestrators' probes: the internal listener takes gateways' certificates only.
+    #[arg(long, value_name = "ADDR")]
+    pub health_listen: Option<std::net::SocketAddr>,
 }
 
 /// `rampart call`.

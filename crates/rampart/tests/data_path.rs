@@ -304,3 +304,31 @@ fn a_node_on_another_machine_needs_its_certificate_not_the_ca_key() {
     let sealed = net.call("/data", &["-d", r#"{"far":1}"#, "--encrypt"]);
     assert!(sealed.status.success(), "{}", stderr(&sealed));
 }
+
+#[test]
+fn health_probes_need_no_credentials_and_say_only_whether_it_serves() {
+    let mut net = Network::start_with(0, &[], &[("ban_after_failures", "3")]);
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let health = format!("127.0.0.1:{port}");
+    net.add_node("n1", &["--health-listen", &health]);
+    let curl = |args: &[&str]| {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "10", "-w", " %{http_code}"])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The node, in plain HTTP on its health listener: ready once registered, nothing else.
+    assert_eq!(curl(&[&format!("http://{health}/_rampart/health")]), r#"{"status":"ok"} 200"#);
+    assert!(curl(&[&format!("http://{health}/hello")]).ends_with(" 404"));
+    // The gateway: no credentials needed, even from an address it has banned.
+    for _ in 0..3 {
+        net.call("/hello", &["--token", "rpt_guessed"]);
+    }
+    let banned = net.call("/hello", &["--token", "rpt_guessed"]);
+    assert!(stdout(&banned).contains("banned"), "{}", stdout(&banned));
+    let ca = net.home.join("pki/local/ca.pem");
+    let url = format!("{}/_rampart/health", net.url);
+    assert_eq!(curl(&["--cacert", ca.to_str().unwrap(), &url]), r#"{"status":"ok"} 200"#);
+}

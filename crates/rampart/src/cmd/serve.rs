@@ -239,6 +239,12 @@ pub fn node(home: &Home, args: NodeArgs) -> Result<()> {
             node.services(),
         ));
         node.reporter = Some(membership.clone());
+        if let Some(addr) = args.health_listen {
+            let health = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the health listener {addr}"))?;
+            tokio::spawn(rampart_node::health::serve(health, membership.registered()));
+        }
         let node = Arc::new(node);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();

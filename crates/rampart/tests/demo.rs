@@ -23,6 +23,27 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
     out
 }
 
+/// Starts `rampart --home HOME demo ARGS` with its stdout piped.
+fn spawn_demo(home: &std::path::Path, args: &[&str]) -> std::process::Child {
+    Command::new(BIN)
+        .arg("--home")
+        .arg(home)
+        .arg("demo")
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Sends SIGINT (Ctrl-C) to `child` and waits for it.
+fn interrupt(mut child: std::process::Child) -> std::process::ExitStatus {
+    let ok = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(ok.success());
+    child.wait().unwrap()
+}
+
 #[test]
 fn demo_runs_with_a_failover_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
@@ -52,15 +73,7 @@ fn demo_runs_with_a_failover_and_exits_zero() {
 fn ctrl_c_stops_everything_the_demo_started() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("demo-home");
-    let mut child = Command::new(BIN)
-        .arg("--home")
-        .arg(&home)
-        .args(["demo", "--duration", "60s", "--clients", "2"])
-        .env("RUST_BACKTRACE", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_demo(&home, &["--duration", "60s", "--clients", "2"]);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let start = Instant::now();
     loop {
@@ -71,9 +84,7 @@ fn ctrl_c_stops_everything_the_demo_started() {
         assert!(start.elapsed() < Duration::from_secs(30), "no progress line");
     }
     assert!(!processes_mentioning(home.to_str().unwrap()).is_empty());
-    let ok = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    assert!(ok.success());
-    let status = child.wait().unwrap();
+    let status = interrupt(child);
     assert!(!status.success(), "an interrupted demo must not report success");
     assert!(processes_mentioning(home.to_str().unwrap()).is_empty(), "the demo left processes running");
 }
@@ -82,15 +93,7 @@ fn ctrl_c_stops_everything_the_demo_started() {
 fn serve_keeps_the_network_up_for_the_dashboard_until_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("demo-home");
-    let mut child = Command::new(BIN)
-        .arg("--home")
-        .arg(&home)
-        .args(["demo", "--serve", "--duration", "3s", "--clients", "2"])
-        .env("RUST_BACKTRACE", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_demo(&home, &["--serve", "--duration", "3s", "--clients", "2"]);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (mut dashboard, mut token_file) = (None, None);
     let start = Instant::now();
@@ -122,9 +125,7 @@ fn serve_keeps_the_network_up_for_the_dashboard_until_ctrl_c() {
     let status = curl(&format!("{base}/_rampart/status"), Some(&token));
     assert!(status.ends_with("\n200") && status.contains("\"n1\""), "{status}");
     // The network stays up past the load phase (the dashboard answered after it): Ctrl-C ends it.
-    let ok = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    assert!(ok.success());
-    let status = child.wait().unwrap();
+    let status = interrupt(child);
     assert!(status.success(), "a served demo ended by Ctrl-C is a success");
     assert!(processes_mentioning(home.to_str().unwrap()).is_empty(), "the demo left processes running");
 }

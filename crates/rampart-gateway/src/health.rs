@@ -33,6 +33,8 @@ pub struct NodeHealth {
     ejected: AtomicBool,
     ejections_in_a_row: AtomicU32,
     ejected_until: Mutex<Option<Instant>>,
+    /// Its certificate was refused since it last answered (reported once, not per attempt).
+    refused: AtomicBool,
 }
 
 impl NodeHealth {
@@ -46,6 +48,7 @@ impl NodeHealth {
             ejected: AtomicBool::new(false),
             ejections_in_a_row: AtomicU32::new(0),
             ejected_until: Mutex::new(None),
+            refused: AtomicBool::new(false),
         }
     }
 
@@ -76,6 +79,7 @@ impl NodeHealth {
     /// ejected node back into the pool.
     pub fn succeeded(&self) -> bool {
         self.failures.store(0, Ordering::Relaxed);
+        self.refused.store(false, Ordering::Relaxed);
         if !self.is_ejected() {
             self.ejections_in_a_row.store(0, Ordering::Relaxed);
             return false;
@@ -97,6 +101,12 @@ impl NodeHealth {
         self.passes.store(0, Ordering::Relaxed);
         let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
         n >= EJECT_AFTER && !self.is_ejected()
+    }
+
+    /// Its certificate was refused; returns true the first time since it last answered (the
+    /// moment to raise the security event).
+    pub fn certificate_refused(&self) -> bool {
+        !self.refused.swap(true, Ordering::AcqRel)
     }
 
     fn eject(&self, why: &str) -> bool {

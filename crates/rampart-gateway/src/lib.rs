@@ -65,6 +65,9 @@ pub struct State {
     pub policy: Arc<ArcSwap<PolicySet>>,
     /// The pooled mutual-TLS client to nodes.
     pub client: HttpsClient,
+    /// Which node is registered at which address, kept equal to `routes`: `client` accepts a
+    /// node only at an address it registered (built with [`rampart_net::tls::bound_client_config`]).
+    pub addresses: rampart_net::tls::AddressBook,
     /// Every node's health and load.
     pub health: Arc<health::HealthBoard>,
     /// The retry budget.
@@ -94,7 +97,7 @@ impl State {
     pub fn new(
         domain: TrustDomain,
         store: Arc<dyn Store>,
-        client: HttpsClient,
+        (client, addresses): (HttpsClient, rampart_net::tls::AddressBook),
         events: Arc<rampart_events::EventLog>,
         config: GatewayConfig,
     ) -> Self {
@@ -106,6 +109,7 @@ impl State {
             routes: Arc::new(ArcSwap::from_pointee(Default::default())),
             policy: Arc::new(ArcSwap::from_pointee(Default::default())),
             client,
+            addresses,
             health: Default::default(),
             budget: health::RetryBudget::new(c.retry_ratio, c.retry_floor_per_sec, Duration::from_secs(10)),
             events,
@@ -153,7 +157,12 @@ pub async fn run(
         let (state, node) = (watcher.clone(), node.to_owned());
         tokio::spawn(async move { state.node_removed(&node).await });
     });
-    tokio::spawn(routes::follow(state.store.clone(), state.routes.clone(), state.health.clone(), on_removed));
+    tokio::spawn(routes::follow(
+        state.store.clone(),
+        (state.routes.clone(), state.addresses.clone()),
+        state.health.clone(),
+        on_removed,
+    ));
     tokio::spawn(probe(state.clone()));
     tokio::spawn(follow_policy(state.store.clone(), state.policy.clone()));
     let handler_state = state.clone();
@@ -198,10 +207,16 @@ async fn probe(state: Arc<State>) {
                 let health = state.health.get(&name);
                 let req = Request::get(format!("https://{addr}/_rampart/health")).body(rampart_net::full(""));
                 let Ok(req) = req else { return };
-                let ok = matches!(
-                    tokio::time::timeout(timeout, state.client.request(req)).await,
-                    Ok(Ok(r)) if r.status().is_success()
-                );
+                let ok = match tokio::time::timeout(timeout, state.client.request(req)).await {
+                    Ok(Ok(r)) => r.status().is_success(),
+                    Ok(Err(e)) => {
+                        if let Some(why) = proxy::node_certificate_refusal(&e) {
+                            state.node_certificate_refused(&health, &why);
+                        }
+                        false
+                    }
+                    Err(_) => false,
+                };
                 if ok {
                     if health.succeeded() {
                         state.node_event(Severity::Info, "node_rejoined", &name, "passed its health probes");
@@ -209,8 +224,7 @@ async fn probe(state: Arc<State>) {
                 } else if health.failed()
                     && state.health.maybe_eject(&health, &routes.peers_of(&name), "health probe failed")
                 {
-                    state.metrics.ejections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    state.node_event(Severity::Warning, "node_ejected", &name, "failed its health probes");
+                    state.ejected(&name, "failed its health probes");
                 }
             });
         }

@@ -183,7 +183,10 @@ pub async fn forward(
             }
             Ok(Err(e)) => {
                 let never_sent = e.is_connect();
-                failed(state, &ep, in_flight, &format!("{e:#}"));
+                if let Some(why) = node_certificate_refusal(&e) {
+                    state.node_certificate_refused(&ep.health, &why);
+                }
+                failed(state, &ep, in_flight, &error_chain(&e));
                 if (never_sent || retry_after_send) && may_retry(state, attempt, deadline) {
                     tokio::time::sleep(health::retry_backoff(attempt)).await;
                     continue;
@@ -230,18 +233,43 @@ fn may_retry(state: &State, attempt: u32, deadline: Instant) -> bool {
     attempt < state.config.max_attempts && Instant::now() < deadline && state.budget.try_retry()
 }
 
+/// An error and its causes on one line (hyper's own message hides the TLS refusal inside).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
+/// Why the node's certificate was refused, when that is what failed the attempt (read from the
+/// typed TLS error inside the connector's `io::Error`): somebody answers at a registered
+/// address without being the node registered there, or with a certificate that no longer holds.
+pub(crate) fn node_certificate_refusal(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use rampart_net::refusal::HandshakeRefusal as R;
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        if let Some(refusal) = c.downcast_ref::<std::io::Error>().and_then(R::from_io) {
+            return match refusal {
+                R::OtherDomain(why) | R::WrongRole(why) | R::BadIdentity(why) => Some(why),
+                R::TimedOut | R::Protocol(_) => None,
+                other => Some(other.kind().to_owned()),
+            };
+        }
+        cause = c.source();
+    }
+    None
+}
+
 fn failed(state: &State, ep: &Endpoint, in_flight: health::InFlight, why: &str) {
     tracing::warn!("attempt on node {} ({}) failed: {why}", ep.node, ep.addr);
     if in_flight.failed() {
         let peers = state.routes.load().peers_of(&ep.node);
         if state.health.maybe_eject(&ep.health, &peers, why) {
-            state.metrics.ejections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            state.node_event(
-                Severity::Warning,
-                "node_ejected",
-                &ep.node,
-                &format!("consecutive failures: {why}"),
-            );
+            state.ejected(&ep.node, &format!("consecutive failures: {why}"));
         }
     }
 }

@@ -105,13 +105,14 @@ pub async fn load(store: &dyn Store) -> Result<Vec<NodeRecord>, rampart_store::S
     Ok(kvs.iter().filter_map(|kv| serde_json::from_slice(&kv.value).ok()).collect())
 }
 
-/// Keeps `table` equal to the registry's nodes: rebuilds it on every change under `nodes/`.
+/// Keeps `table` (and `book`, the addresses the client to nodes accepts each node at) equal to
+/// the registry's nodes: rebuilds them on every change under `nodes/`.
 /// `on_removed` hears of every node that left the table. While the registry cannot be read
 /// (etcd without quorum), the last table stays: routing goes on to the nodes known healthy,
 /// and the probes keep ejecting the ones that fail.
 pub async fn follow(
     store: Arc<dyn Store>,
-    table: Arc<ArcSwap<Routes>>,
+    (table, book): (Arc<ArcSwap<Routes>>, rampart_net::tls::AddressBook),
     board: Arc<HealthBoard>,
     on_removed: Arc<dyn Fn(&str) + Send + Sync>,
 ) {
@@ -137,6 +138,8 @@ pub async fn follow(
             for gone in previous.nodes.iter().filter(|p| !next.nodes.iter().any(|n| n.name == p.name)) {
                 on_removed(&gone.name);
             }
+            // The book first: an endpoint picked from the new table is in it.
+            book.replace(next.nodes.iter().map(|n| (n.addr.ip(), n.name.clone())));
             table.store(Arc::new(next));
             true
         };

@@ -33,6 +33,19 @@ impl State {
         });
     }
 
+    /// Counts and reports an ejection.
+    pub(crate) fn ejected(&self, node: &str, why: &str) {
+        self.metrics.ejections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.node_event(Severity::Warning, "node_ejected", node, why);
+    }
+
+    /// A node's certificate was refused (`why`): a security event, once until it answers again.
+    pub(crate) fn node_certificate_refused(&self, health: &crate::health::NodeHealth, why: &str) {
+        if health.certificate_refused() {
+            self.node_event(Severity::Critical, "node_certificate_refused", &health.name, why);
+        }
+    }
+
     /// An event about a node (source: the node's name).
     pub fn node_event(&self, severity: Severity, kind: &str, node: &str, reason: &str) {
         self.events.record(NewEvent {

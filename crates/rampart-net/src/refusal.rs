@@ -71,6 +71,10 @@ impl HandshakeRefusal {
         if let Some(tls) = error.get_ref().and_then(|e| e.downcast_ref::<TlsError>()) {
             return Some(Self::from_tls(tls));
         }
+        // A connector may wrap the TLS stream's io::Error in another (hyper-rustls does).
+        if let Some(inner) = error.get_ref().and_then(|e| e.downcast_ref::<std::io::Error>()) {
+            return Self::from_io(inner);
+        }
         use std::io::ErrorKind::*;
         match error.kind() {
             UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe => None,
@@ -101,7 +105,9 @@ impl HandshakeRefusal {
                     HandshakeRefusal::OtherDomain(presented.clone())
                 }
                 Some(e @ IdentityError::WrongRole { .. }) => HandshakeRefusal::WrongRole(e.to_string()),
-                Some(e @ IdentityError::NoIdentity(_)) => HandshakeRefusal::BadIdentity(e.to_string()),
+                Some(e @ (IdentityError::NoIdentity(_) | IdentityError::NotRegisteredHere { .. })) => {
+                    HandshakeRefusal::BadIdentity(e.to_string())
+                }
                 // webpki's own refusals without a rustls variant (a CA used as an end entity…).
                 None => HandshakeRefusal::BadIdentity(other.to_string()),
             },

@@ -2,7 +2,9 @@
 //! provider, the trust domain's CA as the only root, its CRL loaded, and the peer's role checked
 //! during the handshake (a user certificate can never pass as a node or a gateway).
 
+use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -254,6 +256,52 @@ pub fn client_config(
     }
 }
 
+/// Which node names are registered at which address, as the registry says: the gateway keeps
+/// it equal to its routing table, and its client to nodes accepts a node's certificate only when
+/// that node is registered at the address it dialled.
+///
+/// This replaces the IP-address check of the certificate: a node's address is wherever it runs
+/// (a pod's address changes on every restart), while its identity is what its certificate was
+/// issued for, so the binding that matters is identity ↔ registered address. An address holds a
+/// set of names because several nodes may share a host (on different ports).
+#[derive(Clone, Debug, Default)]
+pub struct AddressBook(Arc<ArcSwap<HashMap<IpAddr, Vec<String>>>>);
+
+impl AddressBook {
+    /// Replaces every entry with `entries` (address, node name).
+    pub fn replace(&self, entries: impl IntoIterator<Item = (IpAddr, String)>) {
+        let mut map: HashMap<IpAddr, Vec<String>> = HashMap::new();
+        for (ip, name) in entries {
+            map.entry(ip).or_default().push(name);
+        }
+        self.0.store(Arc::new(map));
+    }
+
+    /// Whether `name` is registered at `ip`.
+    pub fn holds(&self, ip: IpAddr, name: &str) -> bool {
+        self.0.load().get(&ip).is_some_and(|names| names.iter().any(|n| n == name))
+    }
+}
+
+/// A client config presenting our certificate to servers of `role` in our domain whose identity
+/// `book` lists at the address dialled (the gateway's client to nodes: see [`AddressBook`]).
+/// The chain, validity and revocation are checked as everywhere; the IP and DNS names in the
+/// certificate are not.
+pub fn bound_client_config(material: &TlsMaterial, role: Role, book: AddressBook) -> Result<ClientConfig> {
+    let inner = WebPkiServerVerifier::builder_with_provider(material.roots.clone(), provider())
+        .with_crls(material.crls.clone())
+        .build()
+        .map_err(|e| NetError::Tls(e.to_string()))?;
+    let verifier = Arc::new(RegisteredServer { inner, domain: material.domain.clone(), role, book });
+    ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| NetError::Tls(e.to_string()))?
+        .dangerous() // only to install the registry-binding wrapper around webpki's verifier
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(material.chain.clone(), material.key.clone_key())
+        .map_err(|e| NetError::Tls(e.to_string()))
+}
+
 /// Checks that an already chain-verified certificate carries an identity of `domain` with one
 /// of `roles`.
 fn check_identity(
@@ -342,6 +390,14 @@ pub enum IdentityError {
         /// The roles allowed.
         allowed: String,
     },
+    /// A server whose identity the registry does not list at the address dialled.
+    #[error("{presented} is not the node registered at {address}")]
+    NotRegisteredHere {
+        /// The identity presented.
+        presented: String,
+        /// The address dialled.
+        address: String,
+    },
 }
 
 #[derive(Debug)]
@@ -396,6 +452,67 @@ impl ClientCertVerifier for RoleCheckedClient {
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.load().supported_verify_schemes()
+    }
+}
+
+#[derive(Debug)]
+struct RegisteredServer {
+    inner: Arc<WebPkiServerVerifier>,
+    domain: TrustDomain,
+    role: Role,
+    book: AddressBook,
+}
+
+impl ServerCertVerifier for RegisteredServer {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        // webpki checks the name last, after the chain, validity and revocation: a refusal for
+        // the name alone means everything else held.
+        match self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Ok(_)
+            | Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => {}
+            Err(e) => return Err(other_domain(end_entity, &self.domain, e)),
+        }
+        check_identity(end_entity, &self.domain, &[self.role])?;
+        let id = identity_of(end_entity).map_err(refuse)?;
+        let registered = match server_name {
+            ServerName::IpAddress(ip) => self.book.holds(IpAddr::from(*ip), id.name.as_str()),
+            _ => false,
+        };
+        if !registered {
+            return Err(refuse(IdentityError::NotRegisteredHere {
+                presented: id.to_string(),
+                address: server_name.to_str().into_owned(),
+            }));
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
     }
 }
 

@@ -332,3 +332,53 @@ fn health_probes_need_no_credentials_and_say_only_whether_it_serves() {
     let url = format!("{}/_rampart/health", net.url);
     assert_eq!(curl(&["--cacert", ca.to_str().unwrap(), &url]), r#"{"status":"ok"} 200"#);
 }
+
+/// Nodes are accepted by the identity registered at the address the gateway dials, not by an
+/// address in their certificate (a pod's address is not known when its certificate is issued):
+/// a node whose certificate names no address of its own is served, and a listener that answers
+/// at a registered address with another node's certificate is refused.
+#[test]
+fn nodes_are_bound_to_their_registered_address_not_to_addresses_in_their_certificate() {
+    let mut net = Network::start(0, &[]);
+    // "pod" has a certificate for a DNS name only; it listens on every address.
+    ok(&net.home, &["pki", "issue", "--role", "node", "--name", "pod", "--dns", "pod.rampart.example"]);
+    let inspect = ok(&net.home, &["pki", "inspect", "pod"]);
+    assert!(!inspect.contains("127.0.0.1"), "the certificate names no address: {inspect}");
+    let args = [
+        "node",
+        "--name",
+        "pod",
+        "--listen",
+        "0.0.0.0:0",
+        "--gateway",
+        net.url.as_str(),
+        "--service",
+        "hello",
+    ];
+    net.nodes.push(support::spawn(&net.home, &args, "rampart node ", "pod"));
+    assert!(net.eventually(Duration::from_secs(10), || net.node_count() == 1), "the node never joined");
+    let port = net.node_addr(0).rsplit(':').next().unwrap().to_owned();
+    assert_eq!(stdout(&net.call("/hello", &[])), "Hello World!");
+
+    // "ghost" registers 127.0.0.5:<pod's port>, where pod answers with its own certificate.
+    ok(&net.home, &["pki", "issue", "--role", "node", "--name", "ghost", "--ip", "127.0.0.5"]);
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args(["--cacert", net.home.join("pki/local/ca.pem").to_str().unwrap()])
+        .args(["--cert", &net.pki_file("ghost.pem"), "--key", &net.pki_file("ghost.key")])
+        .args(["-H", "content-type: application/json"])
+        .args(["-d", &format!(r#"{{"addr":"127.0.0.5:{port}","services":["ghostly"]}}"#)])
+        .arg(format!("{}/_rampart/internal/register", net.url))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{}", String::from_utf8_lossy(&out.stderr));
+    let call = net.call("/ghostly/x", &[]);
+    assert!(!call.status.success(), "pod answered for ghost: {}", stdout(&call));
+    assert!(net.eventually(Duration::from_secs(10), || {
+        let events = ok(&net.home, &["events", "--json"]);
+        events.contains("node_certificate_refused")
+            && events.contains("is not the node registered at 127.0.0.5")
+    }));
+    // pod itself is still served.
+    assert_eq!(stdout(&net.call("/hello", &[])), "Hello World!");
+}

@@ -70,7 +70,10 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
     let material = home.material(&config, "gateway").context("loading the gateway certificate")?;
     let (tls, crl_updates) = rampart_net::tls::server_config_with_crl_updates(&material, mode, None)?;
     let crl_path = home.pki().domain_dir(&config.domain).join("crl.pem");
-    let client_tls = material.client_config(&[Role::Node])?;
+    // Nodes are accepted by the identity registered at the address dialled, not by an address
+    // in their certificate: a pod's address is not known when its certificate is issued.
+    let addresses = rampart_net::tls::AddressBook::default();
+    let client_tls = rampart_net::tls::bound_client_config(&material, Role::Node, addresses.clone())?;
     runtime()?.block_on(async move {
         let store = home.open_registry(&config).await?;
         let shared = matches!(config.store, crate::home::StoreConfig::Etcd(_));
@@ -93,7 +96,7 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
         let state = Arc::new(rampart_gateway::State::new(
             config.domain.clone(),
             store,
-            client,
+            (client, addresses),
             events,
             config.gateway.clone(),
         ));

@@ -50,6 +50,9 @@ pub enum Command {
     Call(CallArgs),
     /// A whole network on this machine under load, with a node killed and restarted.
     Demo(DemoArgs),
+    /// Deploying to Kubernetes: Secrets made from this home, and the home a pod unpacks.
+    #[command(subcommand)]
+    Deploy(DeployCommand),
     /// The running gateway's view: nodes, services, bans.
     Status,
     /// Security events from the running gateway's audit log.
@@ -64,6 +67,56 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `rampart deploy …`.
+#[derive(Debug, Subcommand)]
+pub enum DeployCommand {
+    /// Print Kubernetes manifests made from this home: a kubernetes.io/tls Secret per issued
+    /// certificate (tls.crt, tls.key, ca.crt), the payload keyring and the admin token as
+    /// Secrets, and the ConfigMap rampart-config (the pods' rampart.toml, the CRL: nothing
+    /// private). Apply them with `kubectl apply -f -`; never commit them.
+    #[command(name = "k8s-secrets")]
+    K8sSecrets(K8sSecretsArgs),
+    /// Lay out a home from mounted Secrets and ConfigMaps (a pod's init container does, with
+    /// each file's owner and mode right, which Secret volumes cannot give).
+    Unpack(UnpackArgs),
+}
+
+/// `rampart deploy k8s-secrets`.
+#[derive(Debug, Args)]
+pub struct K8sSecretsArgs {
+    /// The namespace of every object (deploy/k8s uses rampart).
+    #[arg(long, default_value = "rampart", value_name = "NS")]
+    pub namespace: String,
+    /// The trust domain of the etcd cluster's CA in this home (made with `rampart pki init
+    /// --domain etcd`): its CA certificate and the gateways' client certificate go to the pods.
+    #[arg(long, default_value = "etcd", value_name = "DOMAIN")]
+    pub etcd_domain: TrustDomain,
+    /// The name of the gateways' etcd client certificate in that domain (its common name is
+    /// the etcd user, confined to rampart's prefix).
+    #[arg(long, default_value = "rampart", value_name = "NAME")]
+    pub etcd_user: EntityName,
+    /// etcd client URLs for the pods' rampart.toml [default: the three members of
+    /// deploy/k8s's StatefulSet, https://rampart-etcd-N.rampart-etcd.<NS>.svc:2379].
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    pub etcd_endpoints: Vec<String>,
+    /// Also emit the CA's private key, in the Secret rampart-ca-key (for a gateway that signs;
+    /// nothing in deploy/k8s mounts it). Without it, the CA key stays in this home only.
+    #[arg(long)]
+    pub include_ca_key: bool,
+}
+
+/// `rampart deploy unpack`.
+#[derive(Debug, Args)]
+pub struct UnpackArgs {
+    /// The certificate this pod serves with (pki/<domain>/issued/<NAME>.pem in the home).
+    #[arg(long)]
+    pub name: EntityName,
+    /// Where the Secrets are mounted: config/ (rampart-config), cert/ (a kubernetes.io/tls
+    /// Secret), and when present keyring/, etcd/ (the etcd client certificate), ca-key/.
+    #[arg(long, value_name = "DIR")]
+    pub from: PathBuf,
 }
 
 /// `rampart demo`.

@@ -17,6 +17,7 @@ pub mod access;
 pub mod admin;
 pub mod call;
 pub mod demo;
+pub mod deploy;
 pub mod init;
 pub mod keys;
 pub mod pki;

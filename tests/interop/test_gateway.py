@@ -3,7 +3,6 @@ plain `requests`, against a real gateway and two nodes on 127.0.0.1."""
 
 import json
 import os
-import select
 import subprocess
 import sys
 import time
@@ -11,24 +10,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from procs import wait_line
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "python" / "client.py"
-
-
-def wait_line(proc: subprocess.Popen, prefix: str, timeout: float = 30.0) -> str:
-    """The first stdout line starting with `prefix` (bounded wait, no sleeps)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            break
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if line.startswith(prefix):
-            return line
-    proc.kill()
-    pytest.fail(f"{proc.args} never printed {prefix!r}")
 
 
 @pytest.fixture

@@ -472,15 +472,24 @@ impl ServerCertVerifier for RegisteredServer {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        // webpki checks the name last, after the chain, validity and revocation: a refusal for
-        // the name alone means everything else held.
-        match self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
-            Ok(_)
-            | Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => {}
-            Err(e) => return Err(other_domain(end_entity, &self.domain, e)),
-        }
+        // The chain, validity and revocation by webpki, against a name the certificate itself
+        // carries (so only the name check is skipped, whatever order webpki checks in); the
+        // binding to the address is the registry's, below.
+        let info = rampart_pki::inspect::cert_from_der(end_entity.as_ref())
+            .map_err(|e| refuse(IdentityError::NoIdentity(e)))?;
+        let own_name = match (info.ips.first(), info.dns.first()) {
+            (Some(ip), _) => ServerName::IpAddress((*ip).into()),
+            (None, Some(dns)) => ServerName::try_from(dns.clone())
+                .map_err(|_| refuse(IdentityError::NoIdentity(format!("a bad DNS name {dns:?}"))))?,
+            (None, None) => {
+                return Err(refuse(IdentityError::NoIdentity(
+                    "a server certificate without a DNS name or address".into(),
+                )));
+            }
+        };
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &own_name, ocsp_response, now)
+            .map_err(|e| other_domain(end_entity, &self.domain, e))?;
         check_identity(end_entity, &self.domain, &[self.role])?;
         let id = identity_of(end_entity).map_err(refuse)?;
         let registered = match server_name {

@@ -19,7 +19,13 @@ pub fn run(home: &Home, args: K8sSecretsArgs) -> Result<()> {
     let pki = home.pki();
     let ns = args.namespace.as_str();
     let etcd_cert = pki.domain_dir(&args.etcd_domain).join("issued").join(format!("{}.pem", args.etcd_user));
-    if args.etcd_domain == config.domain || !etcd_cert.is_file() {
+    if args.etcd_domain == config.domain {
+        bail!(
+            "--etcd-domain must be a trust domain of its own, not the network's {:?}",
+            config.domain.as_str()
+        );
+    }
+    if !etcd_cert.is_file() {
         bail!(
             "no etcd client certificate {} in this home: the pods keep the registry in etcd, reached with a \
              certificate of its own trust domain. Make them with\n  rampart pki init --domain {etcd}\n  \
@@ -36,7 +42,7 @@ pub fn run(home: &Home, args: K8sSecretsArgs) -> Result<()> {
          # They hold private keys: apply them (kubectl apply -f FILE) and keep them out of version control.\n",
         config.domain.as_str()
     );
-    let mut count = 0;
+    let mut names: Vec<String> = Vec::new();
     let dir = pki.domain_dir(&config.domain);
     let crl = std::fs::read_to_string(dir.join("crl.pem")).context("reading the CRL")?;
     let pods_toml = pods_config(&config, &args)?;
@@ -45,8 +51,47 @@ pub fn run(home: &Home, args: K8sSecretsArgs) -> Result<()> {
         &[("rampart.toml", &pods_toml), ("crl.pem", &crl), ("domain", config.domain.as_str())],
     );
 
+    for (name, secret) in certificate_secrets(home, &config.domain, ns)? {
+        out += &secret;
+        names.push(name);
+    }
+    let mut opaque = |name: &str, component: &str, key: &str, path: &std::path::Path| -> Result<()> {
+        let meta = Meta { name, namespace: ns, component, annotations: vec![] };
+        out += &secret(&meta, "Opaque", &[(key, files_read(path)?)]);
+        names.push(name.to_owned());
+        Ok(())
+    };
+    if home.keyring_path().is_file() {
+        opaque(KEYRING_SECRET, "keyring", "payload.keys", &home.keyring_path())?;
+    }
+    if home.admin_token_path().is_file() {
+        opaque(ADMIN_TOKEN_SECRET, "admin-token", "admin.token", &home.admin_token_path())?;
+    }
+    if args.include_ca_key {
+        opaque(CA_KEY_SECRET, "ca-key", "ca.key", &dir.join("ca.key"))?;
+    }
+
+    outln!("{}", out.trim_end());
+    eprintln!(
+        "{} Secrets ({}) and the ConfigMap {CONFIG_MAP}, for namespace {ns} (trust domain {:?})",
+        names.len(),
+        names.join(", "),
+        config.domain.as_str()
+    );
+    if std::io::stdout().is_terminal() {
+        eprintln!(
+            "(these hold private keys: redirect them to a file kept out of version control, or pipe them into kubectl apply -f -)"
+        );
+    }
+    Ok(())
+}
+
+/// A `kubernetes.io/tls` Secret (its name, its YAML) for every current certificate of every
+/// trust domain of the home whose key the home holds.
+fn certificate_secrets(home: &Home, own: &TrustDomain, ns: &str) -> Result<Vec<(String, String)>> {
+    let pki = home.pki();
     let now = OffsetDateTime::now_utc();
-    let mut names: Vec<String> = Vec::new();
+    let mut out: Vec<(String, String)> = Vec::new();
     for domain in pki.domains()? {
         let ca = pki.open(&domain)?;
         let ca_pem = files_read(&ca.ca_path())?;
@@ -64,13 +109,13 @@ pub fn run(home: &Home, args: K8sSecretsArgs) -> Result<()> {
                 eprintln!("note: {} has no private key in this home: no Secret made for it", record.identity);
                 continue;
             }
-            let raw = if domain == config.domain {
+            let raw = if domain == *own {
                 format!("rampart-cert-{}", record.name)
             } else {
                 format!("rampart-cert-{}-{}", domain.as_str(), record.name)
             };
             let name = manifest::object_name(&raw)?;
-            if names.contains(&name) {
+            if out.iter().any(|(n, _)| *n == name) {
                 bail!("two certificates would share the Secret name {name}: rename one of them");
             }
             let meta = Meta {
@@ -81,39 +126,11 @@ pub fn run(home: &Home, args: K8sSecretsArgs) -> Result<()> {
             };
             let data =
                 [("tls.crt", files_read(&cert)?), ("tls.key", files_read(&key)?), ("ca.crt", ca_pem.clone())];
-            out += &secret(&meta, "kubernetes.io/tls", &data);
-            names.push(name);
-            count += 1;
+            let yaml = secret(&meta, "kubernetes.io/tls", &data);
+            out.push((name, yaml));
         }
     }
-
-    let mut opaque = |name: &str, component: &str, key: &str, path: &std::path::Path| -> Result<()> {
-        let meta = Meta { name, namespace: ns, component, annotations: vec![] };
-        out += &secret(&meta, "Opaque", &[(key, files_read(path)?)]);
-        count += 1;
-        Ok(())
-    };
-    if home.keyring_path().is_file() {
-        opaque(KEYRING_SECRET, "keyring", "payload.keys", &home.keyring_path())?;
-    }
-    if home.admin_token_path().is_file() {
-        opaque(ADMIN_TOKEN_SECRET, "admin-token", "admin.token", &home.admin_token_path())?;
-    }
-    if args.include_ca_key {
-        opaque(CA_KEY_SECRET, "ca-key", "ca.key", &dir.join("ca.key"))?;
-    }
-
-    outln!("{}", out.trim_end());
-    eprintln!(
-        "{count} Secrets and the ConfigMap {CONFIG_MAP} for namespace {ns} (trust domain {:?})",
-        config.domain.as_str()
-    );
-    if std::io::stdout().is_terminal() {
-        eprintln!(
-            "(these hold private keys: redirect them to a file kept out of version control, or pipe them into kubectl apply -f -)"
-        );
-    }
-    Ok(())
+    Ok(out)
 }
 
 fn secret(meta: &Meta<'_>, kind: &str, data: &[(&str, zeroize::Zeroizing<Vec<u8>>)]) -> String {

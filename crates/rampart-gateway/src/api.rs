@@ -244,6 +244,13 @@ async fn register(caller: &Caller<'_>, node: &str, body: &[u8]) -> Response<Body
             "services must be valid service names",
         );
     }
+    // A node listening on every address (0.0.0.0:7001 in a container) is reached at the
+    // address it registered from.
+    let addr = if reg.addr.ip().is_unspecified() {
+        SocketAddr::new(caller.source.ip(), reg.addr.port())
+    } else {
+        reg.addr
+    };
     state.stop_draining(node).await; // back (a restart): not leaving any more
     let store = state.store.as_ref();
     let key = format!("{NODES_PREFIX}{node}");
@@ -252,8 +259,7 @@ async fn register(caller: &Caller<'_>, node: &str, body: &[u8]) -> Response<Body
     let ttl = Duration::from_millis(state.config.lease_ttl_ms);
     let result = async {
         let lease = store.grant_lease(ttl).await?;
-        let record =
-            NodeRecord { name: node.to_owned(), addr: reg.addr, services: reg.services, lease: lease.0 };
+        let record = NodeRecord { name: node.to_owned(), addr, services: reg.services, lease: lease.0 };
         store.put(&key, serde_json::to_vec(&record).unwrap_or_default(), Some(lease)).await?;
         if let Some(old) = old.filter(|o| o.lease != lease.0) {
             let _ = store.revoke_lease(LeaseId(old.lease)).await; // holds nothing any more
@@ -263,7 +269,7 @@ async fn register(caller: &Caller<'_>, node: &str, body: &[u8]) -> Response<Body
     .await;
     match result {
         Ok(lease) => {
-            tracing::info!("node {node} registered at {}", reg.addr);
+            tracing::info!("node {node} registered at {addr}");
             reply::json(
                 StatusCode::OK,
                 &serde_json::json!({"lease": lease.0, "lease_ttl_ms": state.config.lease_ttl_ms, "heartbeat_ms": state.config.heartbeat_ms}),

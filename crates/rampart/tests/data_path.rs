@@ -359,6 +359,10 @@ fn nodes_are_bound_to_their_registered_address_not_to_addresses_in_their_certifi
     assert!(net.eventually(Duration::from_secs(10), || net.node_count() == 1), "the node never joined");
     let port = net.node_addr(0).rsplit(':').next().unwrap().to_owned();
     assert_eq!(stdout(&net.call("/hello", &[])), "Hello World!");
+    // Registered from 127.0.0.1 while listening on every address: reached at 127.0.0.1.
+    let status: serde_json::Value =
+        serde_json::from_slice(&net.call("/_rampart/status", &[]).stdout).unwrap();
+    assert_eq!(status["nodes"][0]["addr"], format!("127.0.0.1:{port}"), "{status}");
 
     // "ghost" registers 127.0.0.5:<pod's port>, where pod answers with its own certificate.
     ok(&net.home, &["pki", "issue", "--role", "node", "--name", "ghost", "--ip", "127.0.0.5"]);

@@ -241,7 +241,12 @@ pub fn client_config(
         .with_crls(crls)
         .build()
         .map_err(|e| NetError::Tls(e.to_string()))?;
-    let verifier = Arc::new(RoleCheckedServer { inner, domain: domain.clone(), roles: server_role.to_vec() });
+    let verifier = Arc::new(RoleCheckedServer {
+        inner,
+        domain: domain.clone(),
+        roles: server_role.to_vec(),
+        bound: None,
+    });
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| NetError::Tls(e.to_string()))?
@@ -292,7 +297,12 @@ pub fn bound_client_config(material: &TlsMaterial, role: Role, book: AddressBook
         .with_crls(material.crls.clone())
         .build()
         .map_err(|e| NetError::Tls(e.to_string()))?;
-    let verifier = Arc::new(RegisteredServer { inner, domain: material.domain.clone(), role, book });
+    let verifier = Arc::new(RoleCheckedServer {
+        inner,
+        domain: material.domain.clone(),
+        roles: vec![role],
+        bound: Some(book),
+    });
     ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| NetError::Tls(e.to_string()))?
@@ -456,25 +466,28 @@ impl ClientCertVerifier for RoleCheckedClient {
 }
 
 #[derive(Debug)]
-struct RegisteredServer {
+struct RoleCheckedServer {
     inner: Arc<WebPkiServerVerifier>,
     domain: TrustDomain,
-    role: Role,
-    book: AddressBook,
+    roles: Vec<Role>,
+    /// When set, the server is accepted by the identity this book lists at the address dialled
+    /// instead of by the names in its certificate (see [`AddressBook`]).
+    bound: Option<AddressBook>,
 }
 
-impl ServerCertVerifier for RegisteredServer {
-    fn verify_server_cert(
+impl RoleCheckedServer {
+    /// The chain, validity and revocation by webpki, against a name the certificate itself
+    /// carries (so that only the name check is left out, whatever order webpki checks in),
+    /// then the identity the registry lists at the address dialled.
+    fn verify_bound(
         &self,
+        book: &AddressBook,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         server_name: &ServerName<'_>,
         ocsp_response: &[u8],
         now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        // The chain, validity and revocation by webpki, against a name the certificate itself
-        // carries (so only the name check is skipped, whatever order webpki checks in); the
-        // binding to the address is the registry's, below.
+    ) -> std::result::Result<(), rustls::Error> {
         let info = rampart_pki::inspect::cert_from_der(end_entity.as_ref())
             .map_err(|e| refuse(IdentityError::NoIdentity(e)))?;
         let own_name = match (info.ips.first(), info.dns.first()) {
@@ -482,18 +495,17 @@ impl ServerCertVerifier for RegisteredServer {
             (None, Some(dns)) => ServerName::try_from(dns.clone())
                 .map_err(|_| refuse(IdentityError::NoIdentity(format!("a bad DNS name {dns:?}"))))?,
             (None, None) => {
-                return Err(refuse(IdentityError::NoIdentity(
-                    "a server certificate without a DNS name or address".into(),
-                )));
+                let why = "a server certificate without a DNS name or address";
+                return Err(refuse(IdentityError::NoIdentity(why.into())));
             }
         };
         self.inner
             .verify_server_cert(end_entity, intermediates, &own_name, ocsp_response, now)
             .map_err(|e| other_domain(end_entity, &self.domain, e))?;
-        check_identity(end_entity, &self.domain, &[self.role])?;
+        check_identity(end_entity, &self.domain, &self.roles)?;
         let id = identity_of(end_entity).map_err(refuse)?;
         let registered = match server_name {
-            ServerName::IpAddress(ip) => self.book.holds(IpAddr::from(*ip), id.name.as_str()),
+            ServerName::IpAddress(ip) => book.holds(IpAddr::from(*ip), id.name.as_str()),
             _ => false,
         };
         if !registered {
@@ -502,34 +514,8 @@ impl ServerCertVerifier for RegisteredServer {
                 address: server_name.to_str().into_owned(),
             }));
         }
-        Ok(ServerCertVerified::assertion())
+        Ok(())
     }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-#[derive(Debug)]
-struct RoleCheckedServer {
-    inner: Arc<WebPkiServerVerifier>,
-    domain: TrustDomain,
-    roles: Vec<Role>,
 }
 
 impl ServerCertVerifier for RoleCheckedServer {
@@ -541,6 +527,10 @@ impl ServerCertVerifier for RoleCheckedServer {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        if let Some(book) = &self.bound {
+            self.verify_bound(book, end_entity, intermediates, server_name, ocsp_response, now)?;
+            return Ok(ServerCertVerified::assertion());
+        }
         let ok = self
             .inner
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)

@@ -136,8 +136,11 @@ fn metrics(state: &State) -> Response<Body> {
     r
 }
 
+/// Lifts the ban of an address (`ADDR`, or `ADDR/PREFIX` as the ban list shows an IPv6
+/// network: the ban of the address's network is lifted either way).
 fn lift_ban(state: &State, source: &str) -> Response<Body> {
-    let Ok(ip) = source.parse::<std::net::IpAddr>() else {
+    let address = source.split_once('/').map_or(source, |(a, _)| a);
+    let Ok(ip) = address.parse::<std::net::IpAddr>() else {
         return reply::error(StatusCode::BAD_REQUEST, "bad_request", "not an IP address");
     };
     if state.bans.lift(ip) {

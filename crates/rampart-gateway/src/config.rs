@@ -67,6 +67,9 @@ pub struct GatewayConfig {
     pub ban_window_secs: u64,
     /// How long a ban lasts, in seconds. Default: 300.
     pub ban_secs: u64,
+    /// IPv6 sources are counted and banned by this prefix length, since one machine commonly
+    /// holds a whole /64 (128: by address). Default: 64.
+    pub ban_ipv6_prefix: u8,
     /// Most unexpired envelope claims (the network-wide replay guard) this gateway keeps in
     /// the registry; past it, encrypted requests are refused (503) until some expire, rather
     /// than a claim forgotten. Default: 500000 (over 8,000 encrypted requests a second with
@@ -105,6 +108,7 @@ impl Default for GatewayConfig {
             ban_after_failures: 20,
             ban_window_secs: 60,
             ban_secs: 300,
+            ban_ipv6_prefix: 64,
             max_envelope_claims: 500_000,
             metrics_token: None,
         }

@@ -14,6 +14,13 @@ const ICON: &str = "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'>
 
 /// A dashboard asset by path (`/ui`, `/ui.js`, `/ui.css`, `/ui.svg`); they hold no data, so no sign-in is
 /// needed to load them, and the strict CSP allows only these same-origin files.
+/// Whether `path` (the whole request path) is one of the dashboard's files below, which are
+/// served even to a banned source (they hold no data).
+pub fn is_page(path: &str) -> bool {
+    path.strip_prefix("/_rampart")
+        .is_some_and(|rest| matches!(rest, "/ui" | "/ui.js" | "/ui.css" | "/ui.svg"))
+}
+
 pub fn asset(path: &str) -> Option<Response<Body>> {
     let (body, content_type) = match path {
         "/ui" => (PAGE, "text/html; charset=utf-8"),

@@ -127,7 +127,8 @@ impl State {
                 c.ban_after_failures,
                 Duration::from_secs(c.ban_window_secs),
                 Duration::from_secs(c.ban_secs),
-            ),
+            )
+            .with_ipv6_prefix(c.ban_ipv6_prefix),
             claim_leases: Default::default(),
             config,
         }
@@ -267,16 +268,23 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, conn: Arc<ConnInfo>) 
         return reply::json(StatusCode::OK, &serde_json::json!({"status": "ok"}));
     }
     let started = std::time::Instant::now();
-    // The network's own: an admin or node certificate verified in the handshake.
+    // A ban must not lock the network's own out: an admin or node certificate verified in
+    // the handshake, a valid admin token (looked at only when the source is banned), and the
+    // dashboard's page (its API calls still need an admin credential) pass it.
     let member_cert = conn
         .principal
         .as_ref()
         .is_some_and(|p| matches!(p.role(), rampart_pki::Role::Admin | rampart_pki::Role::Node));
+    let past_ban = member_cert
+        || (req.method() == http::Method::GET && dashboard::is_page(req.uri().path()))
+        || (state.bans.banned(conn.remote.ip()).is_some()
+            && req.headers().contains_key(http::header::AUTHORIZATION)
+            && authn::authenticate(&state, req.headers(), &conn, None).await.is_ok_and(|p| p.is_admin()));
     if let Some(refused) = state.refuse_early(
         conn.remote,
         req.uri().path_and_query().map_or(0, |pq| pq.as_str().len()),
         req.headers(),
-        member_cert,
+        past_ban,
     ) {
         return refused;
     }

@@ -118,17 +118,18 @@ impl State {
 
     /// Admission before authentication: a ban, the per-source rate, the URI length, the head
     /// size. `Some` is the refusal to send.
-    /// A verified admin or node certificate (`member_cert`) is never banned: the operator must
-    /// always be able to reach the admin API to lift a ban, and a node must not be dropped from
-    /// the pool because somebody else failed to authenticate from its address.
+    /// `past_ban`: the request passes a ban (an admin or node certificate, an admin token, the
+    /// dashboard's page): the operator must always be able to reach the admin API to lift a
+    /// ban, and a node must not be dropped from the pool because somebody else failed to
+    /// authenticate from its address.
     pub fn refuse_early(
         &self,
         source: SocketAddr,
         uri_len: usize,
         headers: &http::HeaderMap,
-        member_cert: bool,
+        past_ban: bool,
     ) -> Option<http::Response<Body>> {
-        if !member_cert && let Some(left) = self.bans.banned(source.ip()) {
+        if !past_ban && let Some(left) = self.bans.banned(source.ip()) {
             let r = reply::error(
                 StatusCode::FORBIDDEN,
                 "banned",

@@ -55,6 +55,9 @@ pub enum Command {
     Deploy(DeployCommand),
     /// The running gateway's view: nodes, services, bans.
     Status,
+    /// Sources the running gateway has banned for failing authentication: list, lift.
+    #[command(subcommand)]
+    Bans(BansCommand),
     /// Security events from the running gateway's audit log.
     Events {
         /// Keep following new events as they happen.
@@ -66,6 +69,22 @@ pub enum Command {
         /// Print JSON lines instead of text.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `rampart bans …`.
+#[derive(Debug, Subcommand)]
+pub enum BansCommand {
+    /// The bans in force: source (an address, or an IPv6 network), time left, failures.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift a ban now, on every gateway of the network.
+    Lift {
+        /// The banned address (or network, as `list` shows it).
+        source: String,
     },
 }
 

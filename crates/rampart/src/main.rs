@@ -32,6 +32,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => cmd::demo::run(explicit_home, args),
         Command::Deploy(cmd) => cmd::deploy::run(&home, cmd),
         Command::Status => cmd::admin::status(&home),
+        Command::Bans(cli::BansCommand::List { json }) => cmd::admin::bans_list(&home, json),
+        Command::Bans(cli::BansCommand::Lift { source }) => cmd::admin::bans_lift(&home, &source),
         Command::Events { follow, after, json } => cmd::admin::events(&home, follow, after, json),
     };
     match result {

@@ -256,22 +256,39 @@ fn a_source_failing_authentication_is_banned_and_an_admin_can_lift_it() {
     assert!(
         net.eventually(Duration::from_secs(5), || !stdout(&net.call("/_rampart/status", &[])).is_empty())
     );
-    let token = std::fs::read_to_string(net.home.join("admin.token")).unwrap();
-    let token = token.trim();
+    let admin = std::fs::read_to_string(net.home.join("admin.token")).unwrap();
+    let admin = admin.trim();
+    let alice = net.user("alice");
+    ok(&net.home, &["policy", "allow", "--service", "hello", "--principal", "user/alice"]);
     for _ in 0..5 {
         net.call("/hello", &["--token", "rpt_wrong"]);
     }
-    // Banned: even a valid token from this address is refused before any work.
-    let out = net.call("/hello", &["--token", token]);
+    // Banned: even a valid user token from this address is refused before any work.
+    let out = net.call("/hello", &["--token", &alice]);
     assert_eq!(out.status.code(), Some(4));
     assert!(stdout(&out).contains("banned"), "{}", stdout(&out));
-    // The admin certificate still reaches the admin API, sees the ban and lifts it.
-    let bans = stdout(&net.call("/_rampart/bans", &[]));
+    // The operator is not locked out: the dashboard's page is served without credentials, an
+    // admin token reaches the admin API and the services, and sees the ban.
+    let page = std::process::Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", "--cacert"])
+        .arg(net.home.join("pki/local/ca.pem"))
+        .arg(format!("{}/_rampart/ui", net.url))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&page.stdout), "200");
+    let bans = stdout(&net.call("/_rampart/bans", &["--token", admin]));
     assert!(bans.contains("127.0.0.1"), "{bans}");
+    assert_eq!(stdout(&net.call("/hello", &["--token", admin])), "Hello World!");
+    assert!(net.call("/hello", &["--token", &alice]).status.code() == Some(4), "alice is still banned");
+    // The CLI (admin certificate) lists and lifts it.
     assert!(ok(&net.home, &["status"]).contains("banned: 127.0.0.1"));
-    let lifted = net.call("/_rampart/bans/127.0.0.1", &["-X", "DELETE"]);
-    assert!(lifted.status.success(), "{}", stdout(&lifted));
-    assert!(net.call("/hello", &["--token", token]).status.success());
+    let list = ok(&net.home, &["bans", "list"]);
+    assert!(list.starts_with("SOURCE") && list.contains("127.0.0.1"), "{list}");
+    let bad = support::refused(&net.home, &["bans", "lift", "not-an-address"], "");
+    assert!(bad.contains("not an IP address"), "{bad}");
+    assert!(ok(&net.home, &["bans", "lift", "127.0.0.1"]).contains("Lifted the ban on 127.0.0.1"));
+    assert!(ok(&net.home, &["bans", "list"]).contains("No source is banned."));
+    assert!(net.call("/hello", &["--token", &alice]).status.success());
     assert!(audit_kinds(&net).contains("banned"));
     assert!(net.eventually(Duration::from_secs(5), || stream.lock().unwrap().contains("banned")));
     assert!(metrics(&net).contains("rampart_security_events_total{kind=\"banned\"} 1"));

@@ -1,5 +1,5 @@
-//! `rampart status` and `rampart events`: the running gateway's admin API, with the home's
-//! admin certificate.
+//! `rampart status`, `rampart events` and `rampart bans`: the running gateway's admin API,
+//! with the home's admin certificate.
 
 use std::time::Duration;
 
@@ -11,10 +11,20 @@ use crate::cmd::{block_on, print_table};
 use crate::home::Home;
 
 async fn get(home: &Home, path: &str, accept: &str) -> Result<hyper::Response<hyper::body::Incoming>> {
+    send(home, http::Method::GET, path, accept).await
+}
+
+async fn send(
+    home: &Home,
+    method: http::Method,
+    path: &str,
+    accept: &str,
+) -> Result<hyper::Response<hyper::body::Incoming>> {
     let config = home.config()?;
     let url = format!("{}{path}", home.gateway_url(&config));
     let client = home.admin_client(&config)?;
-    let req = Request::get(&url).header("accept", accept).body(rampart_net::full(""))?;
+    let req =
+        Request::builder().method(method).uri(&url).header("accept", accept).body(rampart_net::full(""))?;
     let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
         .await
         .with_context(|| format!("{url}: no answer"))?
@@ -66,6 +76,49 @@ pub fn status(home: &Home) -> Result<()> {
                 b["failures"]
             );
         }
+        Ok(())
+    })?
+}
+
+/// `rampart bans list`.
+pub fn bans_list(home: &Home, json: bool) -> Result<()> {
+    block_on(async {
+        let bans = get_json(home, "/_rampart/bans").await?;
+        let list = bans["bans"].as_array().cloned().unwrap_or_default();
+        if json {
+            outln!("{}", serde_json::Value::Array(list));
+            return Ok(());
+        }
+        if list.is_empty() {
+            outln!("No source is banned.");
+            return Ok(());
+        }
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .map(|b| {
+                vec![
+                    b["source"].as_str().unwrap_or("?").to_owned(),
+                    format!("{} s", b["seconds_left"]),
+                    b["failures"].to_string(),
+                ]
+            })
+            .collect();
+        print_table(&["SOURCE", "LEFT", "FAILURES"], &rows);
+        Ok(())
+    })?
+}
+
+/// `rampart bans lift SOURCE`: an address, or a banned network as `list` shows it.
+pub fn bans_lift(home: &Home, source: &str) -> Result<()> {
+    let address = source.split_once('/').map_or(source, |(a, _)| a);
+    if address.parse::<std::net::IpAddr>().is_err() {
+        bail!("{source:?} is not an IP address (or a network as `rampart bans list` shows it)");
+    }
+    block_on(async {
+        send(home, http::Method::DELETE, &format!("/_rampart/bans/{address}"), "application/json")
+            .await
+            .with_context(|| format!("lifting the ban on {source}"))?;
+        outln!("Lifted the ban on {source} (the network's other gateways lift it too).");
         Ok(())
     })?
 }

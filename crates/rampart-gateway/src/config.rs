@@ -10,6 +10,11 @@ use serde::{Deserialize, Serialize};
 pub struct GatewayConfig {
     /// Address of the front listener. Default: `127.0.0.1:8443`.
     pub listen: SocketAddr,
+    /// Networks of the load balancers in front of this listener that send the PROXY protocol
+    /// (v1 or v2) with each client's address: their connections must carry the header, and
+    /// nobody else's may (`["10.0.0.0/8"]`). Default: none, no header accepted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub proxy_protocol_from: Vec<ipnet::IpNet>,
     /// Client certificates at the front door: `off`, `optional` or `required`. Default:
     /// `optional` (clients use a certificate or a token; nodes always use certificates).
     pub client_cert: String,
@@ -50,8 +55,9 @@ pub struct GatewayConfig {
     pub max_header_bytes: usize,
     /// Most request headers (431 beyond). Default: 100.
     pub max_headers: usize,
-    /// Time for a client to send its request headers once it began them, in milliseconds
-    /// (a slow client beyond). Default: 10000.
+    /// Time for a client to send its request headers once it began them, and to complete the
+    /// TLS handshake (a PROXY protocol header included), in milliseconds (a slow client
+    /// beyond). Default: 10000.
     pub header_timeout_ms: u64,
     /// Time a connection may idle between requests before it is closed quietly, in
     /// milliseconds. Default: 60000.
@@ -111,6 +117,7 @@ impl Default for GatewayConfig {
             ban_ipv6_prefix: 64,
             max_envelope_claims: 500_000,
             metrics_token: None,
+            proxy_protocol_from: Vec::new(),
         }
     }
 }

@@ -182,11 +182,13 @@ pub async fn run(
     let c = &state.config;
     let limits = ServeLimits {
         max_connections: c.max_connections,
+        handshake_timeout: Duration::from_millis(c.header_timeout_ms),
         header_read_timeout: Duration::from_millis(c.header_timeout_ms),
         idle_timeout: Duration::from_millis(c.idle_timeout_ms),
         max_header_bytes: c.max_header_bytes,
         max_uri_bytes: c.max_uri_bytes,
         max_headers: c.max_headers,
+        proxy_protocol: rampart_net::proxy_header::ProxyProtocol::new(c.proxy_protocol_from.clone()),
         ..ServeLimits::default()
     };
     rampart_net::serve(listener, Arc::new(tls), handler, limits, observers, shutdown).await;

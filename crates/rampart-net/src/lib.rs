@@ -18,6 +18,7 @@ pub mod client;
 mod conn;
 pub mod error;
 pub mod gateways;
+pub mod proxy_header;
 pub mod refusal;
 pub mod remote_store;
 pub mod serve;

@@ -6,6 +6,7 @@ use std::fmt;
 
 use rustls::{CertificateError, Error as TlsError};
 
+use crate::proxy_header::ProxyRefusal;
 use crate::tls::IdentityError;
 
 /// A refused handshake, by cause.
@@ -33,6 +34,9 @@ pub enum HandshakeRefusal {
     TimedOut,
     /// Anything else in the protocol (no common version or cipher, a bad message, an alert).
     Protocol(String),
+    /// The PROXY protocol header before TLS: missing from a trusted forwarder, sent by anyone
+    /// else, or malformed.
+    ProxyHeader(ProxyRefusal),
 }
 
 impl HandshakeRefusal {
@@ -49,13 +53,22 @@ impl HandshakeRefusal {
             HandshakeRefusal::BadIdentity(_) => "tls_bad_identity",
             HandshakeRefusal::TimedOut => "slow_client",
             HandshakeRefusal::Protocol(_) => "tls_handshake_failed",
+            HandshakeRefusal::ProxyHeader(ProxyRefusal::Missing) => "proxy_header_missing",
+            HandshakeRefusal::ProxyHeader(ProxyRefusal::Untrusted) => "proxy_header_untrusted",
+            HandshakeRefusal::ProxyHeader(ProxyRefusal::Malformed(_)) => "proxy_header_bad",
         }
     }
 
     /// Whether it is a failed authentication of the client (counts towards a ban): every
-    /// refusal about the certificate it presented, or did not present.
+    /// refusal about the certificate it presented, or did not present, and a PROXY header
+    /// from an untrusted source (an address forged). A trusted forwarder's bad header is its
+    /// misconfiguration: banning it would ban every client behind it.
     pub fn is_authentication_failure(&self) -> bool {
-        !matches!(self, HandshakeRefusal::TimedOut | HandshakeRefusal::Protocol(_))
+        match self {
+            HandshakeRefusal::TimedOut | HandshakeRefusal::Protocol(_) => false,
+            HandshakeRefusal::ProxyHeader(p) => *p == ProxyRefusal::Untrusted,
+            _ => true,
+        }
     }
 
     /// Whether an operator should look at once (a revoked or misused certificate is somebody
@@ -130,6 +143,7 @@ impl HandshakeRefusal {
             }
             HandshakeRefusal::TimedOut => "TLS handshake not completed in time".into(),
             HandshakeRefusal::Protocol(why) => format!("TLS handshake failed: {why}"),
+            HandshakeRefusal::ProxyHeader(p) => p.to_string(),
         }
     }
 }

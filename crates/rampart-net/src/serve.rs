@@ -24,6 +24,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::conn::{ConnClock, Verdict, Watched, linger_close, uri_too_long_answer};
+use crate::proxy_header::ProxyProtocol;
 use crate::refusal::HandshakeRefusal;
 
 /// The error type of bodies passed around (boxed: bodies come from hyper and from memory).
@@ -44,8 +45,11 @@ pub fn incoming(body: Incoming) -> Body {
 /// What a handler knows about the connection a request came on.
 #[derive(Debug)]
 pub struct ConnInfo {
-    /// The client's address.
+    /// The client's address: the peer's, or the one a trusted forwarder's PROXY protocol
+    /// header gave.
     pub remote: SocketAddr,
+    /// The immediate peer (a forwarder, when it differs from `remote`).
+    pub peer: SocketAddr,
     /// The principal of the client certificate, if one was presented and verified.
     pub principal: Option<Principal>,
 }
@@ -112,6 +116,8 @@ pub struct ServeLimits {
     pub max_headers: usize,
     /// Time in-flight requests get to finish after shutdown begins. Default 30 s.
     pub drain_timeout: Duration,
+    /// Which peers send a PROXY protocol header before TLS (and only they may). Default: none.
+    pub proxy_protocol: ProxyProtocol,
 }
 
 impl Default for ServeLimits {
@@ -125,6 +131,7 @@ impl Default for ServeLimits {
             max_uri_bytes: 8 << 10,
             max_headers: 100,
             drain_timeout: Duration::from_secs(30),
+            proxy_protocol: ProxyProtocol::default(),
         }
     }
 }
@@ -195,25 +202,37 @@ struct Connection {
 }
 
 impl Connection {
+    /// Tells the observer of a refused connection (`None`: the client merely went away).
+    fn refused(&self, source: SocketAddr, refusal: Option<HandshakeRefusal>) {
+        if let (Some(o), Some(r)) = (&self.observers.handshake, refusal) {
+            o(source, r);
+        }
+    }
+
     async fn run(mut self, tcp: tokio::net::TcpStream, remote: SocketAddr) {
         let limits = &self.limits;
-        let refused = match tokio::time::timeout(limits.handshake_timeout, self.acceptor.accept(tcp)).await {
-            Ok(Ok(tls)) => Ok(tls),
-            Ok(Err(e)) => Err(HandshakeRefusal::from_io(&e)),
-            Err(_) => Err(Some(HandshakeRefusal::TimedOut)),
+        let peer = remote;
+        // One deadline for the PROXY protocol header (if any) and the TLS handshake.
+        let deadline = tokio::time::Instant::now() + limits.handshake_timeout;
+        let mut tcp = tcp;
+        let remote = match tokio::time::timeout_at(
+            deadline,
+            limits.proxy_protocol.client_addr(&mut tcp, peer),
+        )
+        .await
+        {
+            Ok(Ok(client)) => client,
+            Ok(Err(refusal)) => return self.refused(peer, Some(HandshakeRefusal::ProxyHeader(refusal))),
+            Err(_) => return self.refused(peer, Some(HandshakeRefusal::TimedOut)),
         };
-        let tls = match refused {
-            Ok(tls) => tls,
-            Err(refusal) => {
-                if let (Some(o), Some(r)) = (&self.observers.handshake, refusal) {
-                    o(remote, r);
-                }
-                return;
-            }
+        let tls = match tokio::time::timeout_at(deadline, self.acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => return self.refused(remote, HandshakeRefusal::from_io(&e)),
+            Err(_) => return self.refused(remote, Some(HandshakeRefusal::TimedOut)),
         };
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
         let principal = Principal::from_tls(tls.get_ref().1).ok().flatten();
-        let info = Arc::new(ConnInfo { remote, principal });
+        let info = Arc::new(ConnInfo { remote, peer, principal });
         // A request line longer than the URI limit (plus method and version), or longer than
         // the head buffer can hold, is a URI too long: 414, not the parser's 431.
         let max_line = (limits.max_uri_bytes + 16).min(head_buffer(limits) - 1);

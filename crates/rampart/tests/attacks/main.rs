@@ -5,7 +5,8 @@
 //! - `http`: methods, paths, URI and head limits, idle connections;
 //! - `tls`: every kind of refused client certificate, its event and its ban;
 //! - `registry`: the registry and internal APIs refused to the wrong principals;
-//! - `envelopes`: replays across replicas, retries under an idempotency key.
+//! - `envelopes`: replays across replicas, retries under an idempotency key;
+//! - `proxy`: clients behind a PROXY protocol forwarder, and headers forged, missing, bad or slow.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure report
 
@@ -14,6 +15,7 @@ mod support;
 
 mod envelopes;
 mod http;
+mod proxy;
 mod registry;
 mod tls;
 

@@ -46,6 +46,10 @@ pub struct Event {
     pub kind: String,
     /// Where it came from: a client address, or a node's name.
     pub source: String,
+    /// The immediate peer, when it is not the client: the load balancer or proxy the client
+    /// came through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
     /// Who, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<String>,
@@ -71,6 +75,9 @@ pub struct NewEvent {
     pub kind: String,
     /// Where from.
     pub source: String,
+    /// Through which forwarder, when the client did not connect directly.
+    #[serde(default)]
+    pub peer: Option<String>,
     /// Who.
     #[serde(default)]
     pub principal: Option<String>,
@@ -154,6 +161,7 @@ impl EventLog {
             severity: new.severity.unwrap_or(Severity::Warning),
             kind: new.kind,
             source: new.source,
+            peer: new.peer,
             principal: new.principal,
             service: new.service,
             reason: new.reason,

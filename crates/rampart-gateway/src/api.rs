@@ -80,7 +80,7 @@ async fn dispatch(
     let principal = match authn::authenticate(&state, req.headers(), &conn, None).await {
         Ok(p) => p,
         Err(failure) => {
-            state.auth_failed(failure.kind, conn.remote, None, &failure.reason);
+            state.auth_failed(failure.kind, &*conn, None, &failure.reason);
             return reply::unauthenticated(&failure.reason);
         }
     };
@@ -88,7 +88,7 @@ async fn dispatch(
         matches!(rest, "/status" | "/metrics" | "/events" | "/bans") || rest.starts_with("/bans/");
     if admin_only && !principal.is_admin() {
         let why = format!("{principal} is not an administrator");
-        state.event(Severity::Warning, "admin_forbidden", conn.remote, Some(principal.name()), None, &why);
+        state.event(Severity::Warning, "admin_forbidden", &*conn, Some(principal.name()), None, &why);
         return reply::error(StatusCode::FORBIDDEN, "forbidden", "the admin API is for administrators");
     }
     if (method.clone(), rest) == (Method::GET, "/events") {
@@ -98,7 +98,7 @@ async fn dispatch(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let caller = Caller { state: &state, principal: &principal, source: conn.remote, path: rest };
+    let caller = Caller { state: &state, principal: &principal, source: conn.as_ref().into(), path: rest };
     match (method, rest) {
         (Method::POST, "/store") => store_api(&caller, &body).await,
         (Method::POST, "/internal/register") => caller.as_node(|n| register(&caller, n, &body)).await,
@@ -184,7 +184,7 @@ async fn read_body(req: Request<Incoming>) -> Result<bytes::Bytes, Response<Body
 struct Caller<'a> {
     state: &'a State,
     principal: &'a Principal,
-    source: SocketAddr,
+    source: rampart_net::Source,
     path: &'a str,
 }
 
@@ -250,7 +250,7 @@ async fn register(caller: &Caller<'_>, node: &str, body: &[u8]) -> Response<Body
     // A node listening on every address (0.0.0.0:7001 in a container) is reached at the
     // address it registered from.
     let addr = if reg.addr.ip().is_unspecified() {
-        SocketAddr::new(caller.source.ip(), reg.addr.port())
+        SocketAddr::new(caller.source.client.ip(), reg.addr.port())
     } else {
         reg.addr
     };
@@ -406,12 +406,7 @@ async fn token_for_password(state: &State, req: Request<Incoming>, conn: &ConnIn
             &serde_json::json!({"token": issued.token.as_str(), "id": issued.record.id, "expires": issued.record.expires}),
         ),
         Err(AuthError::BadCredentials) => {
-            state.auth_failed(
-                "bad_password",
-                conn.remote,
-                None,
-                &format!("wrong password for user {user:?}"),
-            );
+            state.auth_failed("bad_password", conn, None, &format!("wrong password for user {user:?}"));
             reply::unauthenticated("wrong user name or password")
         }
         Err(e @ AuthError::TokenLimit { .. }) => {

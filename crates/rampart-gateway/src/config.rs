@@ -15,6 +15,11 @@ pub struct GatewayConfig {
     /// nobody else's may (`["10.0.0.0/8"]`). Default: none, no header accepted.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub proxy_protocol_from: Vec<ipnet::IpNet>,
+    /// Networks of the HTTP proxies in front of this listener whose `Forwarded` /
+    /// `X-Forwarded-For` is believed (the rightmost address that is not one of them is the
+    /// client). From anyone else the headers are ignored. Default: none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Client certificates at the front door: `off`, `optional` or `required`. Default:
     /// `optional` (clients use a certificate or a token; nodes always use certificates).
     pub client_cert: String,
@@ -118,6 +123,7 @@ impl Default for GatewayConfig {
             max_envelope_claims: 500_000,
             metrics_token: None,
             proxy_protocol_from: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -7,7 +7,8 @@
 //! # Layout
 //! - [`config`]: `[gateway]` in `rampart.toml`;
 //! - [`routes`]: the routing table, following the registry;
-//! - `authn`: who is calling;
+//! - `authn`: who is calling; [`forwarded`]: from where, behind trusted proxies (the PROXY
+//!   protocol is read by `rampart_net::proxy_header`, before TLS);
 //! - [`proxy`]: forwarding to nodes;
 //! - [`api`]: `/_rampart/…` (registration, store, status, tokens);
 //! - [`cluster`]: events and bans shared with the other gateways of a shared registry;
@@ -24,6 +25,7 @@ pub mod cluster;
 pub mod config;
 mod dashboard;
 pub mod envelopes;
+pub mod forwarded;
 pub mod health;
 mod leaving;
 pub use leaving::DRAIN_GRACE;
@@ -270,6 +272,17 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, conn: Arc<ConnInfo>) 
         return reply::json(StatusCode::OK, &serde_json::json!({"status": "ok"}));
     }
     let started = std::time::Instant::now();
+    // Behind a trusted HTTP proxy, the client it names (one address for admission, bans,
+    // events and the node).
+    let conn = match state.config.trusted_proxies.as_slice() {
+        [] => conn,
+        trusted => match forwarded::client_of(conn.remote, req.headers(), trusted) {
+            client if client == conn.remote => conn,
+            client => {
+                Arc::new(ConnInfo { remote: client, peer: conn.peer, principal: conn.principal.clone() })
+            }
+        },
+    };
     // A ban must not lock the network's own out: an admin or node certificate verified in
     // the handshake, a valid admin token (looked at only when the source is banned), and the
     // dashboard's page (its API calls still need an admin credential) pass it.
@@ -283,7 +296,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, conn: Arc<ConnInfo>) 
             && req.headers().contains_key(http::header::AUTHORIZATION)
             && authn::authenticate(&state, req.headers(), &conn, None).await.is_ok_and(|p| p.is_admin()));
     if let Some(refused) = state.refuse_early(
-        conn.remote,
+        conn.as_ref().into(),
         req.uri().path_and_query().map_or(0, |pq| pq.as_str().len()),
         req.headers(),
         past_ban,
@@ -291,7 +304,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, conn: Arc<ConnInfo>) 
         return refused;
     }
     if let Err(e) = rampart_net::wire::check_method(req.method()) {
-        state.event(Severity::Warning, "bad_method", conn.remote, None, None, &e.to_string());
+        state.event(Severity::Warning, "bad_method", &*conn, None, None, &e.to_string());
         return reply::error(StatusCode::BAD_REQUEST, "bad_method", &e.to_string());
     }
     let (service, rest) = split(req.uri().path());
@@ -301,7 +314,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, conn: Arc<ConnInfo>) 
         Ok(r) => r.into_owned(),
         Err(e) => {
             let why = format!("{e} ({})", e.kind());
-            state.event(Severity::Warning, "bad_path", conn.remote, None, Some(service), &why);
+            state.event(Severity::Warning, "bad_path", &*conn, None, Some(service), &why);
             return reply::error(StatusCode::BAD_REQUEST, "bad_path", &e.to_string());
         }
     };
@@ -324,7 +337,7 @@ async fn route(
     let principal = match authn::authenticate(state, req.headers(), conn, Some(service)).await {
         Ok(p) => p,
         Err(failure) => {
-            state.auth_failed(failure.kind, conn.remote, Some(service), &failure.reason);
+            state.auth_failed(failure.kind, conn, Some(service), &failure.reason);
             return reply::unauthenticated(&failure.reason);
         }
     };
@@ -334,7 +347,7 @@ async fn route(
         state.event(
             Severity::Warning,
             "rate_limited",
-            conn.remote,
+            conn,
             Some(principal.name()),
             Some(service),
             "over the per-principal request rate",
@@ -354,7 +367,7 @@ async fn route(
         state.event(
             Severity::Warning,
             "policy_denied",
-            conn.remote,
+            conn,
             Some(principal.name()),
             Some(service),
             &denied.reason,

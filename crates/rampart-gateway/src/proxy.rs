@@ -10,6 +10,7 @@
 //! with an `Idempotency-Key` is kept in the registry and replayed to duplicates: only the
 //! service's own answer (marked by the node), never a refusal made before the service ran.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -86,26 +87,12 @@ pub async fn forward(
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
             let why = format!("request bodies are limited to {limit} bytes");
-            state.event(
-                Severity::Warning,
-                "too_large",
-                conn.remote,
-                Some(principal.name()),
-                Some(service),
-                &why,
-            );
+            state.event(Severity::Warning, "too_large", conn, Some(principal.name()), Some(service), &why);
             return reply::error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", &why);
         }
         Err(BodyError::Idle) => {
             let why = "the request body stalled";
-            state.event(
-                Severity::Warning,
-                "slow_client",
-                conn.remote,
-                Some(principal.name()),
-                Some(service),
-                why,
-            );
+            state.event(Severity::Warning, "slow_client", conn, Some(principal.name()), Some(service), why);
             return reply::error(StatusCode::REQUEST_TIMEOUT, "slow_client", why);
         }
         Err(BodyError::Broken) => {
@@ -155,7 +142,7 @@ pub async fn forward(
 
         let left = deadline.saturating_duration_since(Instant::now());
         let try_timeout = Duration::from_millis(state.config.try_timeout_ms).min(left);
-        let outgoing = build(&parts, body.clone(), &ep, service, rest, principal);
+        let outgoing = build(&parts, body.clone(), (&ep, conn.remote), service, rest, principal);
         let in_flight = ep.health.start();
         let result = tokio::time::timeout(try_timeout, state.client.request(outgoing)).await;
         match result {
@@ -304,7 +291,7 @@ async fn read_body(mut body: Incoming, limit: usize, idle: Duration) -> Result<B
 fn build(
     parts: &Parts,
     body: Bytes,
-    ep: &Endpoint,
+    (ep, client): (&Endpoint, SocketAddr),
     service: &str,
     rest: &str,
     principal: &Principal,
@@ -316,12 +303,16 @@ fn build(
     *req.uri_mut() = uri.parse().unwrap_or_default();
     let headers = req.headers_mut();
     for (name, value) in &parts.headers {
+        // Rampart-* (the principal, the service) and where the request came from are the
+        // gateway's word alone.
         let skip = DROPPED.contains(name)
-            || [header::AUTHORIZATION, header::HOST, PRINCIPAL_HEADER, SERVICE_HEADER].contains(name);
+            || [header::AUTHORIZATION, header::HOST].contains(name)
+            || crate::forwarded::is_forwarding_header(name);
         if !skip {
             headers.append(name.clone(), value.clone());
         }
     }
+    crate::forwarded::set_towards_node(headers, client);
     if let Ok(who) = HeaderValue::from_str(&principal.name()) {
         headers.insert(PRINCIPAL_HEADER, who);
     }

@@ -1,31 +1,33 @@
 //! Turning refusals into security events (audit log, metrics, live stream) and the admission
 //! checks that run before any routing work: bans, rate limits, URI length.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::StatusCode;
 use http::header::{HeaderValue, RETRY_AFTER};
 use rampart_events::{NewEvent, Severity};
-use rampart_net::{Body, ConnProblem, HandshakeRefusal};
+use rampart_net::{Body, ConnProblem, HandshakeRefusal, Source};
 
 use crate::{State, reply};
 
 impl State {
-    /// Records a security event seen by this gateway.
+    /// Records a security event seen by this gateway: the client's address as its source,
+    /// and the forwarder's when it came through one.
     pub fn event(
         &self,
         severity: Severity,
         kind: &str,
-        source: SocketAddr,
+        source: impl Into<Source>,
         principal: Option<String>,
         service: Option<&str>,
         reason: &str,
     ) {
+        let source = source.into();
         self.events.record(NewEvent {
             severity: Some(severity),
             kind: kind.to_owned(),
-            source: source.ip().to_string(),
+            source: source.client.ip().to_string(),
+            peer: source.forwarder().map(|ip| ip.to_string()),
             principal,
             service: service.map(str::to_owned),
             reason: reason.to_owned(),
@@ -52,22 +54,23 @@ impl State {
             severity: Some(severity),
             kind: kind.to_owned(),
             source: node.to_owned(),
-            principal: None,
-            service: None,
             reason: reason.to_owned(),
             node: Some(node.to_owned()),
+            ..Default::default()
         });
     }
 
     /// A failed authentication: an event, and a step towards a ban of the source.
-    pub fn auth_failed(&self, kind: &str, source: SocketAddr, service: Option<&str>, reason: &str) {
+    pub fn auth_failed(&self, kind: &str, source: impl Into<Source>, service: Option<&str>, reason: &str) {
+        let source = source.into();
         self.event(Severity::Warning, kind, source, None, service, reason);
         self.count_failure(source);
     }
 
-    /// Counts an authentication failure of `source`; the failure that starts a ban is an event.
-    fn count_failure(&self, source: SocketAddr) {
-        if self.bans.failed(source.ip()) {
+    /// Counts an authentication failure of the client; the failure that starts a ban is an
+    /// event.
+    fn count_failure(&self, source: Source) {
+        if self.bans.failed(source.client.ip()) {
             let why = format!(
                 "{} authentication failures within {} s: banned for {} s",
                 self.config.ban_after_failures, self.config.ban_window_secs, self.config.ban_secs
@@ -78,7 +81,7 @@ impl State {
 
     /// A refused TLS handshake, by kind. Every refusal of the client's certificate (or of its
     /// absence) counts towards a ban, as any other failed authentication.
-    pub fn handshake_failed(&self, source: SocketAddr, refusal: &HandshakeRefusal) {
+    pub fn handshake_failed(&self, source: Source, refusal: &HandshakeRefusal) {
         let kind = refusal.kind();
         self.metrics.tls_failure(kind);
         let severity = if refusal.is_critical() { Severity::Critical } else { Severity::Warning };
@@ -89,7 +92,7 @@ impl State {
     }
 
     /// A connection cut for a slow or oversized request head.
-    pub fn connection_problem(&self, source: SocketAddr, problem: ConnProblem) {
+    pub fn connection_problem(&self, source: Source, problem: ConnProblem) {
         match problem {
             ConnProblem::HeaderTimeout => self.event(
                 Severity::Warning,
@@ -106,12 +109,12 @@ impl State {
     }
 
     /// A request URI over the limit: refused while reading the HTTP/1.1 request line, or here.
-    fn uri_too_long(&self, source: SocketAddr) {
+    fn uri_too_long(&self, source: impl Into<Source>) {
         self.event(Severity::Warning, "uri_too_long", source, None, None, "request URI over the limit (414)");
     }
 
     /// A request head over the limit: refused by the HTTP/1.1 parser or, for HTTP/2, here.
-    fn header_too_large(&self, source: SocketAddr) {
+    fn header_too_large(&self, source: impl Into<Source>) {
         let why = "request head over the size or count limit (431)";
         self.event(Severity::Warning, "header_too_large", source, None, None, why);
     }
@@ -124,12 +127,12 @@ impl State {
     /// authenticate from its address.
     pub fn refuse_early(
         &self,
-        source: SocketAddr,
+        source: Source,
         uri_len: usize,
         headers: &http::HeaderMap,
         past_ban: bool,
     ) -> Option<http::Response<Body>> {
-        if !past_ban && let Some(left) = self.bans.banned(source.ip()) {
+        if !past_ban && let Some(left) = self.bans.banned(source.client.ip()) {
             let r = reply::error(
                 StatusCode::FORBIDDEN,
                 "banned",
@@ -138,7 +141,7 @@ impl State {
             return Some(retry_after(r, left));
         }
         if self.source_limit.enabled()
-            && let Err(wait) = self.source_limit.check(&source.ip().to_string())
+            && let Err(wait) = self.source_limit.check(&source.client.ip().to_string())
         {
             self.event(
                 Severity::Warning,

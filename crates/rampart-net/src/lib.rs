@@ -36,5 +36,7 @@ pub const REGISTRY_HEADER: &str = "rampart-registry";
 /// recorded as the outcome of an `Idempotency-Key`. The gateway removes it.
 pub const SERVED_HEADER: &str = "rampart-served";
 pub use refusal::HandshakeRefusal;
-pub use serve::{Body, BoxError, ConnInfo, ConnProblem, Handler, Observers, ServeLimits, full, serve};
+pub use serve::{
+    Body, BoxError, ConnInfo, ConnProblem, Handler, Observers, ServeLimits, Source, full, serve,
+};
 pub use tls::{ClientAuth, TlsMaterial};

@@ -54,6 +54,44 @@ pub struct ConnInfo {
     pub principal: Option<Principal>,
 }
 
+/// Where a connection or request comes from: the client, and the immediate peer (a load
+/// balancer or proxy, when one stands between; else the client itself).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Source {
+    /// The client.
+    pub client: SocketAddr,
+    /// The peer of the TCP connection.
+    pub peer: SocketAddr,
+}
+
+impl Source {
+    /// The peer's address when it is not the client's (a forwarder's), for the record.
+    pub fn forwarder(&self) -> Option<std::net::IpAddr> {
+        (self.peer.ip() != self.client.ip()).then_some(self.peer.ip())
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.forwarder() {
+            Some(via) => write!(f, "{} (via {via})", self.client),
+            None => write!(f, "{}", self.client),
+        }
+    }
+}
+
+impl From<SocketAddr> for Source {
+    fn from(addr: SocketAddr) -> Self {
+        Source { client: addr, peer: addr }
+    }
+}
+
+impl From<&ConnInfo> for Source {
+    fn from(conn: &ConnInfo) -> Self {
+        Source { client: conn.remote, peer: conn.peer }
+    }
+}
+
 /// A request handler: it always answers (errors are responses too).
 pub type Handler = Arc<
     dyn Fn(Request<Incoming>, Arc<ConnInfo>) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>>
@@ -63,7 +101,7 @@ pub type Handler = Arc<
 
 /// Called with the client's address and the refusal whenever a TLS handshake is refused (not
 /// when the client merely hung up).
-pub type HandshakeObserver = Arc<dyn Fn(SocketAddr, HandshakeRefusal) + Send + Sync>;
+pub type HandshakeObserver = Arc<dyn Fn(Source, HandshakeRefusal) + Send + Sync>;
 
 /// Why a connection was cut before a request could be answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,7 +116,7 @@ pub enum ConnProblem {
 }
 
 /// Called with the client's address and the problem when a connection is cut.
-pub type ConnObserver = Arc<dyn Fn(SocketAddr, ConnProblem) + Send + Sync>;
+pub type ConnObserver = Arc<dyn Fn(Source, ConnProblem) + Send + Sync>;
 
 /// Who hears about connections that fail.
 #[derive(Clone, Default)]
@@ -203,7 +241,7 @@ struct Connection {
 
 impl Connection {
     /// Tells the observer of a refused connection (`None`: the client merely went away).
-    fn refused(&self, source: SocketAddr, refusal: Option<HandshakeRefusal>) {
+    fn refused(&self, source: Source, refusal: Option<HandshakeRefusal>) {
         if let (Some(o), Some(r)) = (&self.observers.handshake, refusal) {
             o(source, r);
         }
@@ -222,13 +260,16 @@ impl Connection {
         .await
         {
             Ok(Ok(client)) => client,
-            Ok(Err(refusal)) => return self.refused(peer, Some(HandshakeRefusal::ProxyHeader(refusal))),
-            Err(_) => return self.refused(peer, Some(HandshakeRefusal::TimedOut)),
+            Ok(Err(refusal)) => {
+                return self.refused(peer.into(), Some(HandshakeRefusal::ProxyHeader(refusal)));
+            }
+            Err(_) => return self.refused(peer.into(), Some(HandshakeRefusal::TimedOut)),
         };
+        let source = Source { client: remote, peer };
         let tls = match tokio::time::timeout_at(deadline, self.acceptor.accept(tcp)).await {
             Ok(Ok(tls)) => tls,
-            Ok(Err(e)) => return self.refused(remote, HandshakeRefusal::from_io(&e)),
-            Err(_) => return self.refused(remote, Some(HandshakeRefusal::TimedOut)),
+            Ok(Err(e)) => return self.refused(source, HandshakeRefusal::from_io(&e)),
+            Err(_) => return self.refused(source, Some(HandshakeRefusal::TimedOut)),
         };
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
         let principal = Principal::from_tls(tls.get_ref().1).ok().flatten();
@@ -298,7 +339,7 @@ impl Connection {
         };
         let Some(problem) = problem else { return };
         if let Some(o) = &self.observers.connection {
-            o(remote, problem);
+            o(source, problem);
         }
         if let Ok(io) = io_back.await {
             match problem {

@@ -110,7 +110,8 @@ pub async fn run(
         Box::pin(async move { handle(&node, req, &conn).await })
     });
     // A refused caller is a security event: logged here and reported to the gateway.
-    let observer: rampart_net::serve::HandshakeObserver = Arc::new(move |remote, refusal| {
+    let observer: rampart_net::serve::HandshakeObserver = Arc::new(move |source, refusal| {
+        let remote = source.client;
         tracing::warn!("refused a connection from {remote} ({}): {refusal}", refusal.kind());
         let reason = format!("{} ({})", refusal.reason(), refusal.kind());
         if let Some(r) = reporter.clone() {

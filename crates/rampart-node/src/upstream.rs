@@ -21,6 +21,9 @@ pub fn client() -> PlainClient {
     Client::builder(TokioExecutor::new()).build(http)
 }
 
+/// Headers the gateway sets about the client, passed on to the app.
+const FROM_GATEWAY: [&str; 4] = ["rampart-client", "forwarded", "x-forwarded-for", "x-forwarded-proto"];
+
 #[allow(clippy::too_many_arguments)]
 pub async fn forward(
     client: &PlainClient,
@@ -42,6 +45,13 @@ pub async fn forward(
         Request::builder().method(method.clone()).uri(&uri).header("rampart-principal", principal);
     if let Some(ct) = headers.get(CONTENT_TYPE).filter(|v| v.to_str().is_ok_and(|s| !s.contains("fernet"))) {
         builder = builder.header(CONTENT_TYPE, ct);
+    }
+    // Where the request came from, as the gateway decided (it removed the client's own
+    // versions of these): the app behind a node sees the real client, as behind any proxy.
+    for name in FROM_GATEWAY {
+        if let Some(v) = headers.get(name) {
+            builder = builder.header(name, v);
+        }
     }
     let Ok(req) = builder.body(full(body)) else {
         return Answer::error(StatusCode::BAD_REQUEST, "bad_request", "cannot forward this request");

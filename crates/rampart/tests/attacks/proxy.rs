@@ -1,6 +1,8 @@
-//! Clients behind a load balancer that speaks the PROXY protocol: their own addresses are the
-//! ones admission, bans and events see; a header from anyone but the trusted forwarder, or
-//! none from it, or a bad or slow one, is refused within the deadline.
+//! Clients behind a load balancer that speaks the PROXY protocol, or behind an HTTP proxy that
+//! sets `X-Forwarded-For`: their own addresses are the ones admission, bans and events see; a
+//! PROXY header from anyone but the trusted forwarder, or none from it, or a bad or slow one,
+//! is refused within the deadline; forwarding headers from anyone else are ignored and never
+//! reach a node.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -14,6 +16,11 @@ const FORWARDER: &str = "127.0.0.2";
 
 /// A network whose gateway trusts PROXY headers from 127.0.0.2 only.
 fn network() -> Network {
+    network_with(&format!("proxy_protocol_from = [\"{FORWARDER}/32\"]\n"), 1, &[])
+}
+
+/// A network with `gateway` appended to `[gateway]` and `nodes` nodes started with `node_args`.
+fn network_with(gateway: &str, nodes: usize, node_args: &[&str]) -> Network {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     ok(&home, &["init"]);
@@ -22,9 +29,13 @@ fn network() -> Network {
     text = text.replace("ban_after_failures = 20", "ban_after_failures = 3");
     text = text.replace("header_timeout_ms = 10000", "header_timeout_ms = 1000");
     // [gateway] is the file's last table.
-    text.push_str(&format!("proxy_protocol_from = [\"{FORWARDER}/32\"]\n"));
+    text.push_str(gateway);
     std::fs::write(&toml, text).unwrap();
-    Network::launch(dir, home, 1, &[])
+    let mut net = Network::launch(dir, home, 0, &[]);
+    for i in 1..=nodes {
+        net.add_node(&format!("n{i}"), node_args);
+    }
+    net
 }
 
 fn gateway_addr(net: &Network) -> SocketAddr {
@@ -110,7 +121,11 @@ fn clients_behind_a_proxy_protocol_forwarder_are_banned_one_by_one() {
     let banned = wait_events(&net, "banned", 1, |_| true);
     assert_eq!(banned[0]["source"], "198.51.100.1", "{banned:?}");
     let refused = events_of(&net, "token_malformed");
-    assert!(!refused.is_empty() && refused.iter().all(|e| e["source"] == "198.51.100.1"), "{refused:?}");
+    assert!(
+        !refused.is_empty()
+            && refused.iter().all(|e| e["source"] == "198.51.100.1" && e["peer"] == FORWARDER),
+        "{refused:?}"
+    );
     assert!(ok(&net.home, &["bans", "list"]).contains("198.51.100.1"));
     assert!(!ok(&net.home, &["bans", "list"]).contains(FORWARDER));
 }
@@ -168,4 +183,83 @@ fn proxy_headers_only_from_the_forwarder_and_always_from_it() {
     let via = forward_as(&net, "198.51.100.3:40003".parse().unwrap());
     let admin = std::fs::read_to_string(net.home.join("admin.token")).unwrap();
     assert_eq!(curl_via(&net, via, "/hello", admin.trim()), 200);
+}
+
+/// An app that answers with the request head it received (what reached the service).
+fn head_echo_app() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(32) {
+            let Ok(mut s) = stream else { continue };
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 8192];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+            let head = head.split("\r\n\r\n").next().unwrap_or("").to_owned();
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{head}",
+                head.len()
+            );
+        }
+    });
+    port
+}
+
+/// curl to the gateway from `from` (a loopback address) with extra headers; (status, body).
+fn curl_from(net: &Network, from: &str, path: &str, token: &str, headers: &[&str]) -> (u16, String) {
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-sS", "-w", "\n%{http_code}", "--max-time", "10", "--interface", from, "--cacert"])
+        .arg(net.home.join("pki/local/ca.pem"))
+        .args(["-H", &format!("Authorization: Bearer {token}")]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd.arg(format!("{}{path}", net.url)).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (status.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+#[test]
+fn forwarded_headers_count_from_trusted_proxies_only_and_never_reach_a_node_as_sent() {
+    let app = head_echo_app();
+    let upstream = format!("app=http://127.0.0.1:{app}");
+    let net =
+        network_with(&format!("trusted_proxies = [\"{FORWARDER}/32\"]\n"), 1, &["--upstream", &upstream]);
+    let admin = std::fs::read_to_string(net.home.join("admin.token")).unwrap();
+    let admin = admin.trim();
+    let forged = [
+        "X-Forwarded-For: 203.0.113.66",
+        "Forwarded: for=203.0.113.66",
+        "X-Real-IP: 203.0.113.66",
+        "Rampart-Client: 203.0.113.66",
+        "Rampart-Principal: spiffe://local/admin/root",
+    ];
+    // From 127.0.0.1, no trusted proxy: the forged headers are ignored, and replaced.
+    let (status, head) = curl_from(&net, "127.0.0.1", "/app/x", admin, &forged);
+    assert_eq!(status, 200, "{head}");
+    assert!(!head.contains("203.0.113.66") && !head.contains("admin/root"), "{head}");
+    for line in
+        ["x-forwarded-for: 127.0.0.1", "rampart-client: 127.0.0.1", "forwarded: for=127.0.0.1;proto=https"]
+    {
+        assert!(head.contains(line), "{line} missing from {head}");
+    }
+    assert_eq!(curl_from(&net, "127.0.0.1", "/app/x", "rpt_wrong", &forged).0, 401);
+    let direct = wait_events(&net, "token_malformed", 1, |_| true);
+    assert_eq!(direct[0]["source"], "127.0.0.1");
+    assert!(direct[0].get("peer").is_none(), "{direct:?}");
+
+    // From the trusted proxy 127.0.0.2: its word is taken, and the event names both.
+    let (status, head) = curl_from(&net, FORWARDER, "/app/x", admin, &["X-Forwarded-For: 203.0.113.66"]);
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.contains("x-forwarded-for: 203.0.113.66") && head.contains("rampart-client: 203.0.113.66"),
+        "{head}"
+    );
+    assert_eq!(curl_from(&net, FORWARDER, "/app/x", "rpt_wrong", &["X-Forwarded-For: 203.0.113.66"]).0, 401);
+    let via = wait_events(&net, "token_malformed", 2, |_| true);
+    assert_eq!(via[1]["source"], "203.0.113.66");
+    assert_eq!(via[1]["peer"], FORWARDER);
 }

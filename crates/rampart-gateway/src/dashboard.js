@@ -17,7 +17,7 @@ function renderFeed() {
     if (kind && !e.kind.includes(kind)) continue;
     const tr = document.createElement("tr");
     tr.dataset.kind = e.kind;
-    tr.append(cell(e.time.slice(0, 19).replace("T", " ")), cell(e.severity, "sev sev-" + e.severity), cell(e.kind), cell(e.node || e.source), cell(e.principal), cell(e.service), cell(e.reason));
+    tr.append(cell(e.time.slice(0, 19).replace("T", " ")), cell(e.severity, "sev sev-" + e.severity), cell(e.kind), cell(e.node || (e.peer ? e.source + " via " + e.peer : e.source)), cell(e.principal), cell(e.service), cell(e.reason));
     body.append(tr);
   }
 }

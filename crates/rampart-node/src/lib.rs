@@ -218,7 +218,10 @@ async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Respons
     } else if node.builtins.contains(&service) {
         match service.as_str() {
             "hello" => services::hello(&method),
-            "echo" => services::echo(&method, &path, query.as_deref(), &principal, &body),
+            "echo" => {
+                let client = headers.get("rampart-client").and_then(|v| v.to_str().ok()).unwrap_or("");
+                services::echo(&method, &path, query.as_deref(), (&principal, client), &body)
+            }
             "data" => {
                 let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
                 services::data(

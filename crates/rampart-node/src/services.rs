@@ -65,15 +65,21 @@ pub fn hello(method: &Method) -> Answer {
     }
 }
 
-/// `echo`: what the node received, as JSON.
-pub fn echo(method: &Method, path: &str, query: Option<&str>, principal: &str, body: &[u8]) -> Answer {
+/// `echo`: what the node received, as JSON, with the client address the gateway saw.
+pub fn echo(
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    (principal, client): (&str, &str),
+    body: &[u8],
+) -> Answer {
     let body = match std::str::from_utf8(body) {
         Ok(text) => Value::String(text.to_owned()),
         Err(_) => Value::String(format!("<{} bytes of binary>", body.len())),
     };
     Answer::json(
         StatusCode::OK,
-        &serde_json::json!({"method": method.as_str(), "path": path, "query": query.unwrap_or(""), "principal": principal, "body": body}),
+        &serde_json::json!({"method": method.as_str(), "path": path, "query": query.unwrap_or(""), "principal": principal, "client": client, "body": body}),
     )
 }
 

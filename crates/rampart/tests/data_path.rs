@@ -21,6 +21,7 @@ fn whole_path_with_two_nodes() {
     assert_eq!(echo["path"], "/a/b");
     assert_eq!(echo["query"], "x=1");
     assert_eq!(echo["principal"], "spiffe://local/admin/admin");
+    assert_eq!(echo["client"], "127.0.0.1", "the client address the gateway saw");
     assert_eq!(echo["body"], "hi");
 
     for (name, n) in [("b", 10), ("a", 2), ("c", 33)] {

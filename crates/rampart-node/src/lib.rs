@@ -191,7 +191,12 @@ async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Respons
             let scope = key.map(|k| envelope::scope(&principal, &service, k));
             match env.open(&body, guard, scope.as_deref()).await {
                 Ok(plain) => plain,
-                Err(e) => return refused_envelope(guard, conn, &principal, &service, e),
+                Err(e) => {
+                    // The client the gateway named (the connection is the gateway's).
+                    let client = headers.get("rampart-client").and_then(|v| v.to_str().ok());
+                    let source = client.map_or_else(|| conn.remote.ip().to_string(), str::to_owned);
+                    return refused_envelope(guard, source, &principal, &service, e);
+                }
             }
         }
         (Some(_), None, true) => {
@@ -257,7 +262,7 @@ async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Respons
 /// The answer to an envelope that was not opened; a refused token is a security event.
 fn refused_envelope(
     guard: &Arc<registration::Membership>,
-    conn: &ConnInfo,
+    source: String,
     principal: &str,
     service: &str,
     e: envelope::EnvelopeError,
@@ -279,7 +284,7 @@ fn refused_envelope(
     };
     let reason = e.to_string();
     if let Some((kind, severity)) = event {
-        let (guard, source) = (guard.clone(), conn.remote.ip().to_string());
+        let guard = guard.clone();
         let (principal, service, reason) = (principal.to_owned(), service.to_owned(), reason.clone());
         tokio::spawn(async move {
             let report = registration::Report {

@@ -207,14 +207,18 @@ fn head_echo_app() -> u16 {
     port
 }
 
-/// curl to the gateway from `from` (a loopback address) with extra headers; (status, body).
+/// curl to the gateway from `from` (a loopback address) with extra headers (and `--data` when
+/// the last one is `@DATA`); (status, body).
 fn curl_from(net: &Network, from: &str, path: &str, token: &str, headers: &[&str]) -> (u16, String) {
     let mut cmd = std::process::Command::new("curl");
     cmd.args(["-sS", "-w", "\n%{http_code}", "--max-time", "10", "--interface", from, "--cacert"])
         .arg(net.home.join("pki/local/ca.pem"))
         .args(["-H", &format!("Authorization: Bearer {token}")]);
     for h in headers {
-        cmd.args(["-H", h]);
+        match h.strip_prefix('@') {
+            Some(data) => cmd.args(["--data", data]),
+            None => cmd.args(["-H", h]),
+        };
     }
     let out = cmd.arg(format!("{}{path}", net.url)).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -262,4 +266,10 @@ fn forwarded_headers_count_from_trusted_proxies_only_and_never_reach_a_node_as_s
     let via = wait_events(&net, "token_malformed", 2, |_| true);
     assert_eq!(via[1]["source"], "203.0.113.66");
     assert_eq!(via[1]["peer"], FORWARDER);
+    // What a node refuses is reported under the client too, not under the gateway.
+    let sealed = ["X-Forwarded-For: 203.0.113.66", "Content-Type: application/fernet", "@gAAAAAgarbage"];
+    let (status, body) = curl_from(&net, FORWARDER, "/app/x", admin, &sealed);
+    assert_eq!(status, 400, "{body}");
+    let refused = wait_events(&net, "envelope_refused", 1, |_| true);
+    assert_eq!(refused[0]["source"], "203.0.113.66", "{refused:?}");
 }

@@ -99,7 +99,7 @@ pub type Handler = Arc<
         + Sync,
 >;
 
-/// Called with the client's address and the refusal whenever a TLS handshake is refused (not
+/// Called with where it came from and the refusal whenever a TLS handshake is refused (not
 /// when the client merely hung up).
 pub type HandshakeObserver = Arc<dyn Fn(Source, HandshakeRefusal) + Send + Sync>;
 
@@ -115,7 +115,7 @@ pub enum ConnProblem {
     UriTooLong,
 }
 
-/// Called with the client's address and the problem when a connection is cut.
+/// Called with where it came from and the problem when a connection is cut.
 pub type ConnObserver = Arc<dyn Fn(Source, ConnProblem) + Send + Sync>;
 
 /// Who hears about connections that fail.
@@ -247,12 +247,10 @@ impl Connection {
         }
     }
 
-    async fn run(mut self, tcp: tokio::net::TcpStream, remote: SocketAddr) {
+    async fn run(mut self, mut tcp: tokio::net::TcpStream, peer: SocketAddr) {
         let limits = &self.limits;
-        let peer = remote;
         // One deadline for the PROXY protocol header (if any) and the TLS handshake.
         let deadline = tokio::time::Instant::now() + limits.handshake_timeout;
-        let mut tcp = tcp;
         let remote = match tokio::time::timeout_at(
             deadline,
             limits.proxy_protocol.client_addr(&mut tcp, peer),

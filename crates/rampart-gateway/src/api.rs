@@ -81,7 +81,7 @@ async fn dispatch(
         Ok(p) => p,
         Err(failure) => {
             state.auth_failed(failure.kind, &*conn, None, &failure.reason);
-            return reply::unauthenticated(&failure.reason);
+            return reply::after_body(req, reply::unauthenticated(&failure.reason)).await;
         }
     };
     let admin_only =
@@ -89,7 +89,8 @@ async fn dispatch(
     if admin_only && !principal.is_admin() {
         let why = format!("{principal} is not an administrator");
         state.event(Severity::Warning, "admin_forbidden", &*conn, Some(principal.name()), None, &why);
-        return reply::error(StatusCode::FORBIDDEN, "forbidden", "the admin API is for administrators");
+        let refused = reply::error(StatusCode::FORBIDDEN, "forbidden", "the admin API is for administrators");
+        return reply::after_body(req, refused).await;
     }
     if (method.clone(), rest) == (Method::GET, "/events") {
         return crate::stream::events(&state, req.headers(), req.uri().query());

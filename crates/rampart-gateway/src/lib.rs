@@ -283,6 +283,25 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, conn: Arc<ConnInfo>) 
             }
         },
     };
+    let (service, rest) = match screen(&state, &req, &conn).await {
+        Ok(routed) => routed,
+        Err(refused) => return reply::after_body(req, refused).await,
+    };
+    if service == "_rampart" {
+        return api::handle(state.clone(), req, conn, &rest).await;
+    }
+    let resp = route(&state, req, &conn, &service, &rest).await;
+    state.metrics.request(&service, resp.status().as_u16(), started.elapsed());
+    resp
+}
+
+/// Admission and the wire rules, before anything is routed: the service and the normalised
+/// path after it, or the refusal to send.
+async fn screen(
+    state: &Arc<State>,
+    req: &Request<Incoming>,
+    conn: &ConnInfo,
+) -> Result<(String, String), Response<Body>> {
     // A ban must not lock the network's own out: an admin or node certificate verified in
     // the handshake, a valid admin token (looked at only when the source is banned), and the
     // dashboard's page (its API calls still need an admin credential) pass it.
@@ -294,18 +313,18 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, conn: Arc<ConnInfo>) 
         || (req.method() == http::Method::GET && dashboard::is_page(req.uri().path()))
         || (state.bans.banned(conn.remote.ip()).is_some()
             && req.headers().contains_key(http::header::AUTHORIZATION)
-            && authn::authenticate(&state, req.headers(), &conn, None).await.is_ok_and(|p| p.is_admin()));
+            && authn::authenticate(state, req.headers(), conn, None).await.is_ok_and(|p| p.is_admin()));
     if let Some(refused) = state.refuse_early(
-        conn.as_ref().into(),
+        conn.into(),
         req.uri().path_and_query().map_or(0, |pq| pq.as_str().len()),
         req.headers(),
         past_ban,
     ) {
-        return refused;
+        return Err(refused);
     }
     if let Err(e) = rampart_net::wire::check_method(req.method()) {
-        state.event(Severity::Warning, "bad_method", &*conn, None, None, &e.to_string());
-        return reply::error(StatusCode::BAD_REQUEST, "bad_method", &e.to_string());
+        state.event(Severity::Warning, "bad_method", conn, None, None, &e.to_string());
+        return Err(reply::error(StatusCode::BAD_REQUEST, "bad_method", &e.to_string()));
     }
     let (service, rest) = split(req.uri().path());
     // The path after the service, normalised: no request can leave the service it is routed
@@ -314,17 +333,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, conn: Arc<ConnInfo>) 
         Ok(r) => r.into_owned(),
         Err(e) => {
             let why = format!("{e} ({})", e.kind());
-            state.event(Severity::Warning, "bad_path", &*conn, None, Some(service), &why);
-            return reply::error(StatusCode::BAD_REQUEST, "bad_path", &e.to_string());
+            state.event(Severity::Warning, "bad_path", conn, None, Some(service), &why);
+            return Err(reply::error(StatusCode::BAD_REQUEST, "bad_path", &e.to_string()));
         }
     };
-    let service = service.to_owned();
-    if service == "_rampart" {
-        return api::handle(state.clone(), req, conn, &rest).await;
-    }
-    let resp = route(&state, req, &conn, &service, &rest).await;
-    state.metrics.request(&service, resp.status().as_u16(), started.elapsed());
-    resp
+    Ok((service.to_owned(), rest))
 }
 
 async fn route(
@@ -334,11 +347,24 @@ async fn route(
     service: &str,
     rest: &str,
 ) -> Response<Body> {
+    match admit(state, &req, conn, service).await {
+        Ok(principal) => proxy::forward(state, req, conn, service, rest, &principal).await,
+        Err(refused) => reply::after_body(req, refused).await,
+    }
+}
+
+/// Who is calling, and whether they may call `service` now: the principal, or the refusal.
+async fn admit(
+    state: &Arc<State>,
+    req: &Request<Incoming>,
+    conn: &ConnInfo,
+    service: &str,
+) -> Result<rampart_auth::Principal, Response<Body>> {
     let principal = match authn::authenticate(state, req.headers(), conn, Some(service)).await {
         Ok(p) => p,
         Err(failure) => {
             state.auth_failed(failure.kind, conn, Some(service), &failure.reason);
-            return reply::unauthenticated(&failure.reason);
+            return Err(reply::unauthenticated(&failure.reason));
         }
     };
     if state.principal_limit.enabled()
@@ -352,15 +378,15 @@ async fn route(
             Some(service),
             "over the per-principal request rate",
         );
-        return security::too_many(wait);
+        return Err(security::too_many(wait));
     }
     let known = !service.is_empty() && state.routes.load().knows(service);
     if !known {
-        return reply::error(
+        return Err(reply::error(
             StatusCode::NOT_FOUND,
             "unknown_service",
             &format!("no service named {service:?} in this network"),
-        );
+        ));
     }
     let method = req.method().as_str().to_owned();
     if let Err(denied) = state.policy.load().authorize(&principal, service, &method) {
@@ -372,9 +398,9 @@ async fn route(
             Some(service),
             &denied.reason,
         );
-        return reply::error(StatusCode::FORBIDDEN, "forbidden", &denied.reason);
+        return Err(reply::error(StatusCode::FORBIDDEN, "forbidden", &denied.reason));
     }
-    proxy::forward(state, req, conn, service, rest, &principal).await
+    Ok(principal)
 }
 
 #[cfg(test)]

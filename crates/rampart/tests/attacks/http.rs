@@ -1,5 +1,6 @@
 //! Attacks on the HTTP layer: method case against a deny rule, dot segments, an over-long
-//! URI, an oversized head, and the idle connection that must not count as one.
+//! URI, an oversized head, the idle connection that must not count as one, and early refusals
+//! of requests with a body over HTTP/2.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -182,4 +183,41 @@ fn a_ban_on_a_nodes_address_does_not_drop_the_node() {
     });
     assert!(!left, "the ban took the node out of the pool");
     assert_eq!(curl(&net, &[], "/hello", None).body, "Hello World!");
+}
+
+/// A request with a body refused before the body was read (an unknown service, a bad token, a
+/// policy refusal) is answered over HTTP/2 — not reset, which curl reported as a framing error
+/// instead of the status — and a large one costs the gateway a bounded read.
+#[test]
+fn an_early_refusal_of_a_request_with_a_body_is_answered_over_http2() {
+    let net = Network::start(1, &[]);
+    let alice = net.user("alice");
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    std::fs::write(&small, vec![b'x'; 1000]).unwrap();
+    let data = format!("@{}", small.display());
+    let post = ["--http2", "--data-binary", data.as_str()];
+    // Ten times: unread, the stream was reset in a race with the answer (most times, not all).
+    for _ in 0..10 {
+        let unknown = curl(&net, &post, "/nope/x", None);
+        let got = (unknown.exit, unknown.status, field(&unknown.body, "error"));
+        assert_eq!(got, (Some(0), 404, "unknown_service".to_owned()));
+    }
+    let bad_token = curl(&net, &post, "/hello", Some("rpt_wrong"));
+    assert_eq!((bad_token.exit, bad_token.status), (Some(0), 401), "{bad_token:?}");
+    let denied = curl(&net, &post, "/echo", Some(&alice));
+    assert_eq!(
+        (denied.exit, denied.status, field(&denied.body, "error").as_str()),
+        (Some(0), 403, "forbidden")
+    );
+    let admin_api = curl(&net, &post, "/_rampart/status", Some(&alice));
+    assert_eq!((admin_api.exit, admin_api.status), (Some(0), 403), "{admin_api:?}");
+    // 4 MiB to an unknown service: the gateway reads at most 64 KiB of it, and does not hang.
+    let large = dir.path().join("large");
+    std::fs::write(&large, vec![b'x'; 4 << 20]).unwrap();
+    let data = format!("@{}", large.display());
+    let started = std::time::Instant::now();
+    let _ = curl(&net, &["--http2", "--data-binary", data.as_str()], "/nope/x", None);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(curl(&net, &[], "/hello", None).status, 200, "and others are served");
 }

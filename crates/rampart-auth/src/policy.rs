@@ -127,13 +127,18 @@ impl Rule {
     }
 }
 
-/// Checks a service name: the first path segment, so letters, digits, `.`, `-`, `_`; or `*`.
+/// Checks a service as a rule or a token scope names it: a service name, or `*` (every one).
 pub fn check_service(s: &str) -> Result<()> {
-    let ok = s == "*"
-        || (!s.is_empty()
-            && s.len() <= 63
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-            && !s.starts_with('_'));
+    if s == "*" { Ok(()) } else { check_service_name(s) }
+}
+
+/// Checks the name of one service (what a node hosts, the first path segment): letters,
+/// digits, `.`, `-`, `_` (not leading), at most 63. Never the wildcard `*`.
+pub fn check_service_name(s: &str) -> Result<()> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && !s.starts_with('_');
     if ok {
         Ok(())
     } else {

@@ -240,7 +240,7 @@ async fn register(caller: &Caller<'_>, node: &str, body: &[u8]) -> Response<Body
         );
     };
     if reg.services.is_empty()
-        || reg.services.iter().any(|s| rampart_auth::policy::check_service(s).is_err() || s == "*")
+        || reg.services.iter().any(|s| rampart_auth::policy::check_service_name(s).is_err())
     {
         return caller.refuse(
             StatusCode::BAD_REQUEST,

@@ -206,6 +206,26 @@ fn an_upstream_app_is_reachable_and_sees_the_principal() {
         "",
     );
     assert!(!bad.status.success() && stderr(&bad).contains("loopback"), "{}", stderr(&bad));
+    // The policy wildcard is no service a node can host: refused at once (it was accepted,
+    // then refused at registration, and the node retried forever without getting ready).
+    let wildcard = run(
+        &net.home,
+        &[
+            "node",
+            "--name",
+            "n9",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &format!("*=http://127.0.0.1:{port}"),
+        ],
+        "",
+    );
+    assert!(
+        !wildcard.status.success() && stderr(&wildcard).contains("service name"),
+        "{}",
+        stderr(&wildcard)
+    );
 }
 
 #[test]

@@ -167,7 +167,7 @@ fn parse_upstreams(list: &[String]) -> Result<HashMap<String, String>> {
         let Some((name, url)) = item.split_once('=') else {
             bail!("--upstream {item:?}: expected NAME=http://127.0.0.1:PORT")
         };
-        rampart_auth::policy::check_service(name)?;
+        rampart_auth::policy::check_service_name(name)?;
         let uri: http::Uri = url.parse().with_context(|| format!("--upstream {item:?}: not a URL"))?;
         let host = uri.host().unwrap_or_default();
         let loopback =

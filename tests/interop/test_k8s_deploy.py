@@ -128,6 +128,19 @@ def test_bad_requests_get_clear_errors(home, rampart_bin):
     assert bad.returncode != 0 and "rampart pki issue --domain etcd" in bad.stderr
     bad = home("deploy", "unpack", "--name", "gateway", "--from", str(home.home / "nowhere"), check=False)
     assert bad.returncode != 0 and "is the Secret mounted?" in bad.stderr
+    # A configuration that names an etcd file outside the home is refused, nothing written there.
+    made = objects(home)
+    mounts = Mounts(made["by_name"], home.home.parent)
+    run = mounts.mount(home.home.parent / "evil", cert="rampart-cert-gateway", etcd="rampart-cert-etcd-rampart")
+    (run / "config").mkdir()
+    toml = made["by_name"]["rampart-config"]["data"]["rampart.toml"]
+    outside = home.home.parent / "outside.key"
+    (run / "config" / "rampart.toml").write_text(toml.replace('key = "etcd/client.key"', f'key = "{outside}"'))
+    pod = home.home.parent / "evil-home"
+    bad = subprocess.run([str(rampart_bin), "--home", str(pod), "deploy", "unpack", "--name", "gateway",
+                          "--from", str(run)], capture_output=True, text=True, timeout=30)
+    assert bad.returncode != 0 and "inside the home" in bad.stderr, bad.stderr
+    assert not outside.exists()
 
 
 class Mounts:

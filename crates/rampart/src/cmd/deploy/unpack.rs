@@ -60,6 +60,14 @@ pub fn run(home: &Home, args: UnpackArgs) -> Result<()> {
             .zip([files::PUBLIC, files::PUBLIC, files::PRIVATE])
         {
             let Some(target) = target else { continue };
+            // Inside the home only: the configuration names where, not what may be overwritten.
+            if target.is_absolute() || target.components().any(|c| c == std::path::Component::ParentDir) {
+                bail!(
+                    "{}: the etcd file {} must be a path inside the home (relative, no '..')",
+                    source("config/rampart.toml").display(),
+                    target.display()
+                );
+            }
             let to = home.root().join(target);
             if let Some(parent) = to.parent() {
                 files::create_private_dir(parent)?;

@@ -135,7 +135,11 @@ fn print_event(e: &serde_json::Value, json: bool) {
         s("time"),
         s("severity"),
         s("kind"),
-        e["node"].as_str().map_or_else(|| s("source"), str::to_owned),
+        match (e["node"].as_str(), e["peer"].as_str()) {
+            (Some(node), _) => node.to_owned(),
+            (None, Some(peer)) => format!("{} via {peer}", s("source")),
+            (None, None) => s("source"),
+        },
         s("principal"),
         s("service"),
         s("reason")

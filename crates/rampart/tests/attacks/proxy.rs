@@ -127,6 +127,7 @@ fn clients_behind_a_proxy_protocol_forwarder_are_banned_one_by_one() {
         "{refused:?}"
     );
     assert!(ok(&net.home, &["bans", "list"]).contains("198.51.100.1"));
+    assert!(ok(&net.home, &["events"]).contains(&format!("source=198.51.100.1 via {FORWARDER}")));
     assert!(!ok(&net.home, &["bans", "list"]).contains(FORWARDER));
 }
 

@@ -120,21 +120,19 @@ pub async fn claim(state: &State, node: &str, body: &[u8]) -> Response<Body> {
     let key = format!("{ENVELOPES_PREFIX}{}", req.id.to_ascii_lowercase());
     let value = serde_json::to_vec(&record).unwrap_or_default();
     let put = |lease| state.store.compare_and_set(&key, Expect::Absent, Some(value.clone()), Some(lease));
-    let result = match window_lease(state, req.expires, now).await {
-        Ok(lease) => match put(lease).await {
+    let result = async {
+        let lease = window_lease(state, req.expires, now).await?;
+        match put(lease).await {
             // The window's lease is gone (it lapsed while the registry was out of reach, say):
             // forget it and claim under a new one.
             Err(StoreError::LeaseNotFound(_)) => {
                 state.claim_leases.forget(lease);
-                match window_lease(state, req.expires, now).await {
-                    Ok(lease) => put(lease).await,
-                    Err(e) => Err(e),
-                }
+                put(window_lease(state, req.expires, now).await?).await
             }
             other => other,
-        },
-        Err(e) => Err(e),
-    };
+        }
+    }
+    .await;
     match result {
         Ok(o) if o.succeeded => answer("fresh"),
         Ok(o) => {

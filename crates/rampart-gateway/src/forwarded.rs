@@ -80,21 +80,18 @@ fn parse_hop(hop: &str) -> Option<SocketAddr> {
 
 /// The forwarding headers a node receives: the client as the gateway decided, over HTTPS.
 pub fn set_towards_node(headers: &mut HeaderMap, client: SocketAddr) {
-    let ip = client.ip();
-    let node = match ip {
-        IpAddr::V4(v4) => format!("for={v4};proto=https"),
-        IpAddr::V6(v6) => format!("for=\"[{v6}]\";proto=https"),
+    let ip = client.ip().to_string();
+    let forwarded = match client.ip() {
+        IpAddr::V4(_) => format!("for={ip};proto=https"),
+        IpAddr::V6(_) => format!("for=\"[{ip}]\";proto=https"),
     };
-    for (name, value) in [
-        (FORWARDED, node),
-        (X_FORWARDED_FOR, ip.to_string()),
-        (X_FORWARDED_PROTO, "https".to_owned()),
-        (CLIENT_HEADER, ip.to_string()),
-    ] {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert(name, v);
-        }
+    // An address and these words are always valid header values.
+    if let (Ok(addr), Ok(forwarded)) = (HeaderValue::from_str(&ip), HeaderValue::from_str(&forwarded)) {
+        headers.insert(FORWARDED, forwarded);
+        headers.insert(X_FORWARDED_FOR, addr.clone());
+        headers.insert(CLIENT_HEADER, addr);
     }
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
 }
 
 #[cfg(test)]

@@ -319,7 +319,11 @@ fn check_identity(
     domain: &TrustDomain,
     roles: &[Role],
 ) -> std::result::Result<(), rustls::Error> {
-    let id = identity_of(cert).map_err(refuse)?;
+    check_id(&identity_of(cert).map_err(refuse)?, domain, roles)
+}
+
+/// Checks that an identity is of `domain` with one of `roles`.
+fn check_id(id: &SpiffeId, domain: &TrustDomain, roles: &[Role]) -> std::result::Result<(), rustls::Error> {
     if id.domain != *domain {
         return Err(refuse(IdentityError::OtherDomain {
             presented: id.to_string(),
@@ -340,6 +344,11 @@ fn check_identity(
 /// The one `spiffe://` identity of a certificate.
 fn identity_of(cert: &CertificateDer<'_>) -> std::result::Result<SpiffeId, IdentityError> {
     let info = rampart_pki::inspect::cert_from_der(cert.as_ref()).map_err(IdentityError::NoIdentity)?;
+    identity_in(info)
+}
+
+/// The one `spiffe://` identity of a parsed certificate.
+fn identity_in(info: rampart_pki::CertInfo) -> std::result::Result<SpiffeId, IdentityError> {
     info.identity.ok_or_else(|| {
         IdentityError::NoIdentity(format!(
             "{} URI SANs where exactly one spiffe:// identity is required",
@@ -502,8 +511,9 @@ impl RoleCheckedServer {
         self.inner
             .verify_server_cert(end_entity, intermediates, &own_name, ocsp_response, now)
             .map_err(|e| other_domain(end_entity, &self.domain, e))?;
-        check_identity(end_entity, &self.domain, &self.roles)?;
-        let id = identity_of(end_entity).map_err(refuse)?;
+        // Parsed once: the names above, the identity here.
+        let id = identity_in(info).map_err(refuse)?;
+        check_id(&id, &self.domain, &self.roles)?;
         let registered = match server_name {
             ServerName::IpAddress(ip) => book.holds(IpAddr::from(*ip), id.name.as_str()),
             _ => false,

@@ -27,7 +27,7 @@ use rampart_pki::Role;
 use rampart_store::{AclStore, Grants, LeaseAccess, LeaseId, Store, StoreError};
 use serde::Deserialize;
 
-use crate::routes::{NODES_PREFIX, NodeRecord};
+use crate::upstream::nodes::{NODES_PREFIX, NodeRecord};
 use crate::{State, authn, reply};
 use rampart_events::Severity;
 
@@ -369,9 +369,9 @@ fn store_error(e: &StoreError) -> Response<Body> {
 }
 
 fn status(state: &State) -> Response<Body> {
-    let routes = state.routes.load();
-    let nodes: Vec<_> = routes
+    let nodes: Vec<_> = state
         .nodes
+        .list()
         .iter()
         .map(|n| serde_json::json!({"name": n.name, "addr": n.addr.to_string(), "services": n.services}))
         .collect();

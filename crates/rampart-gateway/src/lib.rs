@@ -6,10 +6,11 @@
 //!
 //! # Layout
 //! - [`config`]: `[gateway]` in `rampart.toml`;
-//! - [`routes`]: the routing table, following the registry;
+//! - [`upstream`]: where a service's requests can go (the nodes, following the registry),
+//!   balancing, health, probes, the transport;
 //! - `authn`: who is calling; [`forwarded`]: from where, behind trusted proxies (the PROXY
 //!   protocol is read by `rampart_net::proxy_header`, before TLS);
-//! - [`proxy`]: forwarding to nodes;
+//! - [`forward`]: forwarding an admitted request, the retry rule, idempotency;
 //! - [`api`]: `/_rampart/…` (registration, store, status, tokens);
 //! - [`cluster`]: events and bans shared with the other gateways of a shared registry;
 //! - [`envelopes`]: the network-wide replay guard nodes claim envelopes through;
@@ -25,16 +26,15 @@ pub mod cluster;
 pub mod config;
 mod dashboard;
 pub mod envelopes;
+pub mod forward;
 pub mod forwarded;
-pub mod health;
 mod leaving;
 pub use leaving::DRAIN_GRACE;
 pub mod metrics;
-pub mod proxy;
 mod reply;
-pub mod routes;
 mod security;
 mod stream;
+pub mod upstream;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -61,19 +61,16 @@ pub struct State {
     /// The registry with users and tokens (`auth/`) answered from memory, for the per-request
     /// token check (fast, and still working while the registry is out of reach).
     pub auth: Arc<dyn Store>,
-    /// Service → nodes, swapped on every registry change.
-    pub routes: Arc<ArcSwap<routes::Routes>>,
+    /// The nodes and their health: where services' requests go.
+    pub nodes: Arc<upstream::Nodes>,
     /// The policy, swapped on every change under `auth/policy/`.
     pub policy: Arc<ArcSwap<PolicySet>>,
-    /// The pooled mutual-TLS client to nodes.
+    /// The pooled mutual-TLS client to nodes; it accepts a node only at an address it
+    /// registered (built with [`rampart_net::tls::bound_client_config`] over the book `nodes`
+    /// keeps).
     pub client: HttpsClient,
-    /// Which node is registered at which address, kept equal to `routes`: `client` accepts a
-    /// node only at an address it registered (built with [`rampart_net::tls::bound_client_config`]).
-    pub addresses: rampart_net::tls::AddressBook,
-    /// Every node's health and load.
-    pub health: Arc<health::HealthBoard>,
     /// The retry budget.
-    pub budget: health::RetryBudget,
+    pub budget: forward::retry::RetryBudget,
     /// The audit log and live event stream.
     pub events: Arc<rampart_events::EventLog>,
     /// Counters for `/_rampart/metrics`.
@@ -108,12 +105,14 @@ impl State {
             domain,
             auth: rampart_store::Mirror::new(store.clone(), "auth/"),
             store,
-            routes: Arc::new(ArcSwap::from_pointee(Default::default())),
+            nodes: Arc::new(upstream::Nodes::new(addresses)),
             policy: Arc::new(ArcSwap::from_pointee(Default::default())),
             client,
-            addresses,
-            health: Default::default(),
-            budget: health::RetryBudget::new(c.retry_ratio, c.retry_floor_per_sec, Duration::from_secs(10)),
+            budget: forward::retry::RetryBudget::new(
+                c.retry_ratio,
+                c.retry_floor_per_sec,
+                Duration::from_secs(10),
+            ),
             events,
             metrics: Default::default(),
             source_limit: admission::RateLimiter::new(
@@ -155,18 +154,22 @@ pub async fn run(
     tls: rustls::ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
-    let watcher = state.clone();
-    let on_removed: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |node: &str| {
-        let (state, node) = (watcher.clone(), node.to_owned());
-        tokio::spawn(async move { state.node_removed(&node).await });
+    let (nodes, watcher) = (state.nodes.clone(), state.clone());
+    let store = state.store.clone();
+    tokio::spawn(async move {
+        nodes
+            .follow(store, move |node| {
+                let (state, node) = (watcher.clone(), node.to_owned());
+                tokio::spawn(async move { state.node_removed(&node).await });
+            })
+            .await;
     });
-    tokio::spawn(routes::follow(
-        state.store.clone(),
-        (state.routes.clone(), state.addresses.clone()),
-        state.health.clone(),
-        on_removed,
+    tokio::spawn(upstream::probe::run(
+        state.nodes.clone(),
+        Arc::new(state.client.clone()),
+        state.clone(),
+        Duration::from_millis(state.config.probe_interval_ms),
     ));
-    tokio::spawn(probe(state.clone()));
     tokio::spawn(follow_policy(state.store.clone(), state.policy.clone()));
     let handler_state = state.clone();
     let handler: rampart_net::Handler = Arc::new(move |req, conn| {
@@ -194,46 +197,6 @@ pub async fn run(
         ..ServeLimits::default()
     };
     rampart_net::serve(listener, Arc::new(tls), handler, limits, observers, shutdown).await;
-}
-
-/// Probes every node's `/_rampart/health` each `probe_interval_ms`: a hung or dead node fails
-/// and is ejected; an ejected node that passes comes back.
-async fn probe(state: Arc<State>) {
-    let every = Duration::from_millis(state.config.probe_interval_ms.max(50));
-    let timeout = every.max(Duration::from_millis(500));
-    loop {
-        tokio::time::sleep(every).await;
-        let routes = state.routes.load_full();
-        for node in routes.nodes.iter() {
-            let state = state.clone();
-            let routes = routes.clone();
-            let (name, addr) = (node.name.clone(), node.addr);
-            tokio::spawn(async move {
-                let health = state.health.get(&name);
-                let req = Request::get(format!("https://{addr}/_rampart/health")).body(rampart_net::full(""));
-                let Ok(req) = req else { return };
-                let ok = match tokio::time::timeout(timeout, state.client.request(req)).await {
-                    Ok(Ok(r)) => r.status().is_success(),
-                    Ok(Err(e)) => {
-                        if let Some(why) = proxy::node_certificate_refusal(&e) {
-                            state.node_certificate_refused(&health, &why);
-                        }
-                        false
-                    }
-                    Err(_) => false,
-                };
-                if ok {
-                    if health.succeeded() {
-                        state.node_event(Severity::Info, "node_rejoined", &name, "passed its health probes");
-                    }
-                } else if health.failed()
-                    && state.health.maybe_eject(&health, &routes.peers_of(&name), "health probe failed")
-                {
-                    state.ejected(&name, "failed its health probes");
-                }
-            });
-        }
-    }
 }
 
 async fn follow_policy(store: Arc<dyn Store>, policy: Arc<ArcSwap<PolicySet>>) {
@@ -348,7 +311,7 @@ async fn route(
     rest: &str,
 ) -> Response<Body> {
     match admit(state, &req, conn, service).await {
-        Ok(principal) => proxy::forward(state, req, conn, service, rest, &principal).await,
+        Ok(principal) => forward::forward(state, req, conn, service, rest, &principal).await,
         Err(refused) => reply::after_body(req, refused).await,
     }
 }
@@ -380,7 +343,7 @@ async fn admit(
         );
         return Err(security::too_many(wait));
     }
-    let known = !service.is_empty() && state.routes.load().knows(service);
+    let known = !service.is_empty() && upstream::Upstreams::knows(state.nodes.as_ref(), service);
     if !known {
         return Err(reply::error(
             StatusCode::NOT_FOUND,

@@ -35,19 +35,6 @@ impl State {
         });
     }
 
-    /// Counts and reports an ejection.
-    pub(crate) fn ejected(&self, node: &str, why: &str) {
-        self.metrics.ejections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.node_event(Severity::Warning, "node_ejected", node, why);
-    }
-
-    /// A node's certificate was refused (`why`): a security event, once until it answers again.
-    pub(crate) fn node_certificate_refused(&self, health: &crate::health::NodeHealth, why: &str) {
-        if health.certificate_refused() {
-            self.node_event(Severity::Critical, "node_certificate_refused", &health.name, why);
-        }
-    }
-
     /// An event about a node (source: the node's name).
     pub fn node_event(&self, severity: Severity, kind: &str, node: &str, reason: &str) {
         self.events.record(NewEvent {
@@ -175,6 +162,22 @@ impl State {
             ));
         }
         None
+    }
+}
+
+/// What happens to nodes, as events (and the ejection count).
+impl crate::upstream::TargetEvents for State {
+    fn rejoined(&self, node: &str, why: &str) {
+        self.node_event(Severity::Info, "node_rejoined", node, why);
+    }
+
+    fn ejected(&self, node: &str, why: &str) {
+        self.metrics.ejections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.node_event(Severity::Warning, "node_ejected", node, why);
+    }
+
+    fn certificate_refused(&self, node: &str, why: &str) {
+        self.node_event(Severity::Critical, "node_certificate_refused", node, why);
     }
 }
 

@@ -1,12 +1,14 @@
-//! Health of each node, as the gateway sees it: an EWMA of latency and a count of requests in
-//! flight for balancing (power of two choices), consecutive failures for passive ejection
-//! with a growing back-off, and active probes that eject hung nodes and bring ejected ones
-//! back once they pass.
+//! Health of each target, as the gateway sees it: an EWMA of latency and a count of requests in
+//! flight for balancing ([`super::balance`]), consecutive failures for passive ejection with a
+//! growing back-off, and the probes' verdicts ([`super::probe`]) that eject hung targets and
+//! bring ejected ones back once they pass. Time is tokio's, so tests run it virtually.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// Consecutive failures (requests or probes) that eject a node.
 pub const EJECT_AFTER: u32 = 3;
@@ -188,97 +190,6 @@ impl HealthBoard {
     }
 }
 
-/// Power of two choices: two distinct random candidates, the one with the lower score.
-/// Ejected nodes are skipped unless every candidate is ejected.
-pub fn pick<T>(candidates: &[T], health: impl Fn(&T) -> &NodeHealth) -> Option<&T> {
-    let live: Vec<&T> = candidates.iter().filter(|c| !health(c).is_ejected()).collect();
-    let pool: Vec<&T> = if live.is_empty() { candidates.iter().collect() } else { live };
-    match pool.len() {
-        0 => None,
-        1 => Some(pool[0]),
-        n => {
-            let a = fastrand::usize(..n);
-            let mut b = fastrand::usize(..n - 1);
-            if b >= a {
-                b += 1;
-            }
-            let (x, y) = (pool[a], pool[b]);
-            Some(if health(x).score() <= health(y).score() { x } else { y })
-        }
-    }
-}
-
-/// Retries draw on a budget: at most `ratio` of recent requests plus a small floor per
-/// second, over a sliding window, so an outage does not turn into a retry storm.
-#[derive(Debug)]
-pub struct RetryBudget {
-    ratio: f64,
-    floor_per_sec: f64,
-    window: Duration,
-    state: Mutex<BudgetWindow>,
-}
-
-#[derive(Debug)]
-struct BudgetWindow {
-    /// (second, requests, retries), oldest first.
-    buckets: std::collections::VecDeque<(u64, u64, u64)>,
-    epoch: Instant,
-}
-
-impl RetryBudget {
-    /// `ratio` retries per request plus `floor_per_sec`, over `window`.
-    pub fn new(ratio: f64, floor_per_sec: f64, window: Duration) -> Self {
-        RetryBudget {
-            ratio,
-            floor_per_sec,
-            window,
-            state: Mutex::new(BudgetWindow { buckets: Default::default(), epoch: Instant::now() }),
-        }
-    }
-
-    fn with<R>(&self, f: impl FnOnce(&mut (u64, u64, u64), u64, u64) -> R) -> R {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let now = st.epoch.elapsed().as_secs();
-        let window = self.window.as_secs().max(1);
-        while st.buckets.front().is_some_and(|b| b.0 + window <= now) {
-            st.buckets.pop_front();
-        }
-        if st.buckets.back().is_none_or(|b| b.0 != now) {
-            st.buckets.push_back((now, 0, 0));
-        }
-        let (req, ret) = st.buckets.iter().fold((0, 0), |(a, b), x| (a + x.1, b + x.2));
-        match st.buckets.back_mut() {
-            Some(last) => f(last, req, ret),
-            None => f(&mut (now, 0, 0), req, ret), // unreachable: a bucket was just pushed
-        }
-    }
-
-    /// Counts a new request.
-    pub fn request(&self) {
-        self.with(|b, _, _| b.1 += 1);
-    }
-
-    /// Takes a retry from the budget if there is one left.
-    pub fn try_retry(&self) -> bool {
-        let (ratio, floor, window) = (self.ratio, self.floor_per_sec, self.window.as_secs_f64());
-        self.with(|b, requests, retries| {
-            let allowed = floor * window + ratio * requests as f64;
-            if (retries as f64) < allowed {
-                b.2 += 1;
-                true
-            } else {
-                false
-            }
-        })
-    }
-}
-
-/// Back-off before a retry: a few milliseconds, jittered so retries do not arrive in step.
-pub fn retry_backoff(attempt: u32) -> Duration {
-    let base = 5u64 << attempt.min(4);
-    Duration::from_millis(base / 2 + fastrand::u64(..=base))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,25 +228,35 @@ mod tests {
         assert!(!only[0].is_ejected());
     }
 
-    #[test]
-    fn p2c_prefers_the_less_loaded_and_skips_ejected() {
+    /// Virtual time: an ejected target comes back only after its back-off and
+    /// [`RETURN_AFTER`] passing probes, and the back-off doubles with each ejection in a row.
+    #[tokio::test(start_paused = true)]
+    async fn an_ejected_target_returns_after_its_backoff_which_doubles() {
         let board = HealthBoard::default();
-        let nodes: Vec<_> = ["a", "b"].iter().map(|n| board.get(n)).collect();
-        let _busy: Vec<_> = (0..10).map(|_| nodes[0].start()).collect();
-        for _ in 0..20 {
-            assert_eq!(pick(&nodes, |n| n).unwrap().name, "b");
-        }
-        let _ = nodes[1].eject("test");
-        assert_eq!(pick(&nodes, |n| n).unwrap().name, "a");
-    }
-
-    #[test]
-    fn budget_allows_a_ratio_plus_a_floor() {
-        let budget = RetryBudget::new(0.2, 1.0, Duration::from_secs(10));
-        for _ in 0..100 {
-            budget.request();
-        }
-        let granted = (0..1000).filter(|_| budget.try_retry()).count();
-        assert_eq!(granted, 30); // 10 s × 1/s + 0.2 × 100
+        let peers = vec![board.get("a"), board.get("b")];
+        let a = &peers[0];
+        let eject = || {
+            for _ in 0..EJECT_AFTER {
+                a.failed();
+            }
+            assert!(board.maybe_eject(a, &peers, "test"));
+        };
+        eject();
+        tokio::time::advance(BASE_BACKOFF).await;
+        assert!(!a.succeeded(), "one pass is not enough");
+        assert!(a.succeeded(), "the second brings it back");
+        assert!(!a.is_ejected());
+        // Ejected again before it answered a request: twice the back-off.
+        eject();
+        assert!(!a.succeeded() && !a.succeeded(), "passes within the back-off do not bring it back");
+        tokio::time::advance(BASE_BACKOFF).await;
+        assert!(!a.succeeded(), "still within the doubled back-off");
+        tokio::time::advance(BASE_BACKOFF).await;
+        assert!(a.succeeded());
+        // A request answered while in the pool ends the series: back to the base back-off.
+        assert!(!a.succeeded());
+        eject();
+        tokio::time::advance(BASE_BACKOFF).await;
+        assert!(!a.succeeded() && a.succeeded());
     }
 }

@@ -1,0 +1,108 @@
+//! The request a target receives and the answer the caller gets back: the service's segment
+//! is removed from the path, hop-by-hop and identity headers from outside are dropped, and the
+//! gateway sets `Rampart-Principal`, `Rampart-Service` and the forwarding headers itself.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::request::Parts;
+use http::{Request, Response};
+use rampart_auth::Principal;
+use rampart_net::{Body, full};
+
+use crate::upstream::Target;
+
+/// Set by the gateway: who called (any value from outside is removed first).
+pub const PRINCIPAL_HEADER: HeaderName = HeaderName::from_static("rampart-principal");
+/// Set by the gateway: which service the node should run.
+pub const SERVICE_HEADER: HeaderName = HeaderName::from_static("rampart-service");
+/// Set by the gateway on answers that took more than one attempt.
+pub const ATTEMPTS_HEADER: HeaderName = HeaderName::from_static("rampart-attempts");
+
+/// Headers that describe one connection, not the request (RFC 9110 §7.6.1).
+const DROPPED: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// What every attempt of one request sends, whichever target it goes to.
+pub struct Outgoing<'a> {
+    /// The caller's request head.
+    pub parts: &'a Parts,
+    /// Its body, read whole (so that it can be sent again).
+    pub body: Bytes,
+    /// The client's address (for the forwarding headers).
+    pub client: SocketAddr,
+    /// The service.
+    pub service: &'a str,
+    /// The path after the service's segment, normalised.
+    pub rest: &'a str,
+    /// Who called.
+    pub principal: &'a Principal,
+}
+
+impl std::fmt::Debug for Outgoing<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outgoing")
+            .field("service", &self.service)
+            .field("rest", &self.rest)
+            .finish_non_exhaustive()
+    }
+}
+
+impl super::attempt::RequestFor for Outgoing<'_> {
+    fn to(&self, target: &Target) -> Request<Body> {
+        let parts = self.parts;
+        let query = parts.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+        let path = if self.rest.is_empty() { "/" } else { self.rest };
+        let uri = format!("https://{}{path}{query}", target.addr);
+        let mut req = Request::new(full(self.body.clone()));
+        *req.method_mut() = parts.method.clone();
+        *req.uri_mut() = uri.parse().unwrap_or_default();
+        let headers = req.headers_mut();
+        for (name, value) in &parts.headers {
+            // Rampart-* (the principal, the service) and where the request came from are the
+            // gateway's word alone.
+            let skip = DROPPED.contains(name)
+                || [header::AUTHORIZATION, header::HOST].contains(name)
+                || crate::forwarded::is_forwarding_header(name);
+            if !skip {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        crate::forwarded::set_towards_node(headers, self.client);
+        if let Ok(who) = HeaderValue::from_str(&self.principal.name()) {
+            headers.insert(PRINCIPAL_HEADER, who);
+        }
+        if let Ok(v) = HeaderValue::from_str(self.service) {
+            headers.insert(SERVICE_HEADER, v);
+        }
+        req
+    }
+}
+
+/// A target's answer cleaned for the caller: hop-by-hop headers and the node's
+/// `Rampart-Served` removed, `Rampart-Attempts` added when it took more than one.
+pub fn finish(resp: Response<Body>, attempts: u32) -> Response<Body> {
+    let (mut parts, body) = resp.into_parts();
+    clean(&mut parts, attempts);
+    Response::from_parts(parts, body)
+}
+
+/// [`finish`] on a response head.
+pub fn clean(parts: &mut http::response::Parts, attempts: u32) {
+    for name in &DROPPED {
+        parts.headers.remove(name);
+    }
+    parts.headers.remove(rampart_net::SERVED_HEADER);
+    if attempts > 1 {
+        parts.headers.insert(ATTEMPTS_HEADER, HeaderValue::from(attempts));
+    }
+}

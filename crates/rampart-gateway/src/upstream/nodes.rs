@@ -1,0 +1,201 @@
+//! The local nodes as an [`Upstreams`] source: the routing table of which nodes host which
+//! service, rebuilt from the registry's `nodes/` whenever it changes and swapped atomically,
+//! so routing never waits on a lock.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use rampart_net::tls::AddressBook;
+use rampart_store::Store;
+use serde::{Deserialize, Serialize};
+
+use super::{HealthBoard, NodeHealth, Target, Upstreams};
+
+/// Where nodes register.
+pub const NODES_PREFIX: &str = "nodes/";
+
+/// A registered node, as stored at `nodes/<name>` (attached to its lease).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// The node's name (from its certificate).
+    pub name: String,
+    /// Its internal listener.
+    pub addr: SocketAddr,
+    /// The services it hosts.
+    pub services: Vec<String>,
+    /// Its lease.
+    pub lease: i64,
+}
+
+/// Service name → its targets, and every live node.
+#[derive(Debug, Default)]
+struct Table {
+    services: HashMap<String, Arc<[Target]>>,
+    nodes: Vec<NodeRecord>,
+}
+
+impl Table {
+    /// The table for `nodes`; services of `previous` that no node offers now stay known, with
+    /// no target.
+    fn build(nodes: Vec<NodeRecord>, previous: &Table, board: &HealthBoard) -> Self {
+        let mut services: HashMap<String, Vec<Target>> =
+            previous.services.keys().map(|k| (k.clone(), Vec::new())).collect();
+        for n in &nodes {
+            let health = board.get(&n.name);
+            for s in &n.services {
+                services.entry(s.clone()).or_default().push(Target {
+                    name: n.name.clone(),
+                    addr: n.addr,
+                    health: health.clone(),
+                });
+            }
+        }
+        board.retain(&nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>());
+        Table { services: services.into_iter().map(|(k, v)| (k, v.into())).collect(), nodes }
+    }
+}
+
+/// The nodes registered in this network: the table, the addresses the client to nodes
+/// accepts each node at (kept equal to it), and their health.
+#[derive(Debug, Default)]
+pub struct Nodes {
+    table: ArcSwap<Table>,
+    addresses: AddressBook,
+    board: HealthBoard,
+}
+
+impl Nodes {
+    /// Nodes whose addresses are kept in `addresses` (the book the client's TLS config checks
+    /// each node's identity against: [`rampart_net::tls::bound_client_config`]).
+    pub fn new(addresses: AddressBook) -> Self {
+        Nodes { addresses, ..Default::default() }
+    }
+
+    /// Every live node.
+    pub fn list(&self) -> Vec<NodeRecord> {
+        self.table.load().nodes.clone()
+    }
+
+    /// Every live node's name and address (what the probes dial).
+    pub fn addresses(&self) -> Vec<(String, SocketAddr)> {
+        self.table.load().nodes.iter().map(|n| (n.name.clone(), n.addr)).collect()
+    }
+
+    /// Replaces the table with `nodes`; the nodes that left it.
+    pub(crate) fn replace(&self, nodes: Vec<NodeRecord>) -> Vec<String> {
+        let previous = self.table.load_full();
+        let next = Table::build(nodes, &previous, &self.board);
+        let gone = previous
+            .nodes
+            .iter()
+            .filter(|p| !next.nodes.iter().any(|n| n.name == p.name))
+            .map(|n| n.name.clone())
+            .collect();
+        // The book first: a target picked from the new table is in it.
+        self.addresses.replace(next.nodes.iter().map(|n| (n.addr.ip(), n.name.clone())));
+        self.table.store(Arc::new(next));
+        gone
+    }
+
+    /// Keeps the table equal to the registry's nodes: rebuilds it on every change under
+    /// `nodes/`, telling `on_removed` of every node that left it. While the registry cannot be
+    /// read (etcd without quorum), the last table stays: routing goes on to the nodes known
+    /// healthy, and the probes keep ejecting the ones that fail.
+    pub async fn follow(&self, store: Arc<dyn Store>, on_removed: impl Fn(&str)) {
+        loop {
+            let mut watch = match store.watch(NODES_PREFIX, None).await {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::warn!("watching nodes: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            let rebuild = async || match load(store.as_ref()).await {
+                Ok(nodes) => {
+                    self.replace(nodes).iter().for_each(|gone| on_removed(gone));
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!("reading nodes (keeping the last view): {e}");
+                    false
+                }
+            };
+            if !rebuild().await {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            while watch.next().await.is_ok() {
+                if !rebuild().await {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+impl Upstreams for Nodes {
+    fn knows(&self, service: &str) -> bool {
+        self.table.load().services.contains_key(service)
+    }
+
+    fn targets(&self, service: &str) -> Arc<[Target]> {
+        self.table.load().services.get(service).cloned().unwrap_or_else(|| Arc::new([]))
+    }
+
+    fn peers_of(&self, node: &str) -> Vec<Arc<NodeHealth>> {
+        let table = self.table.load();
+        let mut out: Vec<Arc<NodeHealth>> = Vec::new();
+        for targets in table.services.values().filter(|ts| ts.iter().any(|t| t.name == node)) {
+            for t in targets.iter() {
+                if !out.iter().any(|h| h.name == t.name) {
+                    out.push(t.health.clone());
+                }
+            }
+        }
+        out
+    }
+
+    fn board(&self) -> &HealthBoard {
+        &self.board
+    }
+}
+
+/// Reads every live node from the registry.
+pub async fn load(store: &dyn Store) -> Result<Vec<NodeRecord>, rampart_store::StoreError> {
+    let kvs = store.range(NODES_PREFIX).await?;
+    Ok(kvs.iter().filter_map(|kv| serde_json::from_slice(&kv.value).ok()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(name: &str, port: u16, services: &[&str]) -> NodeRecord {
+        NodeRecord {
+            name: name.to_owned(),
+            addr: ([127, 0, 0, 1], port).into(),
+            services: services.iter().map(|s| (*s).to_owned()).collect(),
+            lease: 1,
+        }
+    }
+
+    #[test]
+    fn a_service_whose_nodes_left_stays_known_without_targets() {
+        let nodes = Nodes::default();
+        assert!(
+            nodes.replace(vec![record("a", 1, &["hello", "echo"]), record("b", 2, &["echo"])]).is_empty()
+        );
+        assert_eq!(nodes.targets("echo").len(), 2);
+        let peers: Vec<String> = nodes.peers_of("b").iter().map(|h| h.name.clone()).collect();
+        assert_eq!(peers, ["a", "b"], "a shares echo with b");
+        assert_eq!(nodes.replace(vec![record("b", 2, &["echo"])]), ["a"]);
+        assert!(nodes.knows("hello") && nodes.targets("hello").is_empty());
+        assert!(!nodes.knows("data"));
+        assert!(nodes.addresses.holds([127, 0, 0, 1].into(), "b"));
+        assert!(!nodes.addresses.holds([127, 0, 0, 1].into(), "a"), "the book follows the table");
+    }
+}

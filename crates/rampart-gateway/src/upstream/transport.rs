@@ -1,0 +1,80 @@
+//! Sending one request to a target, behind a trait so the retry loop and the probes can be run
+//! in-process against targets that refuse, hang or fail on cue. The real transport is the
+//! pooled mutual-TLS client ([`rampart_net::client::HttpsClient`]).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use http::{Request, Response};
+use rampart_net::Body;
+use rampart_net::client::HttpsClient;
+
+/// Why one request got no answer.
+#[derive(Clone, Debug)]
+pub struct SendError {
+    /// Whether the target may have received it: false when it never did (the connection or the
+    /// TLS handshake was refused), so that any request may be tried elsewhere.
+    pub maybe_sent: bool,
+    /// Why the target's certificate was refused, when that is what failed: somebody answers at
+    /// a registered address without being the target registered there.
+    pub refused_certificate: Option<String>,
+    /// The error and its causes on one line, for the log.
+    pub detail: String,
+}
+
+/// The answer to one request.
+pub type Sent = Pin<Box<dyn Future<Output = Result<Response<Body>, SendError>> + Send>>;
+
+/// Sends a request (its URI names the target's address) and returns the answer's head as soon
+/// as it comes; the body streams.
+pub trait Transport: Send + Sync {
+    /// Sends `req`.
+    fn send(&self, req: Request<Body>) -> Sent;
+}
+
+impl Transport for HttpsClient {
+    fn send(&self, req: Request<Body>) -> Sent {
+        let answer = self.request(req);
+        Box::pin(async move {
+            match answer.await {
+                Ok(resp) => Ok(resp.map(rampart_net::serve::incoming)),
+                Err(e) => Err(SendError {
+                    maybe_sent: !e.is_connect(),
+                    refused_certificate: certificate_refusal(&e),
+                    detail: error_chain(&e),
+                }),
+            }
+        })
+    }
+}
+
+/// An error and its causes on one line (hyper's own message hides the TLS refusal inside).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
+/// Why the target's certificate was refused, read from the typed TLS error inside the
+/// connector's `io::Error`: its identity is not the one registered at the address, or its
+/// certificate no longer holds (revoked, expired).
+fn certificate_refusal(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use rampart_net::refusal::HandshakeRefusal as R;
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        if let Some(refusal) = c.downcast_ref::<std::io::Error>().and_then(R::from_io) {
+            return match refusal {
+                R::OtherDomain(why) | R::WrongRole(why) | R::BadIdentity(why) => Some(why),
+                R::TimedOut | R::Protocol(_) => None,
+                other => Some(other.kind().to_owned()),
+            };
+        }
+        cause = c.source();
+    }
+    None
+}

@@ -2,7 +2,7 @@
 //!
 //! | path | who | what |
 //! |---|---|---|
-//! | `GET /_rampart/health` | anyone (answered before admission, in `lib.rs`) | alive and serving |
+//! | `GET /_rampart/health` | anyone (answered before admission, in `request.rs`) | alive and serving |
 //! | `POST /_rampart/internal/register` | a node (certificate) | join the pool under a lease |
 //! | `POST /_rampart/internal/heartbeat` | a node | renew its lease |
 //! | `POST /_rampart/internal/deregister` | a node | leave the pool (drain) |

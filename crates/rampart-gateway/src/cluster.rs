@@ -45,17 +45,12 @@ pub const MAX_BATCH: usize = 200;
 pub const KEEP_BATCHES: usize = 100;
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
 
-/// Starts publishing this gateway's events and following the others' (for a shared registry).
-pub fn share(state: Arc<State>) {
-    tokio::spawn(publish(state.clone()));
-    tokio::spawn(follow(state));
-}
-
 fn own_prefix(state: &State) -> String {
     format!("{EVENTS_PREFIX}{}/", state.events.gateway())
 }
 
-async fn publish(state: Arc<State>) {
+/// Publishes this gateway's events for the others, in batches.
+pub(crate) async fn publish(state: Arc<State>) {
     let mut rx = state.events.subscribe();
     let prefix = own_prefix(&state);
     let me = state.events.gateway().to_owned();
@@ -131,7 +126,8 @@ fn catch_up_bans(state: &State, events: &[(time::OffsetDateTime, Event)]) {
     }
 }
 
-async fn follow(state: Arc<State>) {
+/// Follows the other gateways' events: relayed into this one's feed, their bans applied.
+pub(crate) async fn follow(state: Arc<State>) {
     let own = own_prefix(&state);
     catch_up_bans(&state, &published_events(&state, &own).await);
     let mut from = None;

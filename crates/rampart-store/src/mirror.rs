@@ -25,6 +25,15 @@ pub struct Mirror {
     inner: Arc<dyn Store>,
     prefix: String,
     view: View,
+    /// The task that follows the prefix: stopped with the mirror (else it would hold the
+    /// store until the next change under the prefix).
+    follower: tokio::task::AbortHandle,
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        self.follower.abort();
+    }
 }
 
 impl std::fmt::Debug for Mirror {
@@ -38,8 +47,8 @@ impl Mirror {
     /// for as long as the mirror lives).
     pub fn new(inner: Arc<dyn Store>, prefix: &str) -> Arc<Self> {
         let view: View = Arc::default();
-        tokio::spawn(follow(inner.clone(), prefix.to_owned(), Arc::downgrade(&view)));
-        Arc::new(Mirror { inner, prefix: prefix.to_owned(), view })
+        let follower = tokio::spawn(follow(inner.clone(), prefix.to_owned(), Arc::downgrade(&view)));
+        Arc::new(Mirror { inner, prefix: prefix.to_owned(), view, follower: follower.abort_handle() })
     }
 
     /// Whether the first copy has been loaded.

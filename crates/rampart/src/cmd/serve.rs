@@ -93,18 +93,16 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
             client_tls,
             Duration::from_millis(config.gateway.connect_timeout_ms),
         );
-        let state = Arc::new(rampart_gateway::State::new(
+        let state = rampart_gateway::State::new(
             config.domain.clone(),
             store,
             (client, addresses),
             events,
             config.gateway.clone(),
-        ));
-        if shared {
-            // Other gateways share this registry: share events and bans with them.
-            rampart_gateway::cluster::share(state.clone());
-        }
-        if let Ok(mut expiry) = state.metrics.cert_expiry.lock() {
+        );
+        // Other gateways sharing this registry share events and bans with this one.
+        let gateway = rampart_gateway::Gateway::start(state, shared);
+        if let Ok(mut expiry) = gateway.state().metrics.cert_expiry.lock() {
             for (name, der) in [("gateway", material.chain[0].as_ref())] {
                 if let Ok(info) = rampart_pki::inspect::cert_from_der(der) {
                     expiry.insert(name.to_owned(), info.not_after.unix_timestamp());
@@ -125,7 +123,7 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
             "rampart gateway listening on https://{addr} (trust domain {:?}, client certificates {mode})",
             config.domain.as_str()
         ));
-        rampart_gateway::run(state, listener, tls, stop_signal()).await;
+        gateway.serve(listener, tls, stop_signal()).await;
         // Another gateway of this home may have written its own address since.
         if std::fs::read_to_string(&url_file).is_ok_and(|u| u.trim() == format!("https://{addr}")) {
             let _ = std::fs::remove_file(url_file);

@@ -1,0 +1,177 @@
+//! A running gateway: its shared [`State`] and every task it started (the routing table's
+//! follower, the probes, the policy follower, and with a shared registry the event and ban
+//! sharing), so that stopping the gateway stops all of them, and nothing it started outlives it.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use rampart_auth::PolicySet;
+use rampart_net::ServeLimits;
+use rampart_store::Store;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::{State, cluster, request, upstream};
+
+/// A gateway with its tasks running; [`Gateway::serve`] serves it and stops them after.
+pub struct Gateway {
+    state: Arc<State>,
+    tasks: JoinSet<()>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").field("state", &self.state).field("tasks", &self.tasks.len()).finish()
+    }
+}
+
+impl Gateway {
+    /// Starts the tasks of a gateway over `state` (within a tokio runtime). `shared`: other
+    /// gateways share the registry, so events and bans are shared with them.
+    pub fn start(state: State, shared: bool) -> Self {
+        let state = Arc::new(state);
+        let mut tasks = JoinSet::new();
+        let (removed_tx, mut removed) = mpsc::unbounded_channel::<String>();
+        let (nodes, store) = (state.nodes.clone(), state.store.clone());
+        tasks.spawn(async move {
+            nodes.follow(store, |node| drop(removed_tx.send(node.to_owned()))).await;
+        });
+        let watcher = state.clone();
+        tasks.spawn(async move {
+            while let Some(node) = removed.recv().await {
+                watcher.node_removed(&node).await;
+            }
+        });
+        tasks.spawn(upstream::probe::run(
+            state.nodes.clone(),
+            Arc::new(state.client.clone()),
+            state.clone(),
+            Duration::from_millis(state.config.probe_interval_ms),
+        ));
+        tasks.spawn(follow_policy(state.store.clone(), state.policy.clone()));
+        if shared {
+            tasks.spawn(cluster::publish(state.clone()));
+            tasks.spawn(cluster::follow(state.clone()));
+        }
+        Gateway { state, tasks }
+    }
+
+    /// The shared state (its metrics, for the binary to fill in certificate expiries).
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    /// Serves `listener` until `shutdown` completes, lets in-flight requests finish, then
+    /// stops every task the gateway started.
+    pub async fn serve(
+        mut self,
+        listener: tokio::net::TcpListener,
+        tls: rustls::ServerConfig,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        let state = self.state.clone();
+        let handler: rampart_net::Handler = Arc::new(move |req, conn| {
+            let state = state.clone();
+            Box::pin(async move { request::handle(state, req, conn).await })
+        });
+        let (hs, cs) = (self.state.clone(), self.state.clone());
+        let observers = rampart_net::Observers {
+            handshake: Some(Arc::new(move |remote, refusal: rampart_net::HandshakeRefusal| {
+                tracing::warn!("TLS handshake from {remote} refused ({}): {refusal}", refusal.kind());
+                hs.handshake_failed(remote, &refusal);
+            })),
+            connection: Some(Arc::new(move |remote, problem| cs.connection_problem(remote, problem))),
+        };
+        let limits = serve_limits(&self.state.config);
+        rampart_net::serve(listener, Arc::new(tls), handler, limits, observers, shutdown).await;
+        self.stop().await;
+    }
+
+    /// Stops every task and waits until they are gone.
+    pub async fn stop(&mut self) {
+        self.tasks.shutdown().await;
+    }
+}
+
+/// The listener's limits, from `[gateway]`.
+fn serve_limits(c: &crate::GatewayConfig) -> ServeLimits {
+    ServeLimits {
+        max_connections: c.max_connections,
+        handshake_timeout: Duration::from_millis(c.header_timeout_ms),
+        header_read_timeout: Duration::from_millis(c.header_timeout_ms),
+        idle_timeout: Duration::from_millis(c.idle_timeout_ms),
+        max_header_bytes: c.max_header_bytes,
+        max_uri_bytes: c.max_uri_bytes,
+        max_headers: c.max_headers,
+        proxy_protocol: rampart_net::proxy_header::ProxyProtocol::new(c.proxy_protocol_from.clone()),
+        ..ServeLimits::default()
+    }
+}
+
+/// Keeps `policy` equal to the rules under `auth/policy/`.
+async fn follow_policy(store: Arc<dyn Store>, policy: Arc<ArcSwap<PolicySet>>) {
+    loop {
+        let watch = store.watch(rampart_auth::policy::POLICY_PREFIX, None).await;
+        match rampart_auth::policy::list(store.as_ref()).await {
+            Ok(rules) => policy.store(Arc::new(PolicySet::new(rules))),
+            Err(e) => tracing::warn!("reading policy: {e}"),
+        }
+        let Ok(mut watch) = watch else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        while watch.next().await.is_ok() {
+            if let Ok(rules) = rampart_auth::policy::list(store.as_ref()).await {
+                policy.store(Arc::new(PolicySet::new(rules)));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A gateway over `store` and a client that trusts nobody.
+    fn state(dir: &std::path::Path, store: Arc<dyn Store>) -> State {
+        let events = Arc::new(rampart_events::EventLog::open(&dir.join("audit.jsonl"), "gateway").unwrap());
+        let tls = rustls::ClientConfig::builder_with_provider(rampart_net::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        let client = rampart_net::client::https_client(tls, Duration::from_secs(1));
+        let domain = rampart_pki::TrustDomain::new("local").unwrap();
+        State::new(domain, store, (client, Default::default()), events, crate::GatewayConfig::default())
+    }
+
+    /// Every task holds the state; once stopped, none does, and once the gateway is gone
+    /// nothing holds the registry (the auth mirror's follower included): it can be opened again.
+    #[tokio::test]
+    async fn stopping_a_gateway_stops_every_task_it_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.redb");
+        for shared in [false, true] {
+            let store: Arc<dyn Store> = Arc::new(rampart_store::EmbeddedStore::open(&path).unwrap());
+            let held = Arc::downgrade(&store);
+            let mut gateway = Gateway::start(state(dir.path(), store), shared);
+            assert_eq!(gateway.tasks.len(), if shared { 6 } else { 4 });
+            assert!(Arc::strong_count(&gateway.state) > 1, "the tasks hold the state");
+            gateway.stop().await;
+            assert!(gateway.tasks.is_empty());
+            assert_eq!(Arc::strong_count(&gateway.state), 1, "no task outlived the gateway");
+            drop(gateway);
+            // An aborted task is dropped when the runtime next looks at it.
+            for _ in 0..100 {
+                if held.strong_count() == 0 {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            assert_eq!(held.strong_count(), 0, "something still holds the registry");
+        }
+    }
+}

@@ -32,9 +32,8 @@ mod watch;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use etcd_client::{Certificate, ConnectOptions, Identity, TlsOptions};
-use rampart_store::{CasOutcome, Expect, KeyValue, LeaseId, Result, Revision, Store, StoreError, Watch};
+use rampart_store::{LeaseId, Result, Revision, StoreError, Watch};
 
 pub use config::EtcdConfig;
 use endpoints::Endpoints;
@@ -120,55 +119,11 @@ pub(crate) fn refused(status: &tonic::Status, key: &str, lease: Option<LeaseId>)
     }
 }
 
-#[async_trait]
-impl Store for EtcdStore {
-    async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        self.inner.get(key).await
-    }
-
-    async fn range(&self, prefix: &str) -> Result<Vec<KeyValue>> {
-        self.inner.range(prefix).await
-    }
-
-    async fn put(&self, key: &str, value: Vec<u8>, lease: Option<LeaseId>) -> Result<Revision> {
-        self.inner.put(key, value, lease).await
-    }
-
-    async fn delete(&self, key: &str) -> Result<bool> {
-        self.inner.delete(key).await
-    }
-
-    async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
-        self.inner.delete_prefix(prefix).await
-    }
-
-    async fn compare_and_set(
-        &self,
-        key: &str,
-        expect: Expect,
-        value: Option<Vec<u8>>,
-        lease: Option<LeaseId>,
-    ) -> Result<CasOutcome> {
-        self.inner.compare_and_set(key, expect, value, lease).await
-    }
-
-    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId> {
-        self.inner.grant_lease(ttl).await
-    }
-
-    async fn keep_alive(&self, lease: LeaseId) -> Result<Duration> {
-        self.inner.keep_alive(lease).await
-    }
-
-    async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
-        self.inner.revoke_lease(lease).await
-    }
+rampart_store::delegate_store! {
+    impl Store for EtcdStore => inner;
+    pass: [get, range, put, delete, delete_prefix, compare_and_set, grant_lease, keep_alive, revoke_lease, revision];
 
     async fn watch(&self, prefix: &str, from: Option<Revision>) -> Result<Watch> {
         watch::watch(self.inner.clone(), prefix, from).await
-    }
-
-    async fn revision(&self) -> Result<Revision> {
-        self.inner.revision().await
     }
 }

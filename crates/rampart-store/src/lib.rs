@@ -25,12 +25,15 @@
 //! - [`embedded`]: the redb backend;
 //! - [`acl`]: per-principal prefix grants over any store;
 //! - [`mirror`]: reads under a prefix answered from memory, kept current by a watch;
+//! - `delegate`: [`delegate_store!`], a `Store` impl passing through to a field;
 //! - `watch`: fan-out of changes with a bounded history for resuming.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod acl;
+#[doc(hidden)]
+pub mod delegate;
 pub mod embedded;
 pub mod error;
 pub mod mirror;

@@ -10,11 +10,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use async_trait::async_trait;
-
 use crate::error::Result;
 use crate::store::Store;
-use crate::types::{CasOutcome, EventKind, Expect, KeyValue, LeaseId, Revision, Watch};
+use crate::types::{EventKind, KeyValue};
 
 /// The copy: `None` until first loaded.
 type Snapshot = RwLock<Option<BTreeMap<String, KeyValue>>>;
@@ -108,8 +106,10 @@ async fn follow(store: Arc<dyn Store>, prefix: String, view: std::sync::Weak<Sna
     }
 }
 
-#[async_trait]
-impl Store for Mirror {
+crate::delegate_store! {
+    impl Store for Mirror => inner;
+    pass: [put, delete, delete_prefix, compare_and_set, grant_lease, keep_alive, revoke_lease, watch, revision];
+
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
         match self.cached(key) {
             Some(kv) => Ok(Some(kv)),
@@ -129,47 +129,5 @@ impl Store for Mirror {
                 .collect());
         }
         self.inner.range(prefix).await
-    }
-
-    async fn put(&self, key: &str, value: Vec<u8>, lease: Option<LeaseId>) -> Result<Revision> {
-        self.inner.put(key, value, lease).await
-    }
-
-    async fn delete(&self, key: &str) -> Result<bool> {
-        self.inner.delete(key).await
-    }
-
-    async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
-        self.inner.delete_prefix(prefix).await
-    }
-
-    async fn compare_and_set(
-        &self,
-        key: &str,
-        expect: Expect,
-        value: Option<Vec<u8>>,
-        lease: Option<LeaseId>,
-    ) -> Result<CasOutcome> {
-        self.inner.compare_and_set(key, expect, value, lease).await
-    }
-
-    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId> {
-        self.inner.grant_lease(ttl).await
-    }
-
-    async fn keep_alive(&self, lease: LeaseId) -> Result<Duration> {
-        self.inner.keep_alive(lease).await
-    }
-
-    async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
-        self.inner.revoke_lease(lease).await
-    }
-
-    async fn watch(&self, prefix: &str, from: Option<Revision>) -> Result<Watch> {
-        self.inner.watch(prefix, from).await
-    }
-
-    async fn revision(&self) -> Result<Revision> {
-        self.inner.revision().await
     }
 }

@@ -21,11 +21,11 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use rampart_auth::{AuthError, Credential, Principal, tokens};
-use rampart_net::remote_store::{self, StoreRequest};
+use rampart_net::contract::internal::{Endpoint, HeartbeatAnswer, Registered, Registration};
+use rampart_net::contract::store::{self, StoreRequest};
 use rampart_net::{Body, ConnInfo};
 use rampart_pki::Role;
 use rampart_store::{AclStore, Grants, LeaseAccess, LeaseId, Store, StoreError};
-use serde::Deserialize;
 
 use crate::upstream::nodes::{NODES_PREFIX, NodeRecord};
 use crate::{State, authn, reply};
@@ -102,12 +102,8 @@ async fn dispatch(
     let caller = Caller { state: &state, principal: &principal, source: conn.as_ref().into(), path: rest };
     match (method, rest) {
         (Method::POST, "/store") => store_api(&caller, &body).await,
-        (Method::POST, "/internal/register") => caller.as_node(|n| register(&caller, n, &body)).await,
-        (Method::POST, "/internal/heartbeat") => caller.as_node(|n| heartbeat(&state, n)).await,
-        (Method::POST, "/internal/deregister") => caller.as_node(|n| deregister(&state, n)).await,
-        (Method::POST, "/internal/events") => caller.as_node(|n| node_reported(&state, n, &body)).await,
-        (Method::POST, "/internal/envelopes") => {
-            caller.as_node(|n| crate::envelopes::claim(&state, n, &body)).await
+        (Method::POST, path) if let Some(endpoint) = Endpoint::at(path) => {
+            caller.as_node(|n| internal(&caller, endpoint, n, &body)).await
         }
         (Method::GET, "/status") => status(&state),
         (Method::GET, "/metrics") => metrics(&state),
@@ -224,10 +220,16 @@ impl Caller<'_> {
     }
 }
 
-#[derive(Deserialize)]
-struct Registration {
-    addr: SocketAddr,
-    services: Vec<String>,
+/// A node's call of the internal API.
+async fn internal(caller: &Caller<'_>, endpoint: Endpoint, node: &str, body: &[u8]) -> Response<Body> {
+    let state = caller.state;
+    match endpoint {
+        Endpoint::Register => register(caller, node, body).await,
+        Endpoint::Heartbeat => heartbeat(state, node).await,
+        Endpoint::Deregister => deregister(state, node).await,
+        Endpoint::Events => node_reported(state, node, body).await,
+        Endpoint::Envelopes => crate::envelopes::claim(state, node, body).await,
+    }
 }
 
 async fn register(caller: &Caller<'_>, node: &str, body: &[u8]) -> Response<Body> {
@@ -274,10 +276,10 @@ async fn register(caller: &Caller<'_>, node: &str, body: &[u8]) -> Response<Body
     match result {
         Ok(lease) => {
             tracing::info!("node {node} registered at {addr}");
-            reply::json(
-                StatusCode::OK,
-                &serde_json::json!({"lease": lease.0, "lease_ttl_ms": state.config.lease_ttl_ms, "heartbeat_ms": state.config.heartbeat_ms}),
-            )
+            let c = &state.config;
+            let answer =
+                Registered { lease: lease.0, lease_ttl_ms: c.lease_ttl_ms, heartbeat_ms: c.heartbeat_ms };
+            reply::json(StatusCode::OK, &serde_json::to_value(answer).unwrap_or_default())
         }
         Err(e) => reply::unavailable(&format!("registry: {e}")),
     }
@@ -302,7 +304,10 @@ async fn heartbeat(state: &State, node: &str) -> Response<Body> {
         Err(e) => return reply::unavailable(&format!("registry: {e}")),
     };
     match state.store.keep_alive(LeaseId(rec.lease)).await {
-        Ok(ttl) => reply::json(StatusCode::OK, &serde_json::json!({"ttl_ms": ttl.as_millis() as u64})),
+        Ok(ttl) => {
+            let answer = HeartbeatAnswer { ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX) };
+            reply::json(StatusCode::OK, &serde_json::to_value(answer).unwrap_or_default())
+        }
         Err(StoreError::LeaseNotFound(_)) => expired(),
         Err(e) => reply::unavailable(&format!("registry: {e}")),
     }
@@ -348,7 +353,7 @@ async fn store_api(caller: &Caller<'_>, body: &[u8]) -> Response<Body> {
         return caller.refuse(StatusCode::BAD_REQUEST, "registry_bad_request", "not a store request");
     };
     let store = AclStore::new(state.store.clone(), grants);
-    match remote_store::execute(&store as &dyn Store, req).await {
+    match rampart_net::remote_store::execute(&store as &dyn Store, req).await {
         Ok(out) => reply::json(StatusCode::OK, &serde_json::to_value(out).unwrap_or_default()),
         Err(e @ StoreError::Forbidden { .. }) => {
             caller.record("registry_forbidden", &e.to_string());
@@ -361,7 +366,7 @@ async fn store_api(caller: &Caller<'_>, body: &[u8]) -> Response<Body> {
 /// The store API's answer for a store error (the node's remote store reads it back as the
 /// same typed error).
 fn store_error(e: &StoreError) -> Response<Body> {
-    let (status, out) = remote_store::error_response(e);
+    let (status, out) = store::error_response(e);
     reply::json(
         StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
         &serde_json::to_value(out).unwrap_or_default(),

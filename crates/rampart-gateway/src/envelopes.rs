@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use http::{Response, StatusCode};
 use rampart_net::Body;
+use rampart_net::contract::internal::{ClaimAnswer, ClaimRequest, ClaimVerdict};
 use rampart_store::{Expect, LeaseId, StoreError};
 use serde::{Deserialize, Serialize};
 
@@ -27,24 +28,11 @@ use crate::{State, reply};
 /// Where claims are kept.
 pub const ENVELOPES_PREFIX: &str = "envelopes/";
 /// The error kind of a claim refused because the guard is full.
-pub const FULL: &str = "replay_guard_full";
+pub const FULL: &str = rampart_net::contract::internal::REPLAY_GUARD_FULL;
 /// Claims expiring within one window share a lease.
 const WINDOW_SECS: u64 = 30;
 /// Longest an envelope may be claimed for (its TTL can be no longer).
 const MAX_LIFE_SECS: u64 = 86_400;
-
-/// What a node sends.
-#[derive(Debug, Deserialize)]
-struct ClaimRequest {
-    /// The envelope's id: 32 hexadecimal digits (from its HMAC).
-    id: String,
-    /// When the envelope stops passing the TTL check, seconds since the Unix epoch.
-    expires: u64,
-    /// The idempotency scope, if the request carried a key (hexadecimal).
-    scope: Option<String>,
-    /// The node's own nonce for this request (hexadecimal).
-    nonce: String,
-}
 
 /// What is stored.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -96,7 +84,7 @@ pub async fn claim(state: &State, node: &str, body: &[u8]) -> Response<Body> {
         _ => return reply::error(StatusCode::BAD_REQUEST, "bad_request", "not an envelope claim"),
     };
     if req.expires < now {
-        return answer("expired");
+        return answer(ClaimVerdict::Expired);
     }
     if state.claim_leases.held(now) >= state.config.max_envelope_claims {
         tracing::warn!("envelope claims full ({}): refusing new ones", state.config.max_envelope_claims);
@@ -134,19 +122,19 @@ pub async fn claim(state: &State, node: &str, body: &[u8]) -> Response<Body> {
     }
     .await;
     match result {
-        Ok(o) if o.succeeded => answer("fresh"),
+        Ok(o) if o.succeeded => answer(ClaimVerdict::Fresh),
         Ok(o) => {
             let earlier: Option<ClaimRecord> =
                 o.current.and_then(|kv| serde_json::from_slice(&kv.value).ok());
             match earlier {
-                Some(e) if e == record => answer("fresh"), // our own claim, repeated
-                Some(e) if e.scope.is_some() && e.scope == record.scope => answer("retry"),
-                _ => answer("replayed"),
+                Some(e) if e == record => answer(ClaimVerdict::Fresh), // our own claim, repeated
+                Some(e) if e.scope.is_some() && e.scope == record.scope => answer(ClaimVerdict::Retry),
+                _ => answer(ClaimVerdict::Replayed),
             }
         }
         Err(e) => {
             tracing::warn!("claiming an envelope for node {node}: {e}");
-            let (status, out) = rampart_net::remote_store::error_response(&e);
+            let (status, out) = rampart_net::contract::store::error_response(&e);
             reply::json(
                 StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
                 &serde_json::to_value(out).unwrap_or_default(),
@@ -155,8 +143,8 @@ pub async fn claim(state: &State, node: &str, body: &[u8]) -> Response<Body> {
     }
 }
 
-fn answer(claim: &str) -> Response<Body> {
-    reply::json(StatusCode::OK, &serde_json::json!({ "claim": claim }))
+fn answer(claim: ClaimVerdict) -> Response<Body> {
+    reply::json(StatusCode::OK, &serde_json::to_value(ClaimAnswer { claim }).unwrap_or_default())
 }
 
 /// The lease of the window `expires` falls in, granted the first time it is needed; counts the

@@ -15,7 +15,7 @@ pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for
 /// `X-Forwarded-Proto`.
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 /// The client's address, as the gateway saw it, for services.
-pub const CLIENT_HEADER: HeaderName = HeaderName::from_static("rampart-client");
+pub const CLIENT_HEADER: HeaderName = rampart_net::contract::header::CLIENT;
 
 /// Headers that say where a request came from: never passed on as the client sent them.
 pub fn is_forwarding_header(name: &HeaderName) -> bool {

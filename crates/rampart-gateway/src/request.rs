@@ -8,6 +8,7 @@ use std::sync::Arc;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use rampart_events::Severity;
+use rampart_net::contract::path;
 use rampart_net::{Body, ConnInfo};
 
 use crate::{State, api, authn, dashboard, forward, forwarded, reply, security, upstream};
@@ -26,7 +27,7 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>, conn: Arc<
     // Liveness and readiness for orchestrators and load balancers (Kubernetes probes): no
     // credentials, no admission (a ban on the prober's address must not restart the
     // gateway), and nothing said but that this gateway serves.
-    if req.method() == http::Method::GET && req.uri().path() == "/_rampart/health" {
+    if req.method() == http::Method::GET && req.uri().path() == path::HEALTH {
         return reply::json(StatusCode::OK, &serde_json::json!({"status": "ok"}));
     }
     let started = std::time::Instant::now();
@@ -45,7 +46,7 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>, conn: Arc<
         Ok(routed) => routed,
         Err(refused) => return reply::after_body(req, refused).await,
     };
-    if service == "_rampart" {
+    if service == path::API_SEGMENT {
         return api::handle(state.clone(), req, conn, &rest).await;
     }
     let resp = route(&state, req, &conn, &service, &rest).await;

@@ -7,6 +7,8 @@
 //! - [`serve`]: the accept loop, limits, graceful drain; `conn`: one connection's idle and
 //!   head clock, the 414 for an over-long request line, the lingering close;
 //! - [`refusal`]: why a TLS handshake was refused, by kind;
+//! - [`contract`]: the wire contract — headers, media types, API paths, the internal and store
+//!   API bodies;
 //! - [`wire`]: the method and path rules gateway and node both apply;
 //! - [`client`]: the pooled HTTPS client;
 //! - [`remote_store`]: the registry reached through a gateway (a [`rampart_store::Store`]).
@@ -16,6 +18,7 @@
 
 pub mod client;
 mod conn;
+pub mod contract;
 pub mod error;
 pub mod gateways;
 pub mod proxy_header;
@@ -27,14 +30,6 @@ pub mod wire;
 
 pub use error::{NetError, Result};
 
-/// Set (to `unavailable`) by a node on an answer that failed because the registry could not
-/// be reached: the gateway passes it on without blaming the node or trying another (they
-/// share the registry).
-pub const REGISTRY_HEADER: &str = "rampart-registry";
-/// Set by a node on an answer its service produced, as opposed to a refusal of the node's own
-/// (a replayed envelope, a registry out of reach, a limit): only such an answer may be
-/// recorded as the outcome of an `Idempotency-Key`. The gateway removes it.
-pub const SERVED_HEADER: &str = "rampart-served";
 pub use refusal::HandshakeRefusal;
 pub use serve::{
     Body, BoxError, ConnInfo, ConnProblem, Handler, Observers, ServeLimits, Source, full, serve,

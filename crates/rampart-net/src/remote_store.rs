@@ -6,145 +6,16 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use http_body_util::BodyExt;
 use rampart_store::{CasOutcome, Expect, KeyValue, LeaseId, Revision, Store, StoreError, Watch};
-use serde::{Deserialize, Serialize};
 
 use crate::client::HttpsClient;
+use crate::contract::path::STORE as STORE_PATH;
+use crate::contract::store::{
+    StoreErrorKind, StoreRequest, StoreResponse, WireExpect, WireKv, decode, encode,
+};
 use crate::gateways::{Gateways, GatewaysError};
 use crate::serve::full;
-
-/// Path of the store API on a gateway.
-pub const STORE_PATH: &str = "/_rampart/store";
-
-/// One store operation, as sent to the gateway. Fields mirror the [`Store`] method's
-/// arguments; values and expected values are base64.
-#[allow(missing_docs)]
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum StoreRequest {
-    /// [`Store::get`].
-    Get { key: String },
-    /// [`Store::range`].
-    Range { prefix: String },
-    /// [`Store::put`] (value in base64).
-    Put { key: String, value: String, lease: Option<i64> },
-    /// [`Store::delete`].
-    Delete { key: String },
-    /// [`Store::delete_prefix`].
-    DeletePrefix { prefix: String },
-    /// [`Store::compare_and_set`].
-    Cas { key: String, expect: WireExpect, value: Option<String>, lease: Option<i64> },
-    /// [`Store::grant_lease`].
-    Grant { ttl_ms: u64 },
-    /// [`Store::keep_alive`].
-    KeepAlive { lease: i64 },
-    /// [`Store::revoke_lease`].
-    Revoke { lease: i64 },
-    /// [`Store::revision`].
-    Revision,
-}
-
-/// [`Expect`] on the wire.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WireExpect {
-    /// [`Expect::Absent`].
-    Absent,
-    /// [`Expect::ModRevision`].
-    ModRevision(u64),
-    /// [`Expect::Value`] in base64.
-    Value(String),
-}
-
-/// [`KeyValue`] on the wire.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct WireKv {
-    /// The key.
-    pub key: String,
-    /// The value, base64.
-    pub value: String,
-    /// Creation revision.
-    pub create_revision: u64,
-    /// Last modification revision.
-    pub mod_revision: u64,
-    /// Modification count.
-    pub version: u64,
-    /// Lease id.
-    pub lease: Option<i64>,
-}
-
-impl From<KeyValue> for WireKv {
-    fn from(kv: KeyValue) -> Self {
-        WireKv {
-            key: kv.key,
-            value: STANDARD.encode(&kv.value),
-            create_revision: kv.create_revision,
-            mod_revision: kv.mod_revision,
-            version: kv.version,
-            lease: kv.lease.map(|l| l.0),
-        }
-    }
-}
-
-impl TryFrom<WireKv> for KeyValue {
-    type Error = StoreError;
-    fn try_from(w: WireKv) -> Result<Self, StoreError> {
-        Ok(KeyValue {
-            value: decode(&w.value)?,
-            key: w.key,
-            create_revision: w.create_revision,
-            mod_revision: w.mod_revision,
-            version: w.version,
-            lease: w.lease.map(LeaseId),
-        })
-    }
-}
-
-/// The answer to a [`StoreRequest`]: exactly one field set, or `error`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct StoreResponse {
-    /// For get.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kv: Option<WireKv>,
-    /// For range.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kvs: Option<Vec<WireKv>>,
-    /// For put, cas, revision.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub revision: Option<u64>,
-    /// For delete (0/1) and delete_prefix.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub deleted: Option<u64>,
-    /// For cas.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub succeeded: Option<bool>,
-    /// For grant.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lease: Option<i64>,
-    /// For keep_alive.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ttl_ms: Option<u64>,
-    /// Why the operation failed, with `kind` one of `forbidden`, `lease_not_found`, `invalid`,
-    /// `unavailable`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// The failure's kind.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
-}
-
-/// Base64 for the wire.
-pub fn encode(bytes: &[u8]) -> String {
-    STANDARD.encode(bytes)
-}
-
-/// From base64 on the wire.
-pub fn decode(text: &str) -> Result<Vec<u8>, StoreError> {
-    STANDARD.decode(text).map_err(|_| StoreError::Backend("bad base64 from the gateway".into()))
-}
 
 /// Runs a wire request against a store (the gateway side of the API).
 pub async fn execute(store: &dyn Store, req: StoreRequest) -> Result<StoreResponse, StoreError> {
@@ -221,7 +92,7 @@ impl RemoteStore {
         let body = serde_json::to_vec(req).map_err(|e| (failed(e.to_string()), false))?;
         let build = |base: &str| {
             http::Request::post(format!("{base}{STORE_PATH}"))
-                .header(http::header::CONTENT_TYPE, "application/json")
+                .header(http::header::CONTENT_TYPE, crate::contract::media::JSON)
                 .body(full(body.clone()))
         };
         let timeout = Duration::from_secs(10);
@@ -255,10 +126,12 @@ impl RemoteStore {
                 String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
             ))
         })?;
-        match (out.kind.as_deref(), &out.error) {
-            (Some("forbidden"), Some(e)) => Err(StoreError::Forbidden { op: "remote", key: e.clone() }),
-            (Some("lease_not_found"), _) => Err(StoreError::LeaseNotFound(0)),
-            (Some("invalid"), Some(e)) => Err(StoreError::Backend(e.clone())),
+        match (out.kind, &out.error) {
+            (Some(StoreErrorKind::Forbidden), Some(e)) => {
+                Err(StoreError::Forbidden { op: "remote", key: e.clone() })
+            }
+            (Some(StoreErrorKind::LeaseNotFound), _) => Err(StoreError::LeaseNotFound(0)),
+            (Some(StoreErrorKind::Invalid), Some(e)) => Err(StoreError::Backend(e.clone())),
             (_, Some(e)) => Err(failed(e.clone())),
             _ => Ok(out),
         }
@@ -364,15 +237,4 @@ impl Store for RemoteStore {
     async fn revision(&self) -> Result<Revision, StoreError> {
         Ok(self.call(StoreRequest::Revision).await?.revision.unwrap_or_default())
     }
-}
-
-/// The wire answer for a store error.
-pub fn error_response(e: &StoreError) -> (u16, StoreResponse) {
-    let (status, kind) = match e {
-        StoreError::Forbidden { .. } => (403, "forbidden"),
-        StoreError::LeaseNotFound(_) => (404, "lease_not_found"),
-        StoreError::InvalidKey(_) | StoreError::ValueTooLarge(_) => (400, "invalid"),
-        _ => (503, "unavailable"),
-    };
-    (status, StoreResponse { error: Some(e.to_string()), kind: Some(kind.into()), ..Default::default() })
 }

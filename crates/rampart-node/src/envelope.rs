@@ -15,7 +15,7 @@ use rampart_crypto::{CryptoError, Keyring, now_secs};
 use crate::registration::{Claim, ClaimError, Membership};
 
 /// The media type of an envelope.
-pub const FERNET: &str = "application/fernet";
+pub const FERNET: &str = rampart_net::contract::media::FERNET;
 
 /// The node's keyring with its token rules.
 #[derive(Debug)]

@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use rampart_net::contract::path;
 use rampart_net::{Body, full};
 
 /// Connections served at once; more wait in the kernel's backlog.
@@ -20,8 +21,8 @@ const MAX_CONNECTIONS: usize = 64;
 
 fn answer(req: &Request<Incoming>, ready: &AtomicBool) -> Response<Body> {
     let (status, body) = match (req.method(), req.uri().path()) {
-        (&Method::GET, "/_rampart/health") if ready.load(Ordering::Relaxed) => (StatusCode::OK, "ok"),
-        (&Method::GET, "/_rampart/health") => (StatusCode::SERVICE_UNAVAILABLE, "not registered"),
+        (&Method::GET, path::HEALTH) if ready.load(Ordering::Relaxed) => (StatusCode::OK, "ok"),
+        (&Method::GET, path::HEALTH) => (StatusCode::SERVICE_UNAVAILABLE, "not registered"),
         _ => (StatusCode::NOT_FOUND, "only GET /_rampart/health is served here"),
     };
     let mut r = Response::new(full(format!("{{\"status\":\"{body}\"}}")));

@@ -29,6 +29,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use rampart_crypto::CryptoError;
+use rampart_net::contract::{header, path};
 use rampart_net::{Body, ConnInfo, ServeLimits, full};
 use rampart_store::Store;
 
@@ -135,7 +136,7 @@ fn answer(a: Answer) -> Response<Body> {
     let down = a.registry_down;
     let mut r = respond(a.status, a.content_type, a.body);
     if down {
-        r.headers_mut().insert(rampart_net::REGISTRY_HEADER, HeaderValue::from_static("unavailable"));
+        r.headers_mut().insert(header::REGISTRY, HeaderValue::from_static("unavailable"));
     }
     r
 }
@@ -146,7 +147,7 @@ async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Respons
     if conn.principal.is_none() {
         return answer(Answer::error(StatusCode::FORBIDDEN, "forbidden", "only gateways may call a node"));
     }
-    if req.uri().path() == "/_rampart/health" && req.headers().get("rampart-service").is_none() {
+    if req.uri().path() == path::HEALTH && !req.headers().contains_key(header::SERVICE) {
         return with_node(node, respond(StatusCode::OK, "text/plain; charset=utf-8", b"ok".to_vec()));
     }
     if let Err(e) = rampart_net::wire::check_method(req.method()) {
@@ -158,10 +159,8 @@ async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Respons
         Err(e) => return answer(Answer::error(StatusCode::BAD_REQUEST, "bad_path", &e.to_string())),
     };
     let headers = req.headers().clone();
-    let principal =
-        headers.get("rampart-principal").and_then(|v| v.to_str().ok()).unwrap_or("anonymous").to_owned();
-    let Some(service) = headers.get("rampart-service").and_then(|v| v.to_str().ok()).map(str::to_owned)
-    else {
+    let principal = header::text(&headers, &header::PRINCIPAL).unwrap_or("anonymous").to_owned();
+    let Some(service) = header::text(&headers, &header::SERVICE).map(str::to_owned) else {
         return answer(Answer::error(StatusCode::BAD_REQUEST, "bad_request", "no Rampart-Service header"));
     };
     let method = req.method().clone();
@@ -187,13 +186,13 @@ async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Respons
     }
     let body = match (&node.envelopes, &node.reporter, sealed_in) {
         (Some(env), Some(guard), true) => {
-            let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+            let key = header::text(&headers, &header::IDEMPOTENCY_KEY);
             let scope = key.map(|k| envelope::scope(&principal, &service, k));
             match env.open(&body, guard, scope.as_deref()).await {
                 Ok(plain) => plain,
                 Err(e) => {
                     // The client the gateway named (the connection is the gateway's).
-                    let client = headers.get("rampart-client").and_then(|v| v.to_str().ok());
+                    let client = header::text(&headers, &header::CLIENT);
                     let source = client.map_or_else(|| conn.remote.ip().to_string(), str::to_owned);
                     return refused_envelope(guard, source, &principal, &service, e);
                 }
@@ -224,11 +223,11 @@ async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Respons
         match service.as_str() {
             "hello" => services::hello(&method),
             "echo" => {
-                let client = headers.get("rampart-client").and_then(|v| v.to_str().ok()).unwrap_or("");
+                let client = header::text(&headers, &header::CLIENT).unwrap_or("");
                 services::echo(&method, &path, query.as_deref(), (&principal, client), &body)
             }
             "data" => {
-                let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+                let key = header::text(&headers, &header::IDEMPOTENCY_KEY);
                 services::data(
                     node.store.as_ref(),
                     &method,
@@ -255,7 +254,7 @@ async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Respons
         _ => answer(a),
     };
     let mut resp = with_node(node, resp);
-    resp.headers_mut().insert(rampart_net::SERVED_HEADER, HeaderValue::from_static("1"));
+    resp.headers_mut().insert(header::SERVED, HeaderValue::from_static("1"));
     resp
 }
 
@@ -304,7 +303,7 @@ fn refused_envelope(
 /// Names the node that answered (`Rampart-Node`), for operators and the demo's per-node counts.
 fn with_node(node: &Node, mut resp: Response<Body>) -> Response<Body> {
     if let Ok(v) = HeaderValue::from_str(&node.name) {
-        resp.headers_mut().insert("rampart-node", v);
+        resp.headers_mut().insert(header::NODE, v);
     }
     resp
 }

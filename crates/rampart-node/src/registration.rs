@@ -12,12 +12,17 @@ use std::time::Duration;
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use rampart_net::client::HttpsClient;
+use rampart_net::contract::internal::{
+    ClaimAnswer, ClaimRequest, ClaimVerdict, Endpoint, REPLAY_GUARD_FULL, Registered, Registration,
+};
+use rampart_net::contract::{media, path};
 use rampart_net::full;
 use rampart_net::gateways::Gateways;
 use tokio::sync::watch;
 
-/// A security event for the gateway's audit log.
-#[derive(Debug)]
+/// A security event for the gateway's audit log (as the gateway reads it:
+/// `rampart_events::NewEvent`).
+#[derive(Debug, serde::Serialize)]
 pub struct Report<'a> {
     /// The event's kind.
     pub kind: &'a str,
@@ -94,17 +99,17 @@ impl Membership {
     /// deregistrations are idempotent, and an event report at worst appears twice.
     async fn post(
         &self,
-        path: &str,
-        body: serde_json::Value,
+        endpoint: Endpoint,
+        body: &impl serde::Serialize,
     ) -> Result<(StatusCode, serde_json::Value), String> {
-        let body = body.to_string();
+        let body = serde_json::to_vec(body).map_err(|e| e.to_string())?;
         let (_, resp) = self
             .gateways
             .send_idempotent(&self.client, Duration::from_secs(5), |base| {
                 Request::builder()
                     .method(Method::POST)
-                    .uri(format!("{base}/_rampart/internal/{path}"))
-                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .uri(format!("{base}/{}{}", path::API_SEGMENT, endpoint.rest()))
+                    .header(http::header::CONTENT_TYPE, media::JSON)
                     .body(full(body.clone()))
             })
             .await
@@ -133,11 +138,7 @@ impl Membership {
 
     /// Reports a security event with all its fields.
     pub async fn report_event(&self, r: Report<'_>) {
-        let body = serde_json::json!({
-            "kind": r.kind, "severity": r.severity, "source": r.source,
-            "principal": r.principal, "service": r.service, "reason": r.reason,
-        });
-        if let Err(e) = self.post("events", body).await {
+        if let Err(e) = self.post(Endpoint::Events, &r).await {
             tracing::warn!("reporting an event to {}: {e}", self.gateway());
         }
     }
@@ -147,16 +148,21 @@ impl Membership {
     pub async fn claim(&self, id: u128, expires: u64, scope: Option<&str>) -> Result<Claim, ClaimError> {
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce).map_err(|e| ClaimError::Unavailable(format!("no randomness: {e}")))?;
-        let body = serde_json::json!({
-            "id": format!("{id:032x}"), "expires": expires, "scope": scope, "nonce": hex::encode(nonce),
-        });
-        let (status, answer) = self.post("envelopes", body).await.map_err(ClaimError::Unavailable)?;
-        match (status, answer["claim"].as_str()) {
-            (StatusCode::OK, Some("fresh")) => Ok(Claim::Fresh),
-            (StatusCode::OK, Some("retry")) => Ok(Claim::Retry),
-            (StatusCode::OK, Some("replayed")) => Ok(Claim::Replayed),
-            (StatusCode::OK, Some("expired")) => Ok(Claim::Expired),
-            (StatusCode::SERVICE_UNAVAILABLE, _) if answer["error"] == "replay_guard_full" => {
+        let body = ClaimRequest {
+            id: format!("{id:032x}"),
+            expires,
+            scope: scope.map(str::to_owned),
+            nonce: hex::encode(nonce),
+        };
+        let (status, answer) =
+            self.post(Endpoint::Envelopes, &body).await.map_err(ClaimError::Unavailable)?;
+        let verdict = serde_json::from_value::<ClaimAnswer>(answer.clone()).map(|a| a.claim);
+        match (status, verdict) {
+            (StatusCode::OK, Ok(ClaimVerdict::Fresh)) => Ok(Claim::Fresh),
+            (StatusCode::OK, Ok(ClaimVerdict::Retry)) => Ok(Claim::Retry),
+            (StatusCode::OK, Ok(ClaimVerdict::Replayed)) => Ok(Claim::Replayed),
+            (StatusCode::OK, Ok(ClaimVerdict::Expired)) => Ok(Claim::Expired),
+            (StatusCode::SERVICE_UNAVAILABLE, _) if answer["error"] == REPLAY_GUARD_FULL => {
                 Err(ClaimError::Full)
             }
             _ => Err(ClaimError::Unavailable(format!(
@@ -168,13 +174,14 @@ impl Membership {
 
     /// Registers; returns the heartbeat interval the gateway asks for.
     pub async fn register(&self) -> Result<Duration, String> {
-        let (status, body) = self
-            .post("register", serde_json::json!({"addr": self.addr.to_string(), "services": self.services}))
-            .await?;
+        let registration = Registration { addr: self.addr, services: self.services.clone() };
+        let (status, body) = self.post(Endpoint::Register, &registration).await?;
         if status != StatusCode::OK {
             return Err(format!("gateway answered {status}: {body}"));
         }
-        Ok(Duration::from_millis(body["heartbeat_ms"].as_u64().unwrap_or(1000)))
+        let registered: Registered =
+            serde_json::from_value(body).map_err(|e| format!("gateway answered a registration with {e}"))?;
+        Ok(Duration::from_millis(registered.heartbeat_ms))
     }
 
     /// Keeps the node registered until `stop` turns true, then deregisters.
@@ -191,7 +198,7 @@ impl Membership {
                 break;
             }
             if registered {
-                match self.post("heartbeat", serde_json::json!({})).await {
+                match self.post(Endpoint::Heartbeat, &serde_json::json!({})).await {
                     Ok((StatusCode::OK, _)) => {}
                     // The registry cannot take writes (etcd without quorum): keep serving and
                     // keep trying; the lease is renewed once it is back.
@@ -232,7 +239,7 @@ impl Membership {
         // there (a refusal is not a lapsed lease), and deregistering what is gone is harmless.
         self.registered.store(false, Ordering::Relaxed);
         if ever_registered {
-            match self.post("deregister", serde_json::json!({})).await {
+            match self.post(Endpoint::Deregister, &serde_json::json!({})).await {
                 Ok(_) => tracing::info!("deregistered from {}", self.gateway()),
                 Err(e) => tracing::warn!("deregistering failed: {e}"),
             }

@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
-use http::header::{CONTENT_TYPE, HeaderMap};
+use http::header::{CONTENT_TYPE, HeaderMap, HeaderName};
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rampart_net::contract::header;
 use rampart_net::{Body, full};
 
 use crate::services::Answer;
@@ -22,7 +23,12 @@ pub fn client() -> PlainClient {
 }
 
 /// Headers the gateway sets about the client, passed on to the app.
-const FROM_GATEWAY: [&str; 4] = ["rampart-client", "forwarded", "x-forwarded-for", "x-forwarded-proto"];
+const FROM_GATEWAY: [HeaderName; 4] = [
+    header::CLIENT,
+    http::header::FORWARDED,
+    HeaderName::from_static("x-forwarded-for"),
+    HeaderName::from_static("x-forwarded-proto"),
+];
 
 #[allow(clippy::too_many_arguments)]
 pub async fn forward(
@@ -42,14 +48,14 @@ pub async fn forward(
         query.map(|q| format!("?{q}")).unwrap_or_default()
     );
     let mut builder =
-        Request::builder().method(method.clone()).uri(&uri).header("rampart-principal", principal);
+        Request::builder().method(method.clone()).uri(&uri).header(header::PRINCIPAL, principal);
     if let Some(ct) = headers.get(CONTENT_TYPE).filter(|v| v.to_str().is_ok_and(|s| !s.contains("fernet"))) {
         builder = builder.header(CONTENT_TYPE, ct);
     }
     // Where the request came from, as the gateway decided (it removed the client's own
     // versions of these): the app behind a node sees the real client, as behind any proxy.
     for name in FROM_GATEWAY {
-        if let Some(v) = headers.get(name) {
+        if let Some(v) = headers.get(&name) {
             builder = builder.header(name, v);
         }
     }

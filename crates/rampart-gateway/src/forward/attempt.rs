@@ -39,7 +39,9 @@ impl Outcome {
     pub fn of(result: Option<Result<Response<Body>, SendError>>) -> Self {
         match result {
             None => Outcome::TimedOut,
-            Some(Ok(r)) if r.headers().contains_key(rampart_net::REGISTRY_HEADER) => Outcome::RegistryDown(r),
+            Some(Ok(r)) if r.headers().contains_key(rampart_net::contract::header::REGISTRY) => {
+                Outcome::RegistryDown(r)
+            }
             Some(Ok(r)) if matches!(r.status().as_u16(), 502..=504) => Outcome::Unavailable(r),
             Some(Ok(r)) => Outcome::Answered(r),
             Some(Err(e)) if e.maybe_sent => Outcome::MayHaveActed(e),

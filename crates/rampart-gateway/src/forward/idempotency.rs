@@ -3,7 +3,7 @@
 //! the node) is kept, never a refusal made before the service ran, nor a server error.
 
 use base64::Engine as _;
-use http::header::{self, HeaderName, HeaderValue};
+use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 use rampart_net::{Body, full};
 use rampart_store::Store;
@@ -12,10 +12,6 @@ use serde::{Deserialize, Serialize};
 use super::outgoing;
 use crate::reply;
 
-/// The client's key making a non-idempotent request safe to retry.
-pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
-/// Set on an answer replayed from a recorded outcome.
-pub const REPLAYED_HEADER: HeaderName = HeaderName::from_static("idempotent-replayed");
 /// Where outcomes of requests with an `Idempotency-Key` are kept.
 pub const IDEMPOTENCY_PREFIX: &str = "idempotency/";
 /// Largest answer body kept for replay.
@@ -41,7 +37,7 @@ impl BadKey {
 
 /// The key a request carries, if any.
 pub fn key(headers: &http::HeaderMap) -> Result<Option<&str>, BadKey> {
-    match headers.get(&IDEMPOTENCY_KEY).map(|v| v.to_str()) {
+    match headers.get(&rampart_net::contract::header::IDEMPOTENCY_KEY).map(|v| v.to_str()) {
         None => Ok(None),
         Some(Ok(k)) if !k.is_empty() && k.len() <= 255 => Ok(Some(k)),
         Some(_) => Err(BadKey),
@@ -70,7 +66,7 @@ pub async fn replay(store: &dyn Store, record: &str) -> Option<Response<Body>> {
     if let Some(ct) = o.content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
         resp.headers_mut().insert(header::CONTENT_TYPE, ct);
     }
-    resp.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    resp.headers_mut().insert(rampart_net::contract::header::REPLAYED, HeaderValue::from_static("true"));
     Some(resp)
 }
 
@@ -84,7 +80,8 @@ pub async fn keep(
     resp: Response<Body>,
     (attempts, idle): (u32, std::time::Duration),
 ) -> Response<Body> {
-    if resp.status().is_server_error() || !resp.headers().contains_key(rampart_net::SERVED_HEADER) {
+    if resp.status().is_server_error() || !resp.headers().contains_key(rampart_net::contract::header::SERVED)
+    {
         return outgoing::finish(resp, attempts);
     }
     let (mut parts, body) = resp.into_parts();

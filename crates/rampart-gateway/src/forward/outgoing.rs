@@ -9,16 +9,10 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Request, Response};
 use rampart_auth::Principal;
+use rampart_net::contract::header as wire;
 use rampart_net::{Body, full};
 
 use crate::upstream::Target;
-
-/// Set by the gateway: who called (any value from outside is removed first).
-pub const PRINCIPAL_HEADER: HeaderName = HeaderName::from_static("rampart-principal");
-/// Set by the gateway: which service the node should run.
-pub const SERVICE_HEADER: HeaderName = HeaderName::from_static("rampart-service");
-/// Set by the gateway on answers that took more than one attempt.
-pub const ATTEMPTS_HEADER: HeaderName = HeaderName::from_static("rampart-attempts");
 
 /// Headers that describe one connection, not the request (RFC 9110 §7.6.1).
 const DROPPED: [HeaderName; 8] = [
@@ -79,10 +73,10 @@ impl super::attempt::RequestFor for Outgoing<'_> {
         }
         crate::forwarded::set_towards_node(headers, self.client);
         if let Ok(who) = HeaderValue::from_str(&self.principal.name()) {
-            headers.insert(PRINCIPAL_HEADER, who);
+            headers.insert(wire::PRINCIPAL, who);
         }
         if let Ok(v) = HeaderValue::from_str(self.service) {
-            headers.insert(SERVICE_HEADER, v);
+            headers.insert(wire::SERVICE, v);
         }
         req
     }
@@ -101,8 +95,8 @@ pub fn clean(parts: &mut http::response::Parts, attempts: u32) {
     for name in &DROPPED {
         parts.headers.remove(name);
     }
-    parts.headers.remove(rampart_net::SERVED_HEADER);
+    parts.headers.remove(wire::SERVED);
     if attempts > 1 {
-        parts.headers.insert(ATTEMPTS_HEADER, HeaderValue::from(attempts));
+        parts.headers.insert(wire::ATTEMPTS, HeaderValue::from(attempts));
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use http::Request;
 use http_body_util::BodyExt;
+use rampart_net::contract::{media, path};
 
 use crate::cmd::{block_on, print_table};
 use crate::home::Home;
@@ -39,14 +40,14 @@ async fn send(
 }
 
 async fn get_json(home: &Home, path: &str) -> Result<serde_json::Value> {
-    let body = get(home, path, "application/json").await?.into_body().collect().await?.to_bytes();
+    let body = get(home, path, media::JSON).await?.into_body().collect().await?.to_bytes();
     Ok(serde_json::from_slice(&body)?)
 }
 
 pub fn status(home: &Home) -> Result<()> {
     block_on(async {
-        let status = get_json(home, "/_rampart/status").await?;
-        let bans = get_json(home, "/_rampart/bans").await?;
+        let status = get_json(home, path::STATUS).await?;
+        let bans = get_json(home, path::BANS).await?;
         outln!("trust domain {}", status["domain"].as_str().unwrap_or("?"));
         let nodes = status["nodes"].as_array().cloned().unwrap_or_default();
         if nodes.is_empty() {
@@ -83,7 +84,7 @@ pub fn status(home: &Home) -> Result<()> {
 /// `rampart bans list`.
 pub fn bans_list(home: &Home, json: bool) -> Result<()> {
     block_on(async {
-        let bans = get_json(home, "/_rampart/bans").await?;
+        let bans = get_json(home, path::BANS).await?;
         let list = bans["bans"].as_array().cloned().unwrap_or_default();
         if json {
             outln!("{}", serde_json::Value::Array(list));
@@ -115,7 +116,7 @@ pub fn bans_lift(home: &Home, source: &str) -> Result<()> {
         bail!("{source:?} is not an IP address (or a network as `rampart bans list` shows it)");
     }
     block_on(async {
-        send(home, http::Method::DELETE, &format!("/_rampart/bans/{address}"), "application/json")
+        send(home, http::Method::DELETE, &format!("{}/{address}", path::BANS), media::JSON)
             .await
             .with_context(|| format!("lifting the ban on {source}"))?;
         outln!("Lifted the ban on {source} (the network's other gateways lift it too).");
@@ -148,8 +149,8 @@ fn print_event(e: &serde_json::Value, json: bool) {
 
 pub fn events(home: &Home, follow: bool, after: Option<u64>, json: bool) -> Result<()> {
     let path = match after {
-        Some(a) => format!("/_rampart/events?after={a}"),
-        None => "/_rampart/events".to_owned(),
+        Some(a) => format!("{}?after={a}", path::EVENTS),
+        None => path::EVENTS.to_owned(),
     };
     block_on(async {
         if !follow {

@@ -38,7 +38,8 @@ impl fmt::Display for HttpStatus {
 
 impl std::error::Error for HttpStatus {}
 
-const FERNET: &str = "application/fernet";
+use rampart_net::contract::header as wire;
+use rampart_net::contract::media::{FERNET, JSON};
 
 pub fn run(home: &Home, args: CallArgs) -> Result<()> {
     let config = home.config()?;
@@ -116,13 +117,13 @@ pub fn run(home: &Home, args: CallArgs) -> Result<()> {
     } else if !body.is_empty()
         && !args.headers.iter().any(|h| h.to_ascii_lowercase().starts_with("content-type:"))
     {
-        req = req.header(CONTENT_TYPE, "application/json");
+        req = req.header(CONTENT_TYPE, JSON);
     }
     if let Some(t) = &args.token {
         req = req.header(AUTHORIZATION, format!("Bearer {}", t.trim()));
     }
     let template = req.body(())?;
-    let keyed = template.headers().contains_key("idempotency-key");
+    let keyed = template.headers().contains_key(wire::IDEMPOTENCY_KEY);
     let repeatable = keyed || method.is_idempotent();
     let body = bytes::Bytes::from(body);
     // An envelope re-sent is a replay unless it carries the same Idempotency-Key (then it is a

@@ -17,6 +17,7 @@ use anyhow::{Context, Result, bail};
 use http::Request;
 use http_body_util::BodyExt;
 use rampart_net::client::HttpsClient;
+use rampart_net::contract::{header as wire, media};
 
 use crate::cli::DemoArgs;
 use crate::home::Home;
@@ -333,15 +334,15 @@ async fn client_loop(
                 let record = format!(r#"{{"client":{c},"seq":{i}}}"#);
                 let Ok(token) = keyring.encrypt(record.as_bytes()) else { continue };
                 let req = Request::post(format!("{url}/data"))
-                    .header("content-type", "application/fernet")
-                    .header("accept", "application/fernet")
-                    .header("idempotency-key", format!("demo-{c}-{i}"))
+                    .header(http::header::CONTENT_TYPE, media::FERNET)
+                    .header(http::header::ACCEPT, media::FERNET)
+                    .header(wire::IDEMPOTENCY_KEY, format!("demo-{c}-{i}"))
                     .body(rampart_net::full(token));
                 (req, true, true)
             }
             _ => (
                 Request::get(format!("{url}/echo/demo?c={c}"))
-                    .header("accept", "application/fernet")
+                    .header(http::header::ACCEPT, media::FERNET)
                     .body(rampart_net::full("")),
                 true,
                 false,
@@ -351,13 +352,9 @@ async fn client_loop(
         let outcome = match tokio::time::timeout(Duration::from_secs(30), client.request(req)).await {
             Ok(Ok(resp)) => {
                 let status = resp.status();
-                let node = resp
-                    .headers()
-                    .get("rampart-node")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("?")
-                    .to_owned();
-                let retried = resp.headers().contains_key("rampart-attempts");
+                let node =
+                    resp.headers().get(wire::NODE).and_then(|v| v.to_str().ok()).unwrap_or("?").to_owned();
+                let retried = resp.headers().contains_key(wire::ATTEMPTS);
                 match resp.into_body().collect().await {
                     Ok(b) if status.is_success() => Ok((node, retried, b.to_bytes())),
                     Ok(b) => Err(format!("{status} {}", String::from_utf8_lossy(&b.to_bytes()))),

@@ -64,8 +64,10 @@ impl Transport for Fake {
                 Acts::RegistryDown => {
                     let mut r = Response::new(rampart_net::full(""));
                     *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-                    r.headers_mut()
-                        .insert(rampart_net::REGISTRY_HEADER, http::HeaderValue::from_static("unavailable"));
+                    r.headers_mut().insert(
+                        rampart_net::contract::header::REGISTRY,
+                        http::HeaderValue::from_static("unavailable"),
+                    );
                     Ok(r)
                 }
                 Acts::Refuses => Err(error(false)),

@@ -1,0 +1,69 @@
+//! The wire contract between gateway, node and CLI, in one place: the headers each side sets
+//! and trusts, the media types, the paths of the gateway's API, and the bodies of the internal
+//! API ([`internal`]) and the store API ([`store`]). DESIGN.md describes the same contract for
+//! people; a change here is a change of protocol.
+
+pub mod internal;
+pub mod store;
+
+/// Header names, lower case as HTTP/2 sends them.
+pub mod header {
+    use http::HeaderName;
+
+    /// Set by the gateway towards a node: who called (any value from outside is removed first).
+    pub const PRINCIPAL: HeaderName = HeaderName::from_static("rampart-principal");
+    /// Set by the gateway towards a node: which service to run.
+    pub const SERVICE: HeaderName = HeaderName::from_static("rampart-service");
+    /// Set by the gateway towards a node: the client's address (behind trusted proxies, the
+    /// one they named).
+    pub const CLIENT: HeaderName = HeaderName::from_static("rampart-client");
+    /// Set by a node on its answers: which node answered.
+    pub const NODE: HeaderName = HeaderName::from_static("rampart-node");
+    /// Set by a node (to `unavailable`) on an answer that failed because the registry could not
+    /// be reached: the gateway passes it on without blaming the node or trying another (they
+    /// share the registry).
+    pub const REGISTRY: HeaderName = HeaderName::from_static("rampart-registry");
+    /// Set by a node on an answer its service produced, as opposed to a refusal of the node's
+    /// own (a replayed envelope, a registry out of reach, a limit): only such an answer may be
+    /// recorded as the outcome of an `Idempotency-Key`. The gateway removes it.
+    pub const SERVED: HeaderName = HeaderName::from_static("rampart-served");
+    /// Set by the gateway on answers that took more than one attempt.
+    pub const ATTEMPTS: HeaderName = HeaderName::from_static("rampart-attempts");
+    /// The client's key making a non-idempotent request safe to retry.
+    pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+    /// Set by the gateway on an answer replayed from a recorded outcome.
+    pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+    /// The value of `name` in `headers` as text, if it is there and is text.
+    pub fn text<'a>(headers: &'a http::HeaderMap, name: &HeaderName) -> Option<&'a str> {
+        headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Media types.
+pub mod media {
+    /// A Fernet token: a sealed payload (request or answer).
+    pub const FERNET: &str = "application/fernet";
+    /// JSON, which every API answer and error is.
+    pub const JSON: &str = "application/json";
+}
+
+/// Paths of the gateway's own API, under `/_rampart`.
+pub mod path {
+    /// The first path segment of the gateway's API.
+    pub const API_SEGMENT: &str = "_rampart";
+    /// Liveness and readiness (gateway and node alike).
+    pub const HEALTH: &str = "/_rampart/health";
+    /// The registry, under the caller's ACL.
+    pub const STORE: &str = "/_rampart/store";
+    /// Nodes and services (admins).
+    pub const STATUS: &str = "/_rampart/status";
+    /// Bans in force (admins); `DELETE /_rampart/bans/<address>` lifts one.
+    pub const BANS: &str = "/_rampart/bans";
+    /// The live event stream (admins).
+    pub const EVENTS: &str = "/_rampart/events";
+    /// Prometheus metrics (admins, or the metrics token).
+    pub const METRICS: &str = "/_rampart/metrics";
+    /// A token for a password (HTTP basic authentication).
+    pub const TOKEN: &str = "/_rampart/token";
+}

@@ -1,5 +1,6 @@
 //! The one error type of the auth crate.
 
+use rampart_events::EventKind;
 use rampart_store::StoreError;
 
 /// Why a token was refused. Each reason is distinct so that the security event says exactly
@@ -31,16 +32,16 @@ pub enum TokenRefusal {
 }
 
 impl TokenRefusal {
-    /// A stable name for events and metrics (`token_expired`, …).
-    pub fn kind(self) -> &'static str {
+    /// The security event's kind.
+    pub fn kind(self) -> EventKind {
         match self {
-            TokenRefusal::Malformed => "token_malformed",
-            TokenRefusal::Unknown => "token_unknown",
-            TokenRefusal::BadSecret => "token_invalid",
-            TokenRefusal::Revoked => "token_revoked",
-            TokenRefusal::UserRemoved => "token_user_removed",
-            TokenRefusal::Expired => "token_expired",
-            TokenRefusal::OutOfScope => "token_out_of_scope",
+            TokenRefusal::Malformed => EventKind::TokenMalformed,
+            TokenRefusal::Unknown => EventKind::TokenUnknown,
+            TokenRefusal::BadSecret => EventKind::TokenInvalid,
+            TokenRefusal::Revoked => EventKind::TokenRevoked,
+            TokenRefusal::UserRemoved => EventKind::TokenUserRemoved,
+            TokenRefusal::Expired => EventKind::TokenExpired,
+            TokenRefusal::OutOfScope => EventKind::TokenOutOfScope,
         }
     }
 }

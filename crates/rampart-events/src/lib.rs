@@ -8,6 +8,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod kind;
+pub use kind::EventKind;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -42,8 +45,8 @@ pub struct Event {
     pub time: String,
     /// How bad.
     pub severity: Severity,
-    /// What happened, a stable snake_case name (`token_expired`, `policy_denied`, …).
-    pub kind: String,
+    /// What happened, serialised as a stable snake_case name (`token_expired`, …).
+    pub kind: EventKind,
     /// Where it came from: a client address, or a node's name.
     pub source: String,
     /// The immediate peer, when it is not the client: the load balancer or proxy the client
@@ -66,13 +69,14 @@ pub struct Event {
     pub node: Option<String>,
 }
 
-/// What a caller reports; the log fills in id, time and gateway.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// What a caller reports; the log fills in id, time, severity (from the kind) and gateway.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NewEvent {
-    /// How bad.
+    /// How bad, for a kind this version does not know (a known kind's severity is its own).
+    #[serde(default)]
     pub severity: Option<Severity>,
     /// What happened.
-    pub kind: String,
+    pub kind: EventKind,
     /// Where from.
     pub source: String,
     /// Through which forwarder, when the client did not connect directly.
@@ -89,6 +93,30 @@ pub struct NewEvent {
     /// The node that saw it.
     #[serde(default)]
     pub node: Option<String>,
+}
+
+impl NewEvent {
+    /// An event of `kind` from `source`, for `reason`; the other fields empty.
+    pub fn new(kind: EventKind, source: impl Into<String>, reason: impl Into<String>) -> Self {
+        NewEvent {
+            severity: None,
+            kind,
+            source: source.into(),
+            peer: None,
+            principal: None,
+            service: None,
+            reason: reason.into(),
+            node: None,
+        }
+    }
+
+    /// How bad it is: its kind's severity, or for an unknown kind what the reporter said.
+    pub fn severity(&self) -> Severity {
+        match (&self.kind, self.severity) {
+            (EventKind::Other(_), Some(s)) => s,
+            (kind, _) => kind.severity(),
+        }
+    }
 }
 
 /// Why the log could not be opened.
@@ -158,7 +186,7 @@ impl EventLog {
         let event = Event {
             id: inner.next_id,
             time,
-            severity: new.severity.unwrap_or(Severity::Warning),
+            severity: new.severity(),
             kind: new.kind,
             source: new.source,
             peer: new.peer,
@@ -175,7 +203,12 @@ impl EventLog {
             // event (a flood must not turn into a disk flood); the OS flushes within seconds.
             let _ = inner.file.write_all(&line);
         }
-        *inner.counts.entry(event.kind.clone()).or_default() += 1;
+        match inner.counts.get_mut(event.kind.as_str()) {
+            Some(n) => *n += 1,
+            None => {
+                inner.counts.insert(event.kind.as_str().to_owned(), 1);
+            }
+        }
         self.keep(inner, event)
     }
 
@@ -230,13 +263,8 @@ impl EventLog {
 mod tests {
     use super::*;
 
-    fn ev(kind: &str) -> NewEvent {
-        NewEvent {
-            kind: kind.into(),
-            source: "127.0.0.1:1".into(),
-            reason: "test".into(),
-            ..Default::default()
-        }
+    fn ev(kind: EventKind) -> NewEvent {
+        NewEvent::new(kind, "127.0.0.1:1", "test")
     }
 
     #[test]
@@ -246,16 +274,26 @@ mod tests {
         {
             let log = EventLog::open(&path, "gw").unwrap();
             let mut live = log.subscribe();
-            assert_eq!(log.record(ev("token_expired")).id, 1);
-            assert_eq!(log.record(ev("policy_denied")).id, 2);
-            assert_eq!(live.try_recv().unwrap().kind, "token_expired");
+            assert_eq!(log.record(ev(EventKind::TokenExpired)).id, 1);
+            let denied = log.record(ev(EventKind::PolicyDenied));
+            assert_eq!((denied.id, denied.severity), (2, Severity::Warning));
+            assert_eq!(live.try_recv().unwrap().kind, EventKind::TokenExpired);
             assert_eq!(log.counts()["policy_denied"], 1);
             assert_eq!(log.since(Some(1), 10).len(), 1);
         }
         let log = EventLog::open(&path, "gw").unwrap();
-        assert_eq!(log.record(ev("banned")).id, 3, "ids continue across restarts");
+        let banned = log.record(ev(EventKind::Banned));
+        assert_eq!(banned.id, 3, "ids continue across restarts");
+        assert_eq!(banned.severity, Severity::Critical, "the kind decides");
+        let mut reported = ev(EventKind::named("from_a_newer_node"));
+        reported.severity = Some(Severity::Info);
+        assert_eq!(
+            log.record(reported).severity,
+            Severity::Info,
+            "an unknown kind keeps its reporter's word"
+        );
         let lines = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(lines.lines().count(), 3);
+        assert_eq!(lines.lines().count(), 4);
         for l in lines.lines() {
             let e: Event = serde_json::from_str(l).unwrap();
             assert_eq!(e.gateway.as_deref(), Some("gw"));

@@ -29,7 +29,7 @@ use rampart_store::{AclStore, Grants, LeaseAccess, LeaseId, Store, StoreError};
 
 use crate::upstream::nodes::{NODES_PREFIX, NodeRecord};
 use crate::{State, authn, reply};
-use rampart_events::Severity;
+use rampart_events::{EventKind, NewEvent};
 
 /// Largest API request body (the store API carries values up to 1 MiB, in base64).
 const MAX_API_BODY: usize = 2 << 20;
@@ -88,7 +88,7 @@ async fn dispatch(
         matches!(rest, "/status" | "/metrics" | "/events" | "/bans") || rest.starts_with("/bans/");
     if admin_only && !principal.is_admin() {
         let why = format!("{principal} is not an administrator");
-        state.event(Severity::Warning, "admin_forbidden", &*conn, Some(principal.name()), None, &why);
+        state.event(EventKind::AdminForbidden, &*conn, Some(principal.name()), None, &why);
         let refused = reply::error(StatusCode::FORBIDDEN, "forbidden", "the admin API is for administrators");
         return reply::after_body(req, refused).await;
     }
@@ -142,29 +142,38 @@ fn lift_ban(state: &State, source: &str) -> Response<Body> {
     };
     if state.bans.lift(ip) {
         // An event, so that the other gateways of the network lift it too.
-        state.events.record(rampart_events::NewEvent {
-            severity: Some(Severity::Info),
-            kind: crate::cluster::BAN_LIFTED.to_owned(),
-            source: ip.to_string(),
-            reason: "lifted by an administrator".to_owned(),
-            ..Default::default()
-        });
+        state.events.record(NewEvent::new(
+            EventKind::BanLifted,
+            ip.to_string(),
+            "lifted by an administrator",
+        ));
         reply::json(StatusCode::OK, &serde_json::json!({"result": "ok", "lifted": source}))
     } else {
         reply::error(StatusCode::NOT_FOUND, "not_found", "no ban on that address")
     }
 }
 
+/// The kinds of event a node may report: what it refused. Nothing else — a node must not be
+/// able to ban an address network-wide, or speak for the gateway.
+const NODE_REPORTS: [EventKind; 3] =
+    [EventKind::NodeRefusedCaller, EventKind::EnvelopeRefused, EventKind::EnvelopeReplayed];
+
 /// An event a node reports (a caller it refused).
-async fn node_reported(state: &State, node: &str, body: &[u8]) -> Response<Body> {
-    let Ok(mut ev) = serde_json::from_slice::<rampart_events::NewEvent>(body) else {
+async fn node_reported(caller: &Caller<'_>, node: &str, body: &[u8]) -> Response<Body> {
+    let Ok(mut ev) = serde_json::from_slice::<NewEvent>(body) else {
         return reply::error(StatusCode::BAD_REQUEST, "bad_request", "not an event");
     };
+    if !NODE_REPORTS.contains(&ev.kind) {
+        let why = format!(
+            "a node may not report {:?} events",
+            ev.kind.as_str().chars().take(64).collect::<String>()
+        );
+        return caller.refuse(StatusCode::FORBIDDEN, EventKind::InternalForbidden, &why);
+    }
     ev.node = Some(node.to_owned());
-    ev.kind.truncate(64);
     ev.reason.truncate(512);
     ev.source.truncate(128);
-    state.events.record(ev);
+    caller.state.events.record(ev);
     reply::json(StatusCode::OK, &serde_json::json!({"result": "ok"}))
 }
 
@@ -188,7 +197,7 @@ struct Caller<'a> {
 impl Caller<'_> {
     /// A refusal of the registry or an internal API: always a security event naming the
     /// principal, the path and why.
-    fn refuse(&self, status: StatusCode, kind: &str, reason: &str) -> Response<Body> {
+    fn refuse(&self, status: StatusCode, kind: EventKind, reason: &str) -> Response<Body> {
         self.record(kind, reason);
         reply::error(
             status,
@@ -198,9 +207,9 @@ impl Caller<'_> {
     }
 
     /// The event of a refusal.
-    fn record(&self, kind: &str, reason: &str) {
+    fn record(&self, kind: EventKind, reason: &str) {
         let why = format!("{} /_rampart{}: {reason}", self.principal, self.path);
-        self.state.event(Severity::Warning, kind, self.source, Some(self.principal.name()), None, &why);
+        self.state.event(kind, self.source, Some(self.principal.name()), None, &why);
     }
 
     /// Runs `f` with the node name of a node certificate; everything else is refused.
@@ -213,7 +222,7 @@ impl Caller<'_> {
             Credential::Certificate(id) if id.role == Role::Node => f(id.name.as_str()).await,
             _ => self.refuse(
                 StatusCode::FORBIDDEN,
-                "internal_forbidden",
+                EventKind::InternalForbidden,
                 "only node certificates may use this API",
             ),
         }
@@ -227,7 +236,7 @@ async fn internal(caller: &Caller<'_>, endpoint: Endpoint, node: &str, body: &[u
         Endpoint::Register => register(caller, node, body).await,
         Endpoint::Heartbeat => heartbeat(state, node).await,
         Endpoint::Deregister => deregister(state, node).await,
-        Endpoint::Events => node_reported(state, node, body).await,
+        Endpoint::Events => node_reported(caller, node, body).await,
         Endpoint::Envelopes => crate::envelopes::claim(state, node, body).await,
     }
 }
@@ -237,7 +246,7 @@ async fn register(caller: &Caller<'_>, node: &str, body: &[u8]) -> Response<Body
     let Ok(reg) = serde_json::from_slice::<Registration>(body) else {
         return caller.refuse(
             StatusCode::BAD_REQUEST,
-            "bad_registration",
+            EventKind::BadRegistration,
             "expected {\"addr\": \"ip:port\", \"services\": [...]}",
         );
     };
@@ -246,7 +255,7 @@ async fn register(caller: &Caller<'_>, node: &str, body: &[u8]) -> Response<Body
     {
         return caller.refuse(
             StatusCode::BAD_REQUEST,
-            "bad_registration",
+            EventKind::BadRegistration,
             "services must be valid service names",
         );
     }
@@ -345,18 +354,18 @@ async fn store_api(caller: &Caller<'_>, body: &[u8]) -> Response<Body> {
     } else {
         return caller.refuse(
             StatusCode::FORBIDDEN,
-            "registry_forbidden",
+            EventKind::RegistryForbidden,
             "the registry is for administrators and nodes",
         );
     };
     let Ok(req) = serde_json::from_slice::<StoreRequest>(body) else {
-        return caller.refuse(StatusCode::BAD_REQUEST, "registry_bad_request", "not a store request");
+        return caller.refuse(StatusCode::BAD_REQUEST, EventKind::RegistryBadRequest, "not a store request");
     };
     let store = AclStore::new(state.store.clone(), grants);
     match rampart_net::remote_store::execute(&store as &dyn Store, req).await {
         Ok(out) => reply::json(StatusCode::OK, &serde_json::to_value(out).unwrap_or_default()),
         Err(e @ StoreError::Forbidden { .. }) => {
-            caller.record("registry_forbidden", &e.to_string());
+            caller.record(EventKind::RegistryForbidden, &e.to_string());
             store_error(&e)
         }
         Err(e) => store_error(&e),
@@ -412,7 +421,12 @@ async fn token_for_password(state: &State, req: Request<Incoming>, conn: &ConnIn
             &serde_json::json!({"token": issued.token.as_str(), "id": issued.record.id, "expires": issued.record.expires}),
         ),
         Err(AuthError::BadCredentials) => {
-            state.auth_failed("bad_password", conn, None, &format!("wrong password for user {user:?}"));
+            state.auth_failed(
+                EventKind::BadPassword,
+                conn,
+                None,
+                &format!("wrong password for user {user:?}"),
+            );
             reply::unauthenticated("wrong user name or password")
         }
         Err(e @ AuthError::TokenLimit { .. }) => {

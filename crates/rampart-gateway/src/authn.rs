@@ -3,6 +3,7 @@
 
 use http::header::AUTHORIZATION;
 use rampart_auth::{AuthError, Principal, tokens};
+use rampart_events::EventKind;
 use rampart_net::ConnInfo;
 
 use crate::State;
@@ -11,12 +12,12 @@ use crate::State;
 #[derive(Debug)]
 pub struct AuthFailure {
     /// The security event's kind (`token_expired`, `unauthenticated`, …).
-    pub kind: &'static str,
+    pub kind: EventKind,
     /// The sentence for the caller.
     pub reason: String,
 }
 
-fn fail(kind: &'static str, reason: impl Into<String>) -> AuthFailure {
+fn fail(kind: EventKind, reason: impl Into<String>) -> AuthFailure {
     AuthFailure { kind, reason: reason.into() }
 }
 
@@ -28,9 +29,10 @@ pub async fn authenticate(
     service: Option<&str>,
 ) -> Result<Principal, AuthFailure> {
     if let Some(value) = headers.get(AUTHORIZATION) {
-        let text = value.to_str().map_err(|_| fail("token_malformed", "malformed Authorization header"))?;
+        let text =
+            value.to_str().map_err(|_| fail(EventKind::TokenMalformed, "malformed Authorization header"))?;
         let Some(token) = text.strip_prefix("Bearer ").or_else(|| text.strip_prefix("bearer ")) else {
-            return Err(fail("token_malformed", "the Authorization header must be 'Bearer <token>'"));
+            return Err(fail(EventKind::TokenMalformed, "the Authorization header must be 'Bearer <token>'"));
         };
         return match tokens::verify(state.auth.as_ref(), token, service, &state.domain, crate::now_secs())
             .await
@@ -39,11 +41,11 @@ pub async fn authenticate(
             Err(AuthError::Token(refusal)) => Err(fail(refusal.kind(), refusal.to_string())),
             Err(e) => {
                 tracing::error!("token verification failed: {e}");
-                Err(fail("token_unverifiable", "token could not be verified"))
+                Err(fail(EventKind::TokenUnverifiable, "token could not be verified"))
             }
         };
     }
     conn.principal.clone().ok_or_else(|| {
-        fail("unauthenticated", "present a client certificate or an Authorization: Bearer token")
+        fail(EventKind::Unauthenticated, "present a client certificate or an Authorization: Bearer token")
     })
 }

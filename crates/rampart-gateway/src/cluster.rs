@@ -12,8 +12,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rampart_events::Event;
-use rampart_store::EventKind;
+use rampart_events::{Event, EventKind};
+use rampart_store::EventKind as Change;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -33,12 +33,8 @@ impl Batch {
     }
 }
 
-/// The event kind of a source banned for failing authentication.
-pub const BANNED: &str = "banned";
 /// Where gateways publish their events.
 pub const EVENTS_PREFIX: &str = "events/";
-/// The event kind of a ban an administrator lifted.
-pub const BAN_LIFTED: &str = "ban_lifted";
 /// The most events in one published batch.
 pub const MAX_BATCH: usize = 200;
 /// How many of its batches a gateway keeps in the registry.
@@ -145,7 +141,7 @@ pub(crate) async fn follow(state: Arc<State>) {
         };
         while let Ok(ev) = watch.next().await {
             from = Some(ev.kv.mod_revision + 1);
-            if ev.kind != EventKind::Put || ev.kv.key.starts_with(&own) {
+            if ev.kind != Change::Put || ev.kv.key.starts_with(&own) {
                 continue;
             }
             for event in Batch::decode(&ev.kv.value) {
@@ -165,9 +161,9 @@ fn source_ip(event: &Event) -> Option<IpAddr> {
 /// lifted here too.
 fn apply_ban(state: &State, event: &Event, left: Duration) {
     let Some(ip) = source_ip(event) else { return };
-    match event.kind.as_str() {
-        BANNED if !left.is_zero() => state.bans.impose(ip, left),
-        BAN_LIFTED if state.bans.lift(ip) => {
+    match event.kind {
+        EventKind::Banned if !left.is_zero() => state.bans.impose(ip, left),
+        EventKind::BanLifted if state.bans.lift(ip) => {
             tracing::info!("ban on {ip} lifted at {:?}", event.gateway);
         }
         _ => {}

@@ -94,7 +94,7 @@ pub async fn claim(state: &State, node: &str, body: &[u8]) -> Response<Body> {
                 "{} unexpired envelope claims: encrypted requests are refused until some expire",
                 state.config.max_envelope_claims
             );
-            state.node_event(rampart_events::Severity::Critical, FULL, node, &why);
+            state.node_event(rampart_events::EventKind::ReplayGuardFull, node, &why);
         }
         let mut r = reply::error(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use rampart_events::Severity;
+use rampart_events::EventKind;
 
 use crate::State;
 
@@ -61,14 +61,9 @@ impl State {
             left = true;
         }
         if left {
-            self.node_event(Severity::Info, "node_left", node, "deregistered (drained)");
+            self.node_event(EventKind::NodeLeft, node, "deregistered (drained)");
         } else {
-            self.node_event(
-                Severity::Warning,
-                "lease_expired",
-                node,
-                "stopped heartbeating; its lease lapsed",
-            );
+            self.node_event(EventKind::LeaseExpired, node, "stopped heartbeating; its lease lapsed");
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use rampart_events::Severity;
+use rampart_events::EventKind;
 use rampart_net::contract::path;
 use rampart_net::{Body, ConnInfo};
 
@@ -82,7 +82,7 @@ async fn screen(
         return Err(refused);
     }
     if let Err(e) = rampart_net::wire::check_method(req.method()) {
-        state.event(Severity::Warning, "bad_method", conn, None, None, &e.to_string());
+        state.event(EventKind::BadMethod, conn, None, None, &e.to_string());
         return Err(reply::error(StatusCode::BAD_REQUEST, "bad_method", &e.to_string()));
     }
     let (service, rest) = split(req.uri().path());
@@ -91,8 +91,8 @@ async fn screen(
     let rest = match rampart_net::wire::normalize_path(if rest.is_empty() { "/" } else { rest }) {
         Ok(r) => r.into_owned(),
         Err(e) => {
-            let why = format!("{e} ({})", e.kind());
-            state.event(Severity::Warning, "bad_path", conn, None, Some(service), &why);
+            let why = format!("{e} ({})", e.name());
+            state.event(EventKind::BadPath, conn, None, Some(service), &why);
             return Err(reply::error(StatusCode::BAD_REQUEST, "bad_path", &e.to_string()));
         }
     };
@@ -130,8 +130,7 @@ async fn admit(
         && let Err(wait) = state.principal_limit.check(&principal.name())
     {
         state.event(
-            Severity::Warning,
-            "rate_limited",
+            EventKind::RateLimited,
             conn,
             Some(principal.name()),
             Some(service),
@@ -149,14 +148,7 @@ async fn admit(
     }
     let method = req.method().as_str().to_owned();
     if let Err(denied) = state.policy.load().authorize(&principal, service, &method) {
-        state.event(
-            Severity::Warning,
-            "policy_denied",
-            conn,
-            Some(principal.name()),
-            Some(service),
-            &denied.reason,
-        );
+        state.event(EventKind::PolicyDenied, conn, Some(principal.name()), Some(service), &denied.reason);
         return Err(reply::error(StatusCode::FORBIDDEN, "forbidden", &denied.reason));
     }
     Ok(principal)

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 use http::header::{HeaderValue, RETRY_AFTER};
-use rampart_events::{NewEvent, Severity};
+use rampart_events::{EventKind, NewEvent};
 use rampart_net::{Body, ConnProblem, HandshakeRefusal, Source};
 
 use crate::{State, reply};
@@ -15,42 +15,37 @@ impl State {
     /// and the forwarder's when it came through one.
     pub fn event(
         &self,
-        severity: Severity,
-        kind: &str,
+        kind: EventKind,
         source: impl Into<Source>,
         principal: Option<String>,
         service: Option<&str>,
         reason: &str,
     ) {
         let source = source.into();
-        self.events.record(NewEvent {
-            severity: Some(severity),
-            kind: kind.to_owned(),
-            source: source.client.ip().to_string(),
-            peer: source.forwarder().map(|ip| ip.to_string()),
-            principal,
-            service: service.map(str::to_owned),
-            reason: reason.to_owned(),
-            node: None,
-        });
+        let mut event = NewEvent::new(kind, source.client.ip().to_string(), reason);
+        event.peer = source.forwarder().map(|ip| ip.to_string());
+        event.principal = principal;
+        event.service = service.map(str::to_owned);
+        self.events.record(event);
     }
 
     /// An event about a node (source: the node's name).
-    pub fn node_event(&self, severity: Severity, kind: &str, node: &str, reason: &str) {
-        self.events.record(NewEvent {
-            severity: Some(severity),
-            kind: kind.to_owned(),
-            source: node.to_owned(),
-            reason: reason.to_owned(),
-            node: Some(node.to_owned()),
-            ..Default::default()
-        });
+    pub fn node_event(&self, kind: EventKind, node: &str, reason: &str) {
+        let mut event = NewEvent::new(kind, node, reason);
+        event.node = Some(node.to_owned());
+        self.events.record(event);
     }
 
     /// A failed authentication: an event, and a step towards a ban of the source.
-    pub fn auth_failed(&self, kind: &str, source: impl Into<Source>, service: Option<&str>, reason: &str) {
+    pub fn auth_failed(
+        &self,
+        kind: EventKind,
+        source: impl Into<Source>,
+        service: Option<&str>,
+        reason: &str,
+    ) {
         let source = source.into();
-        self.event(Severity::Warning, kind, source, None, service, reason);
+        self.event(kind, source, None, service, reason);
         self.count_failure(source);
     }
 
@@ -62,7 +57,7 @@ impl State {
                 "{} authentication failures within {} s: banned for {} s",
                 self.config.ban_after_failures, self.config.ban_window_secs, self.config.ban_secs
             );
-            self.event(Severity::Critical, crate::cluster::BANNED, source, None, None, &why);
+            self.event(EventKind::Banned, source, None, None, &why);
         }
     }
 
@@ -70,9 +65,8 @@ impl State {
     /// absence) counts towards a ban, as any other failed authentication.
     pub fn handshake_failed(&self, source: Source, refusal: &HandshakeRefusal) {
         let kind = refusal.kind();
-        self.metrics.tls_failure(kind);
-        let severity = if refusal.is_critical() { Severity::Critical } else { Severity::Warning };
-        self.event(severity, kind, source, None, None, &refusal.reason());
+        self.metrics.tls_failure(kind.as_str());
+        self.event(kind, source, None, None, &refusal.reason());
         if refusal.is_authentication_failure() {
             self.count_failure(source);
         }
@@ -81,14 +75,9 @@ impl State {
     /// A connection cut for a slow or oversized request head.
     pub fn connection_problem(&self, source: Source, problem: ConnProblem) {
         match problem {
-            ConnProblem::HeaderTimeout => self.event(
-                Severity::Warning,
-                "slow_client",
-                source,
-                None,
-                None,
-                "request headers not sent in time",
-            ),
+            ConnProblem::HeaderTimeout => {
+                self.event(EventKind::SlowClient, source, None, None, "request headers not sent in time")
+            }
             ConnProblem::HeadersTooLarge => self.header_too_large(source),
             ConnProblem::UriTooLong => self.uri_too_long(source),
             _ => {}
@@ -97,13 +86,13 @@ impl State {
 
     /// A request URI over the limit: refused while reading the HTTP/1.1 request line, or here.
     fn uri_too_long(&self, source: impl Into<Source>) {
-        self.event(Severity::Warning, "uri_too_long", source, None, None, "request URI over the limit (414)");
+        self.event(EventKind::UriTooLong, source, None, None, "request URI over the limit (414)");
     }
 
     /// A request head over the limit: refused by the HTTP/1.1 parser or, for HTTP/2, here.
     fn header_too_large(&self, source: impl Into<Source>) {
         let why = "request head over the size or count limit (431)";
-        self.event(Severity::Warning, "header_too_large", source, None, None, why);
+        self.event(EventKind::HeaderTooLarge, source, None, None, why);
     }
 
     /// Admission before authentication: a ban, the per-source rate, the URI length, the head
@@ -130,14 +119,7 @@ impl State {
         if self.source_limit.enabled()
             && let Err(wait) = self.source_limit.check(&source.client.ip().to_string())
         {
-            self.event(
-                Severity::Warning,
-                "rate_limited",
-                source,
-                None,
-                None,
-                "over the per-source request rate",
-            );
+            self.event(EventKind::RateLimited, source, None, None, "over the per-source request rate");
             return Some(too_many(wait));
         }
         if uri_len > self.config.max_uri_bytes {
@@ -168,16 +150,16 @@ impl State {
 /// What happens to nodes, as events (and the ejection count).
 impl crate::upstream::TargetEvents for State {
     fn rejoined(&self, node: &str, why: &str) {
-        self.node_event(Severity::Info, "node_rejoined", node, why);
+        self.node_event(EventKind::NodeRejoined, node, why);
     }
 
     fn ejected(&self, node: &str, why: &str) {
         self.metrics.ejections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.node_event(Severity::Warning, "node_ejected", node, why);
+        self.node_event(EventKind::NodeEjected, node, why);
     }
 
     fn certificate_refused(&self, node: &str, why: &str) {
-        self.node_event(Severity::Critical, "node_certificate_refused", node, why);
+        self.node_event(EventKind::NodeCertificateRefused, node, why);
     }
 }
 

@@ -2,6 +2,7 @@
 //! produced, never from its wording: each kind is a security event of its own, and every kind
 //! that is about the client's certificate counts towards a ban of the source.
 
+use rampart_events::EventKind;
 use std::fmt;
 
 use rustls::{CertificateError, Error as TlsError};
@@ -41,21 +42,21 @@ pub enum HandshakeRefusal {
 
 impl HandshakeRefusal {
     /// The security event's kind.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> EventKind {
         match self {
-            HandshakeRefusal::NoCertificate => "tls_no_certificate",
-            HandshakeRefusal::UnknownCa => "tls_unknown_ca",
-            HandshakeRefusal::OtherDomain(_) => "tls_other_domain",
-            HandshakeRefusal::Revoked => "tls_revoked",
-            HandshakeRefusal::Expired => "tls_expired",
-            HandshakeRefusal::NotYetValid => "tls_not_yet_valid",
-            HandshakeRefusal::WrongRole(_) => "tls_wrong_role",
-            HandshakeRefusal::BadIdentity(_) => "tls_bad_identity",
-            HandshakeRefusal::TimedOut => "slow_client",
-            HandshakeRefusal::Protocol(_) => "tls_handshake_failed",
-            HandshakeRefusal::ProxyHeader(ProxyRefusal::Missing) => "proxy_header_missing",
-            HandshakeRefusal::ProxyHeader(ProxyRefusal::Untrusted) => "proxy_header_untrusted",
-            HandshakeRefusal::ProxyHeader(ProxyRefusal::Malformed(_)) => "proxy_header_bad",
+            HandshakeRefusal::NoCertificate => EventKind::TlsNoCertificate,
+            HandshakeRefusal::UnknownCa => EventKind::TlsUnknownCa,
+            HandshakeRefusal::OtherDomain(_) => EventKind::TlsOtherDomain,
+            HandshakeRefusal::Revoked => EventKind::TlsRevoked,
+            HandshakeRefusal::Expired => EventKind::TlsExpired,
+            HandshakeRefusal::NotYetValid => EventKind::TlsNotYetValid,
+            HandshakeRefusal::WrongRole(_) => EventKind::TlsWrongRole,
+            HandshakeRefusal::BadIdentity(_) => EventKind::TlsBadIdentity,
+            HandshakeRefusal::TimedOut => EventKind::SlowClient,
+            HandshakeRefusal::Protocol(_) => EventKind::TlsHandshakeFailed,
+            HandshakeRefusal::ProxyHeader(ProxyRefusal::Missing) => EventKind::ProxyHeaderMissing,
+            HandshakeRefusal::ProxyHeader(ProxyRefusal::Untrusted) => EventKind::ProxyHeaderUntrusted,
+            HandshakeRefusal::ProxyHeader(ProxyRefusal::Malformed(_)) => EventKind::ProxyHeaderBad,
         }
     }
 
@@ -69,12 +70,6 @@ impl HandshakeRefusal {
             HandshakeRefusal::ProxyHeader(p) => *p == ProxyRefusal::Untrusted,
             _ => true,
         }
-    }
-
-    /// Whether an operator should look at once (a revoked or misused certificate is somebody
-    /// holding a key they should not use).
-    pub fn is_critical(&self) -> bool {
-        matches!(self, HandshakeRefusal::Revoked | HandshakeRefusal::WrongRole(_))
     }
 
     /// Classifies the error of a failed accept. `None` when the client merely went away
@@ -162,12 +157,13 @@ mod tests {
     fn kinds_come_from_the_typed_error() {
         let io = |e: TlsError| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
         let kind = |e: TlsError| HandshakeRefusal::from_io(&io(e)).map(|r| r.kind());
-        assert_eq!(kind(TlsError::NoCertificatesPresented), Some("tls_no_certificate"));
-        assert_eq!(kind(CertificateError::BadSignature.into()), Some("tls_unknown_ca"));
-        assert_eq!(kind(CertificateError::Expired.into()), Some("tls_expired"));
-        assert_eq!(kind(CertificateError::NotValidYet.into()), Some("tls_not_yet_valid"));
-        assert_eq!(kind(CertificateError::InvalidPurpose.into()), Some("tls_bad_identity"));
-        assert_eq!(kind(TlsError::HandshakeNotComplete), Some("tls_handshake_failed"));
+        assert_eq!(kind(TlsError::NoCertificatesPresented), Some(EventKind::TlsNoCertificate));
+        assert_eq!(kind(CertificateError::BadSignature.into()), Some(EventKind::TlsUnknownCa));
+        assert_eq!(kind(CertificateError::Expired.into()), Some(EventKind::TlsExpired));
+        assert_eq!(kind(CertificateError::NotValidYet.into()), Some(EventKind::TlsNotYetValid));
+        assert_eq!(kind(CertificateError::InvalidPurpose.into()), Some(EventKind::TlsBadIdentity));
+        assert_eq!(kind(TlsError::HandshakeNotComplete), Some(EventKind::TlsHandshakeFailed));
+        assert_eq!(HandshakeRefusal::Revoked.kind().severity(), rampart_events::Severity::Critical);
         let eof = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
         assert_eq!(HandshakeRefusal::from_io(&eof), None);
         assert!(!HandshakeRefusal::Protocol(String::new()).is_authentication_failure());

@@ -33,8 +33,8 @@ pub enum PathError {
 }
 
 impl PathError {
-    /// A short machine-readable name, for events.
-    pub fn kind(&self) -> &'static str {
+    /// A short machine-readable name, for the event's reason (the event is `bad_path`).
+    pub fn name(&self) -> &'static str {
         match self {
             PathError::Climbs => "path_climbs",
             PathError::HiddenSeparator => "path_hidden_separator",

@@ -29,6 +29,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use rampart_crypto::CryptoError;
+use rampart_events::EventKind;
 use rampart_net::contract::{header, path};
 use rampart_net::{Body, ConnInfo, ServeLimits, full};
 use rampart_store::Store;
@@ -116,7 +117,9 @@ pub async fn run(
         tracing::warn!("refused a connection from {remote} ({}): {refusal}", refusal.kind());
         let reason = format!("{} ({})", refusal.reason(), refusal.kind());
         if let Some(r) = reporter.clone() {
-            tokio::spawn(async move { r.report("node_refused_caller", &remote.to_string(), &reason).await });
+            tokio::spawn(async move {
+                r.report(EventKind::NodeRefusedCaller, &remote.to_string(), &reason).await
+            });
         }
     });
     let observers = rampart_net::Observers { handshake: Some(observer), connection: None };
@@ -269,10 +272,8 @@ fn refused_envelope(
     use envelope::EnvelopeError as E;
     let (status, kind, event) = match &e {
         E::Token(CryptoError::TooLarge { .. }) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", None),
-        E::Token(_) => (StatusCode::BAD_REQUEST, "bad_envelope", Some(("envelope_refused", "warning"))),
-        E::Replayed => {
-            (StatusCode::BAD_REQUEST, "envelope_replayed", Some(("envelope_replayed", "critical")))
-        }
+        E::Token(_) => (StatusCode::BAD_REQUEST, "bad_envelope", Some(EventKind::EnvelopeRefused)),
+        E::Replayed => (StatusCode::BAD_REQUEST, "envelope_replayed", Some(EventKind::EnvelopeReplayed)),
         E::Full => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
         E::Unavailable(_) => {
             let mut a =
@@ -282,13 +283,12 @@ fn refused_envelope(
         }
     };
     let reason = e.to_string();
-    if let Some((kind, severity)) = event {
+    if let Some(kind) = event {
         let guard = guard.clone();
         let (principal, service, reason) = (principal.to_owned(), service.to_owned(), reason.clone());
         tokio::spawn(async move {
             let report = registration::Report {
                 kind,
-                severity,
                 source: &source,
                 principal: Some(&principal),
                 service: Some(&service),

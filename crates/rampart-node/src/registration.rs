@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
+use rampart_events::EventKind;
 use rampart_net::client::HttpsClient;
 use rampart_net::contract::internal::{
     ClaimAnswer, ClaimRequest, ClaimVerdict, Endpoint, REPLAY_GUARD_FULL, Registered, Registration,
@@ -24,10 +25,8 @@ use tokio::sync::watch;
 /// `rampart_events::NewEvent`).
 #[derive(Debug, serde::Serialize)]
 pub struct Report<'a> {
-    /// The event's kind.
-    pub kind: &'a str,
-    /// `info`, `warning` or `critical`.
-    pub severity: &'a str,
+    /// The event's kind (its severity follows from it).
+    pub kind: EventKind,
     /// Where the refused request came from.
     pub source: &'a str,
     /// Who made it, if known.
@@ -124,16 +123,8 @@ impl Membership {
     }
 
     /// Reports a security event the node saw (a refused caller) to the gateway's audit log.
-    pub async fn report(&self, kind: &str, source: &str, reason: &str) {
-        self.report_event(Report {
-            kind,
-            severity: "critical",
-            source,
-            principal: None,
-            service: None,
-            reason,
-        })
-        .await;
+    pub async fn report(&self, kind: EventKind, source: &str, reason: &str) {
+        self.report_event(Report { kind, source, principal: None, service: None, reason }).await;
     }
 
     /// Reports a security event with all its fields.

@@ -14,7 +14,7 @@ use std::time::Duration;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use rampart_auth::Principal;
-use rampart_events::Severity;
+use rampart_events::EventKind;
 use rampart_net::{Body, ConnInfo};
 
 use self::attempt::{Attempts, Finished};
@@ -89,12 +89,12 @@ fn body_refused(
 ) -> Response<Body> {
     let (kind, status, why) = match e {
         BodyError::TooLarge => (
-            "too_large",
+            EventKind::TooLarge,
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request bodies are limited to {} bytes", state.config.max_body_bytes),
         ),
         BodyError::Idle => {
-            ("slow_client", StatusCode::REQUEST_TIMEOUT, "the request body stalled".to_owned())
+            (EventKind::SlowClient, StatusCode::REQUEST_TIMEOUT, "the request body stalled".to_owned())
         }
         BodyError::Broken => {
             return reply::error(
@@ -104,6 +104,6 @@ fn body_refused(
             );
         }
     };
-    state.event(Severity::Warning, kind, conn, Some(principal.name()), Some(service), &why);
-    reply::error(status, kind, &why)
+    state.event(kind.clone(), conn, Some(principal.name()), Some(service), &why);
+    reply::error(status, kind.as_str(), &why)
 }

@@ -71,7 +71,7 @@ fn certificate_refusal(e: &(dyn std::error::Error + 'static)) -> Option<String> 
             return match refusal {
                 R::OtherDomain(why) | R::WrongRole(why) | R::BadIdentity(why) => Some(why),
                 R::TimedOut | R::Protocol(_) => None,
-                other => Some(other.kind().to_owned()),
+                other => Some(other.kind().to_string()),
             };
         }
         cause = c.source();

@@ -110,6 +110,20 @@ fn registry_and_internal_api_refusals_are_events() {
             forbidden,
         ),
         as_node(
+            "a node reporting a ban (it would spread to every gateway)",
+            "/internal/events",
+            r#"{"kind":"banned","source":"127.0.0.77","reason":"framed"}"#.into(),
+            403,
+            "internal_forbidden",
+        ),
+        as_node(
+            "a node reporting a gateway's event",
+            "/internal/events",
+            r#"{"kind":"ban_lifted","source":"127.0.0.78","reason":"framed"}"#.into(),
+            403,
+            "internal_forbidden",
+        ),
+        as_node(
             "a bad registration",
             "/internal/register",
             r#"{"addr":"127.0.0.1:1","services":["../x"]}"#.into(),
@@ -133,7 +147,9 @@ fn registry_and_internal_api_refusals_are_events() {
         assert_eq!(got, c.status, "{}: {answer}", c.what);
         wait_events(&net, c.kind, before + 1, matches);
     }
-    // Nothing was written, and the node still serves.
+    // Nothing was written, nobody was banned, and the node still serves.
     assert!(!ok(&net.home, &["user", "list"]).contains("eve"));
+    assert!(!ok(&net.home, &["bans", "list"]).contains("127.0.0.77"));
+    assert!(crate::events_of(&net, "banned").is_empty());
     assert_eq!(crate::support::stdout(&net.call("/hello", &[])), "Hello World!");
 }

@@ -162,8 +162,8 @@ fn source_ip(event: &Event) -> Option<IpAddr> {
 fn apply_ban(state: &State, event: &Event, left: Duration) {
     let Some(ip) = source_ip(event) else { return };
     match event.kind {
-        EventKind::Banned if !left.is_zero() => state.bans.impose(ip, left),
-        EventKind::BanLifted if state.bans.lift(ip) => {
+        EventKind::Banned if !left.is_zero() => state.admission.bans().impose(ip, left),
+        EventKind::BanLifted if state.admission.bans().lift(ip) => {
             tracing::info!("ban on {ip} lifted at {:?}", event.gateway);
         }
         _ => {}

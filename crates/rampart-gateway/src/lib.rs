@@ -9,14 +9,18 @@
 //!   every request handler shares;
 //! - `request`: the request path, screen → admit → forward;
 //! - [`config`]: `[gateway]` in `rampart.toml`;
-//! - [`upstream`]: where a service's requests can go (the nodes, following the registry),
-//!   balancing, health, probes, the transport;
+//! - [`admission`]: every limit and ban (rates in `rate`, bans in `bans`), decided in one place;
 //! - `authn`: who is calling; [`forwarded`]: from where, behind trusted proxies (the PROXY
 //!   protocol is read by `rampart_net::proxy_header`, before TLS);
+//! - [`upstream`]: where a service's requests can go (the nodes, following the registry),
+//!   balancing, health, probes, the transport;
 //! - [`forward`]: forwarding an admitted request, the retry rule, idempotency;
-//! - [`api`]: `/_rampart/…` (registration, store, status, tokens);
-//! - [`cluster`]: events and bans shared with the other gateways of a shared registry;
+//! - `membership`: nodes joining under leases, renewing, leaving and draining;
+//! - [`api`]: `/_rampart/…` — `admin`, `internal` (what nodes call), `registry` (the store
+//!   API), `token`; the dashboard's assets (`dashboard`) and event stream (`stream`);
 //! - [`envelopes`]: the network-wide replay guard nodes claim envelopes through;
+//! - `events`: refusals and node changes as security events; [`metrics`]: their counters;
+//! - [`cluster`]: events and bans shared with the other gateways of a shared registry;
 //! - `reply`: JSON error answers.
 
 #![forbid(unsafe_code)]
@@ -33,12 +37,12 @@ pub mod forward;
 pub mod forwarded;
 mod gateway;
 pub use gateway::Gateway;
-mod leaving;
-pub use leaving::DRAIN_GRACE;
+mod membership;
+pub use membership::DRAIN_GRACE;
+mod events;
 pub mod metrics;
 mod reply;
 mod request;
-mod security;
 mod stream;
 pub mod upstream;
 
@@ -76,12 +80,8 @@ pub struct State {
     pub events: Arc<rampart_events::EventLog>,
     /// Counters for `/_rampart/metrics`.
     pub metrics: metrics::Metrics,
-    /// Requests per source address.
-    pub source_limit: admission::RateLimiter,
-    /// Requests per principal.
-    pub principal_limit: admission::RateLimiter,
-    /// Sources banned for failing authentication.
-    pub bans: admission::Bans,
+    /// Every limit and ban.
+    pub admission: admission::Admission,
     /// Nodes that deregistered (through this gateway or another), with their services and when
     /// they left: their leaving is not a lapsed lease, and while they drain (for
     /// [`DRAIN_GRACE`]) their in-flight requests may still use their services' state.
@@ -117,21 +117,8 @@ impl State {
             ),
             events,
             metrics: Default::default(),
-            source_limit: admission::RateLimiter::new(
-                c.rate_per_source,
-                c.rate_per_source * c.rate_burst_secs,
-            ),
-            principal_limit: admission::RateLimiter::new(
-                c.rate_per_principal,
-                c.rate_per_principal * c.rate_burst_secs,
-            ),
+            admission: admission::Admission::new(c),
             draining: Default::default(),
-            bans: admission::Bans::new(
-                c.ban_after_failures,
-                Duration::from_secs(c.ban_window_secs),
-                Duration::from_secs(c.ban_secs),
-            )
-            .with_ipv6_prefix(c.ban_ipv6_prefix),
             claim_leases: Default::default(),
             config,
         }

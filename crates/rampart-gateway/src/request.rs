@@ -11,7 +11,7 @@ use rampart_events::EventKind;
 use rampart_net::contract::path;
 use rampart_net::{Body, ConnInfo};
 
-use crate::{State, api, authn, dashboard, forward, forwarded, reply, security, upstream};
+use crate::{State, api, authn, dashboard, forward, forwarded, reply, upstream};
 
 /// `/<service>/<rest>` → (service, rest); `rest` keeps its leading `/`.
 fn split(path: &str) -> (&str, &str) {
@@ -70,16 +70,12 @@ async fn screen(
         .is_some_and(|p| matches!(p.role(), rampart_pki::Role::Admin | rampart_pki::Role::Node));
     let past_ban = member_cert
         || (req.method() == http::Method::GET && dashboard::is_page(req.uri().path()))
-        || (state.bans.banned(conn.remote.ip()).is_some()
+        || (state.admission.bans().banned(conn.remote.ip()).is_some()
             && req.headers().contains_key(http::header::AUTHORIZATION)
             && authn::authenticate(state, req.headers(), conn, None).await.is_ok_and(|p| p.is_admin()));
-    if let Some(refused) = state.refuse_early(
-        conn.into(),
-        req.uri().path_and_query().map_or(0, |pq| pq.as_str().len()),
-        req.headers(),
-        past_ban,
-    ) {
-        return Err(refused);
+    let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if let Err(refusal) = state.admission.screen(conn.remote.ip(), uri_len, req.headers(), past_ban) {
+        return Err(state.refused(refusal, conn, None, None));
     }
     if let Err(e) = rampart_net::wire::check_method(req.method()) {
         state.event(EventKind::BadMethod, conn, None, None, &e.to_string());
@@ -126,17 +122,8 @@ async fn admit(
             return Err(reply::unauthenticated(&failure.reason));
         }
     };
-    if state.principal_limit.enabled()
-        && let Err(wait) = state.principal_limit.check(&principal.name())
-    {
-        state.event(
-            EventKind::RateLimited,
-            conn,
-            Some(principal.name()),
-            Some(service),
-            "over the per-principal request rate",
-        );
-        return Err(security::too_many(wait));
+    if let Err(refusal) = state.admission.principal(&principal.name()) {
+        return Err(state.refused(refusal, conn, Some(principal.name()), Some(service)));
     }
     let known = !service.is_empty() && upstream::Upstreams::knows(state.nodes.as_ref(), service);
     if !known {

@@ -41,7 +41,8 @@ pub async fn forward(
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let c = &state.config;
-    let body = match body::read(body, c.max_body_bytes, Duration::from_millis(c.body_idle_timeout_ms)).await {
+    let limits = state.admission.body();
+    let body = match body::read(body, limits.max_bytes, limits.idle).await {
         Ok(b) => b,
         Err(e) => return body_refused(state, e, conn, principal, service),
     };
@@ -70,8 +71,8 @@ pub async fn forward(
     match attempts.run(service, replay_safe, &outgoing).await {
         Finished::Answered(resp, n) => match record {
             Some(r) => {
-                let idle = Duration::from_millis(c.body_idle_timeout_ms);
-                idempotency::keep(state.store.as_ref(), &r, c.idempotency_window_secs, resp, (n, idle)).await
+                idempotency::keep(state.store.as_ref(), &r, c.idempotency_window_secs, resp, (n, limits.idle))
+                    .await
             }
             None => outgoing::finish(resp, n),
         },
@@ -91,7 +92,7 @@ fn body_refused(
         BodyError::TooLarge => (
             EventKind::TooLarge,
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request bodies are limited to {} bytes", state.config.max_body_bytes),
+            format!("request bodies are limited to {} bytes", state.admission.body().max_bytes),
         ),
         BodyError::Idle => {
             (EventKind::SlowClient, StatusCode::REQUEST_TIMEOUT, "the request body stalled".to_owned())

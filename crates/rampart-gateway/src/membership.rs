@@ -1,14 +1,18 @@
-//! Nodes leaving the pool: a clean leave (the node deregistered, and drains) is told apart
-//! from a lapsed lease at every gateway, not only at the one the node deregistered through.
+//! Membership: nodes join under a lease (`nodes/<name>`), renew it, and leave. A clean leave
+//! (the node deregistered, and drains) is told apart from a lapsed lease at every gateway,
+//! not only at the one the node deregistered through.
 //! That gateway writes `left/<node>` (the node's services, on a lease of [`DRAIN_GRACE`])
 //! before it revokes the node's lease; a gateway that sees the node go finds the mark, records
 //! `node_left` instead of `lease_expired`, and keeps the node's grants while it drains.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rampart_events::EventKind;
+use rampart_store::{LeaseId, StoreError};
 
 use crate::State;
+use crate::upstream::nodes::{NODES_PREFIX, NodeRecord};
 
 /// How long a deregistered node may still reach its services' state (its drain).
 pub const DRAIN_GRACE: Duration = Duration::from_secs(30);
@@ -17,6 +21,54 @@ pub const DRAIN_GRACE: Duration = Duration::from_secs(30);
 pub const LEFT_PREFIX: &str = "left/";
 
 impl State {
+    /// The registration of `node`, if it holds one.
+    pub async fn node_record(&self, node: &str) -> Result<Option<NodeRecord>, StoreError> {
+        let kv = self.store.get(&format!("{NODES_PREFIX}{node}")).await?;
+        Ok(kv.and_then(|kv| serde_json::from_slice(&kv.value).ok()))
+    }
+
+    /// Registers `node` at `addr` hosting `services` under a new lease (a lease it held
+    /// before is revoked: a restart replaces its registration); the lease.
+    pub(crate) async fn join(
+        &self,
+        node: &str,
+        addr: SocketAddr,
+        services: Vec<String>,
+    ) -> Result<LeaseId, StoreError> {
+        self.stop_draining(node).await; // back (a restart): not leaving any more
+        let key = format!("{NODES_PREFIX}{node}");
+        let old = self.node_record(node).await.ok().flatten();
+        let lease = self.store.grant_lease(Duration::from_millis(self.config.lease_ttl_ms)).await?;
+        let record = NodeRecord { name: node.to_owned(), addr, services, lease: lease.0 };
+        self.store.put(&key, serde_json::to_vec(&record).unwrap_or_default(), Some(lease)).await?;
+        if let Some(old) = old.filter(|o| o.lease != lease.0) {
+            let _ = self.store.revoke_lease(LeaseId(old.lease)).await; // holds nothing any more
+        }
+        tracing::info!("node {node} registered at {addr}");
+        Ok(lease)
+    }
+
+    /// Renews the lease of `node`: its time to live, or `None` when it has lapsed (the node
+    /// must register again).
+    pub(crate) async fn renew(&self, node: &str) -> Result<Option<Duration>, StoreError> {
+        let Some(rec) = self.node_record(node).await? else { return Ok(None) };
+        match self.store.keep_alive(LeaseId(rec.lease)).await {
+            Ok(ttl) => Ok(Some(ttl)),
+            Err(StoreError::LeaseNotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `node` leaves: it drains here, the other gateways are told, its lease is revoked.
+    pub(crate) async fn leave(&self, node: &str) {
+        if let Ok(Some(rec)) = self.node_record(node).await {
+            self.start_draining(node, rec.services.clone());
+            self.announce_leaving(node, &rec.services).await;
+            let _ = self.store.revoke_lease(LeaseId(rec.lease)).await;
+            tracing::info!("node {node} deregistered");
+        }
+    }
+
     /// The services of `node` if it deregistered within [`DRAIN_GRACE`].
     pub fn draining_services(&self, node: &str) -> Option<Vec<String>> {
         let d = self.draining.lock().ok()?;

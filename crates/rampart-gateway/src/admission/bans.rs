@@ -1,6 +1,5 @@
-//! Admission, before any routing or forwarding work: token-bucket rate limits per source
-//! address and per principal, and a temporary ban of a source that keeps failing
-//! authentication. Both tables are bounded so that a flood of addresses cannot grow them.
+//! A temporary ban of a source that keeps failing authentication. The table is bounded so
+//! that a flood of addresses cannot grow it.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -9,64 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-/// Most keys a table holds; beyond it, idle entries are dropped first.
-const MAX_ENTRIES: usize = 100_000;
-
-#[derive(Clone, Copy, Debug)]
-struct Bucket {
-    tokens: f64,
-    last: Instant,
-}
-
-/// Token buckets by key: `rate` per second, up to `burst`.
-#[derive(Debug)]
-pub struct RateLimiter {
-    rate: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<String, Bucket>>,
-}
-
-impl RateLimiter {
-    /// A limiter of `rate` per second with bursts of `burst`; `rate <= 0` disables it.
-    pub fn new(rate: f64, burst: f64) -> Self {
-        RateLimiter { rate, burst: burst.max(1.0), buckets: Mutex::new(HashMap::new()) }
-    }
-
-    /// Whether the limiter is on at all (callers skip building keys when it is not).
-    pub fn enabled(&self) -> bool {
-        self.rate > 0.0
-    }
-
-    /// Takes a token for `key`; `Err(wait)` when there is none (retry after `wait`).
-    pub fn check(&self, key: &str) -> Result<(), Duration> {
-        if !self.enabled() {
-            return Ok(());
-        }
-        let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() >= MAX_ENTRIES && !buckets.contains_key(key) {
-            // Forget buckets that have refilled: they hold no information.
-            let (rate, burst) = (self.rate, self.burst);
-            buckets.retain(|_, b| b.tokens + now.duration_since(b.last).as_secs_f64() * rate < burst);
-            if buckets.len() >= MAX_ENTRIES {
-                return Err(Duration::from_secs(1));
-            }
-        }
-        // Look up by `&str` first: a key is allocated only the first time it is seen.
-        if !buckets.contains_key(key) {
-            buckets.insert(key.to_owned(), Bucket { tokens: self.burst, last: now });
-        }
-        let Some(b) = buckets.get_mut(key) else { return Ok(()) };
-        b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * self.rate).min(self.burst);
-        b.last = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64(((1.0 - b.tokens) / self.rate).max(0.001)))
-        }
-    }
-}
+use super::MAX_ENTRIES;
 
 /// A ban in force.
 #[derive(Clone, Debug, Serialize)]
@@ -204,15 +146,6 @@ impl Bans {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn buckets_refill_and_refuse() {
-        let l = RateLimiter::new(10.0, 3.0);
-        assert!((0..3).all(|_| l.check("a").is_ok()));
-        assert!(l.check("a").is_err());
-        assert!(l.check("b").is_ok(), "keys are independent");
-        assert!(RateLimiter::new(0.0, 1.0).check("x").is_ok());
-    }
 
     #[test]
     fn repeated_failures_ban_and_can_be_lifted() {

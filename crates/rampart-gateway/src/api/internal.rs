@@ -1,0 +1,108 @@
+//! The internal API nodes call: registration, heartbeats, deregistration, event reports and
+//! envelope claims (`crate::envelopes`).
+
+use std::net::SocketAddr;
+
+use http::{Response, StatusCode};
+use rampart_events::{EventKind, NewEvent};
+use rampart_net::Body;
+use rampart_net::contract::internal::{Endpoint, HeartbeatAnswer, Registered, Registration};
+
+use super::Caller;
+use crate::{State, reply};
+
+/// The kinds of event a node may report: what it refused. Nothing else — a node must not be
+/// able to ban an address network-wide, or speak for the gateway.
+pub(super) const NODE_REPORTS: [EventKind; 3] =
+    [EventKind::NodeRefusedCaller, EventKind::EnvelopeRefused, EventKind::EnvelopeReplayed];
+
+/// An event a node reports (a caller it refused).
+pub(super) async fn node_reported(caller: &Caller<'_>, node: &str, body: &[u8]) -> Response<Body> {
+    let Ok(mut ev) = serde_json::from_slice::<NewEvent>(body) else {
+        return reply::error(StatusCode::BAD_REQUEST, "bad_request", "not an event");
+    };
+    if !NODE_REPORTS.contains(&ev.kind) {
+        let why = format!(
+            "a node may not report {:?} events",
+            ev.kind.as_str().chars().take(64).collect::<String>()
+        );
+        return caller.refuse(StatusCode::FORBIDDEN, EventKind::InternalForbidden, &why);
+    }
+    ev.node = Some(node.to_owned());
+    ev.reason.truncate(512);
+    ev.source.truncate(128);
+    caller.state.events.record(ev);
+    reply::json(StatusCode::OK, &serde_json::json!({"result": "ok"}))
+}
+
+/// A node's call of the internal API.
+pub(super) async fn internal(
+    caller: &Caller<'_>,
+    endpoint: Endpoint,
+    node: &str,
+    body: &[u8],
+) -> Response<Body> {
+    let state = caller.state;
+    match endpoint {
+        Endpoint::Register => register(caller, node, body).await,
+        Endpoint::Heartbeat => heartbeat(state, node).await,
+        Endpoint::Deregister => deregister(state, node).await,
+        Endpoint::Events => node_reported(caller, node, body).await,
+        Endpoint::Envelopes => crate::envelopes::claim(state, node, body).await,
+    }
+}
+
+pub(super) async fn register(caller: &Caller<'_>, node: &str, body: &[u8]) -> Response<Body> {
+    let state = caller.state;
+    let Ok(reg) = serde_json::from_slice::<Registration>(body) else {
+        return caller.refuse(
+            StatusCode::BAD_REQUEST,
+            EventKind::BadRegistration,
+            "expected {\"addr\": \"ip:port\", \"services\": [...]}",
+        );
+    };
+    if reg.services.is_empty()
+        || reg.services.iter().any(|s| rampart_auth::policy::check_service_name(s).is_err())
+    {
+        return caller.refuse(
+            StatusCode::BAD_REQUEST,
+            EventKind::BadRegistration,
+            "services must be valid service names",
+        );
+    }
+    // A node listening on every address (0.0.0.0:7001 in a container) is reached at the
+    // address it registered from.
+    let addr = if reg.addr.ip().is_unspecified() {
+        SocketAddr::new(caller.source.client.ip(), reg.addr.port())
+    } else {
+        reg.addr
+    };
+    match state.join(node, addr, reg.services).await {
+        Ok(lease) => {
+            let c = &state.config;
+            let answer =
+                Registered { lease: lease.0, lease_ttl_ms: c.lease_ttl_ms, heartbeat_ms: c.heartbeat_ms };
+            reply::json(StatusCode::OK, &serde_json::to_value(answer).unwrap_or_default())
+        }
+        Err(e) => reply::unavailable(&format!("registry: {e}")),
+    }
+}
+
+/// Renews the node's lease: 404 when it has lapsed (register again), 503 when the registry
+/// cannot be reached (keep serving, try again).
+pub(super) async fn heartbeat(state: &State, node: &str) -> Response<Body> {
+    match state.renew(node).await {
+        Ok(Some(ttl)) => {
+            let answer = HeartbeatAnswer { ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX) };
+            reply::json(StatusCode::OK, &serde_json::to_value(answer).unwrap_or_default())
+        }
+        Ok(None) => reply::error(StatusCode::NOT_FOUND, "not_registered", "lease expired: register again"),
+        Err(e) => reply::unavailable(&format!("registry: {e}")),
+    }
+}
+
+/// The node leaves the pool and drains.
+pub(super) async fn deregister(state: &State, node: &str) -> Response<Body> {
+    state.leave(node).await;
+    reply::json(StatusCode::OK, &serde_json::json!({"result": "ok"}))
+}

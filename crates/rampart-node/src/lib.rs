@@ -5,11 +5,11 @@
 //! opening and sealing payload envelopes with the keyring.
 //!
 //! # Layout
+//! - [`service`]: the [`Service`] trait every hosted service implements, its call and answer;
+//! - [`services`]: the built-in services; [`upstream`]: an app on loopback as a service;
 //! - [`registration`]: lease, heartbeat, deregistration, event reports, envelope claims;
-//! - [`services`]: the built-in services;
 //! - [`envelope`]: Fernet envelopes (TTL; claimed in the network-wide replay guard);
-//! - [`health`]: plain-HTTP readiness for orchestrators, on a listener of its own;
-//! - `upstream`: forwarding to apps on loopback.
+//! - [`health`]: plain-HTTP readiness for orchestrators, on a listener of its own.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -17,13 +17,16 @@
 pub mod envelope;
 pub mod health;
 pub mod registration;
+pub mod service;
 pub mod services;
-mod upstream;
+pub mod upstream;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::envelope::{Envelopes, FERNET};
+pub use crate::service::{Answer, Call, Service};
 use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -32,10 +35,6 @@ use rampart_crypto::CryptoError;
 use rampart_events::EventKind;
 use rampart_net::contract::{header, path};
 use rampart_net::{Body, ConnInfo, ServeLimits, full};
-use rampart_store::Store;
-
-use crate::envelope::{Envelopes, FERNET};
-use crate::services::Answer;
 
 /// Largest request body a node accepts.
 const MAX_BODY: usize = 8 << 20;
@@ -44,16 +43,10 @@ const MAX_BODY: usize = 8 << 20;
 pub struct Node {
     /// Its name.
     pub name: String,
-    /// Built-in services it hosts (`hello`, `echo`, `data`).
-    pub builtins: Vec<String>,
-    /// Upstream apps: service name → base URL (`http://127.0.0.1:PORT`).
-    pub upstreams: HashMap<String, String>,
-    /// The registry, through the gateway (for `data`).
-    pub store: Arc<dyn Store>,
+    /// The services it hosts, by name.
+    services: BTreeMap<String, Arc<dyn Service>>,
     /// Payload envelopes; `None` when the node has no keyring.
     pub envelopes: Option<Envelopes>,
-    /// Client for upstream apps.
-    upstream_client: upstream::PlainClient,
     /// Where refusals are reported (the gateway).
     pub reporter: Option<Arc<registration::Membership>>,
 }
@@ -62,40 +55,24 @@ impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
             .field("name", &self.name)
-            .field("builtins", &self.builtins)
+            .field("services", &self.services())
             .finish_non_exhaustive()
     }
 }
 
-/// The services a node may host without an upstream.
-pub const BUILTINS: [&str; 3] = ["hello", "echo", "data"];
-
 impl Node {
-    /// A node; `builtins` must be among [`BUILTINS`].
+    /// A node hosting `services` (by name).
     pub fn new(
         name: String,
-        builtins: Vec<String>,
-        upstreams: HashMap<String, String>,
-        store: Arc<dyn Store>,
+        services: BTreeMap<String, Arc<dyn Service>>,
         envelopes: Option<Envelopes>,
     ) -> Self {
-        Node {
-            name,
-            builtins,
-            upstreams,
-            store,
-            envelopes,
-            upstream_client: upstream::client(),
-            reporter: None,
-        }
+        Node { name, services, envelopes, reporter: None }
     }
 
-    /// Every service name it hosts.
+    /// The names of the services it hosts, in order: what it registers.
     pub fn services(&self) -> Vec<String> {
-        let mut s: Vec<String> = self.builtins.iter().chain(self.upstreams.keys()).cloned().collect();
-        s.sort();
-        s.dedup();
-        s
+        self.services.keys().cloned().collect()
     }
 }
 
@@ -210,44 +187,27 @@ async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Respons
         }
         _ => body,
     };
-    let a = if let Some(base) = node.upstreams.get(&service) {
-        upstream::forward(
-            &node.upstream_client,
-            base,
-            &method,
-            &path,
-            query.as_deref(),
-            &headers,
-            &principal,
-            body,
-        )
-        .await
-    } else if node.builtins.contains(&service) {
-        match service.as_str() {
-            "hello" => services::hello(&method),
-            "echo" => {
-                let client = header::text(&headers, &header::CLIENT).unwrap_or("");
-                services::echo(&method, &path, query.as_deref(), (&principal, client), &body)
-            }
-            "data" => {
-                let key = header::text(&headers, &header::IDEMPOTENCY_KEY);
-                services::data(
-                    node.store.as_ref(),
-                    &method,
-                    query.as_deref(),
-                    &body,
-                    key.map(|k| (principal.as_str(), k)),
-                )
-                .await
-            }
-            _ => Answer::error(StatusCode::NOT_FOUND, "unknown_service", "not hosted here"),
+    let a = match node.services.get(&service) {
+        Some(hosted) => {
+            let client = header::text(&headers, &header::CLIENT).unwrap_or("");
+            let idempotency_key = header::text(&headers, &header::IDEMPOTENCY_KEY);
+            let call = Call {
+                method: &method,
+                path: &path,
+                query: query.as_deref(),
+                headers: &headers,
+                principal: &principal,
+                client,
+                idempotency_key,
+                body,
+            };
+            hosted.call(call).await
         }
-    } else {
-        Answer::error(
+        None => Answer::error(
             StatusCode::NOT_FOUND,
             "unknown_service",
             &format!("{service:?} is not hosted on this node"),
-        )
+        ),
     };
     let resp = match (&node.envelopes, seal_out) {
         (Some(env), true) => match env.seal(&a.body) {

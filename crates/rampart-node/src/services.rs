@@ -4,56 +4,73 @@
 //! gateway's store API, so any replica serves any record and a node's death loses none.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use http::{Method, StatusCode};
 use rampart_store::{Expect, Store};
 use serde_json::{Map, Value};
 
-/// Where the data service keeps records.
-pub const RECORDS_PREFIX: &str = "services/data/records/";
+use crate::service::{Answer, Answering, Call, Service};
 
-/// What a service answers: status, content type and body.
-#[derive(Debug)]
-pub struct Answer {
-    /// HTTP status.
-    pub status: StatusCode,
-    /// Content type.
-    pub content_type: &'static str,
-    /// Body.
-    pub body: Vec<u8>,
-    /// The registry could not be reached: not this node's fault, and no other node would do
-    /// better (the answer carries `Rampart-Registry: unavailable` so the gateway knows).
-    pub registry_down: bool,
-}
+/// The services a node may host without an app behind it.
+pub const BUILTINS: [&str; 3] = ["hello", "echo", "data"];
 
-impl Answer {
-    /// A JSON answer.
-    pub fn json(status: StatusCode, v: &Value) -> Self {
-        Answer {
-            status,
-            content_type: "application/json",
-            body: v.to_string().into_bytes(),
-            registry_down: false,
-        }
-    }
-
-    /// 503: the registry refused or could not be reached. Only when it could not be reached
-    /// is the answer marked as the registry's fault (no other node would do better); a refusal
-    /// (this node no longer registered, say) may well succeed on another node.
-    pub fn registry_unavailable(e: &rampart_store::StoreError) -> Self {
-        let mut a = Self::error(StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable", &e.to_string());
-        a.registry_down = matches!(e, rampart_store::StoreError::Unavailable(_));
-        a
-    }
-
-    /// A JSON error answer.
-    pub fn error(status: StatusCode, kind: &str, reason: &str) -> Self {
-        Self::json(status, &serde_json::json!({"error": kind, "reason": reason}))
+/// The built-in service `name` (`data` keeps its records in `store`); `None` for another name.
+pub fn builtin(name: &str, store: &Arc<dyn Store>) -> Option<Arc<dyn Service>> {
+    match name {
+        "hello" => Some(Arc::new(Hello)),
+        "echo" => Some(Arc::new(Echo)),
+        "data" => Some(Arc::new(Data { store: store.clone() })),
+        _ => None,
     }
 }
 
 /// `hello`: GET → `Hello World!`.
-pub fn hello(method: &Method) -> Answer {
+#[derive(Debug)]
+pub struct Hello;
+
+impl Service for Hello {
+    fn call<'a>(&'a self, call: Call<'a>) -> Answering<'a> {
+        Box::pin(async move { hello(call.method) })
+    }
+}
+
+/// `echo`: what the node received, as JSON.
+#[derive(Debug)]
+pub struct Echo;
+
+impl Service for Echo {
+    fn call<'a>(&'a self, call: Call<'a>) -> Answering<'a> {
+        Box::pin(async move {
+            echo(call.method, call.path, call.query, (call.principal, call.client), &call.body)
+        })
+    }
+}
+
+/// `data`: JSON records kept in the registry.
+pub struct Data {
+    store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for Data {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Data").finish_non_exhaustive()
+    }
+}
+
+impl Service for Data {
+    fn call<'a>(&'a self, call: Call<'a>) -> Answering<'a> {
+        Box::pin(async move {
+            let idempotency = call.idempotency_key.map(|k| (call.principal, k));
+            data(self.store.as_ref(), call.method, call.query, &call.body, idempotency).await
+        })
+    }
+}
+
+/// Where the data service keeps records.
+pub const RECORDS_PREFIX: &str = "services/data/records/";
+
+fn hello(method: &Method) -> Answer {
     if method != Method::GET && method != Method::HEAD {
         return Answer::error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "hello answers GET");
     }
@@ -65,8 +82,8 @@ pub fn hello(method: &Method) -> Answer {
     }
 }
 
-/// `echo`: what the node received, as JSON, with the client address the gateway saw.
-pub fn echo(
+/// What the node received, as JSON, with the client address the gateway saw.
+fn echo(
     method: &Method,
     path: &str,
     query: Option<&str>,
@@ -88,7 +105,7 @@ pub fn echo(
 /// With an idempotency key (the caller's principal and its `Idempotency-Key`), the record id
 /// is derived from the key and written only if absent: a retry or a duplicate, on any replica,
 /// finds the record and answers with the same id instead of storing it twice.
-pub async fn data(
+async fn data(
     store: &dyn Store,
     method: &Method,
     query: Option<&str>,

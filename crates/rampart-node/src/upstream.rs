@@ -1,10 +1,10 @@
-//! Forwarding to an app on loopback (`--upstream NAME=http://127.0.0.1:PORT`), plain HTTP,
-//! with the principal in `Rampart-Principal`.
+//! An app on loopback as a service (`--upstream NAME=http://127.0.0.1:PORT`): plain HTTP,
+//! with the principal in `Rampart-Principal` and the gateway's forwarding headers.
 
 use std::time::Duration;
 
-use http::header::{CONTENT_TYPE, HeaderMap, HeaderName};
-use http::{Method, Request, StatusCode};
+use http::header::{CONTENT_TYPE, HeaderName};
+use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -12,11 +12,74 @@ use hyper_util::rt::TokioExecutor;
 use rampart_net::contract::header;
 use rampart_net::{Body, full};
 
-use crate::services::Answer;
+use crate::service::{Answer, Answering, Call, Service};
 
-pub type PlainClient = Client<HttpConnector, Body>;
+type PlainClient = Client<HttpConnector, Body>;
 
-pub fn client() -> PlainClient {
+/// Why an `--upstream` was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpstreamError {
+    /// Not `NAME=URL`.
+    #[error("--upstream {0:?}: expected NAME=http://127.0.0.1:PORT")]
+    NotAPair(String),
+    /// The name is not a service name.
+    #[error("--upstream {spec:?}: {source}")]
+    BadName {
+        /// What was given.
+        spec: String,
+        /// Why the name was refused.
+        #[source]
+        source: rampart_auth::AuthError,
+    },
+    /// The URL does not parse.
+    #[error("--upstream {0:?}: not a URL")]
+    NotAUrl(String),
+    /// Not plain HTTP on loopback: the hop from node to app is not encrypted, so it must not
+    /// leave the machine.
+    #[error("--upstream {0:?}: plain HTTP upstreams must be on loopback (http://127.0.0.1:PORT)")]
+    NotLoopback(String),
+}
+
+/// An app behind the node.
+pub struct App {
+    base: String,
+    client: PlainClient,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("base", &self.base).finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// The app of `--upstream NAME=URL`: its service name, and the app.
+    pub fn parse(spec: &str) -> Result<(String, App), UpstreamError> {
+        let Some((name, url)) = spec.split_once('=') else {
+            return Err(UpstreamError::NotAPair(spec.to_owned()));
+        };
+        rampart_auth::policy::check_service_name(name)
+            .map_err(|source| UpstreamError::BadName { spec: spec.to_owned(), source })?;
+        let uri: http::Uri = url.parse().map_err(|_| UpstreamError::NotAUrl(spec.to_owned()))?;
+        // An IPv6 host comes bracketed (`[::1]`).
+        let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+        let loopback =
+            host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if uri.scheme_str() != Some("http") || !loopback {
+            return Err(UpstreamError::NotLoopback(spec.to_owned()));
+        }
+        Ok((name.to_owned(), App { base: url.to_owned(), client: client() }))
+    }
+}
+
+impl Service for App {
+    fn call<'a>(&'a self, call: Call<'a>) -> Answering<'a> {
+        Box::pin(forward(&self.client, &self.base, call))
+    }
+}
+
+fn client() -> PlainClient {
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(Duration::from_secs(2)));
     Client::builder(TokioExecutor::new()).build(http)
@@ -30,17 +93,9 @@ const FROM_GATEWAY: [HeaderName; 4] = [
     HeaderName::from_static("x-forwarded-proto"),
 ];
 
-#[allow(clippy::too_many_arguments)]
-pub async fn forward(
-    client: &PlainClient,
-    base: &str,
-    method: &Method,
-    path: &str,
-    query: Option<&str>,
-    headers: &HeaderMap,
-    principal: &str,
-    body: Vec<u8>,
-) -> Answer {
+/// Sends the call to the app at `base`.
+async fn forward(client: &PlainClient, base: &str, call: Call<'_>) -> Answer {
+    let Call { method, path, query, headers, principal, body, .. } = call;
     let uri = format!(
         "{}{}{}",
         base.trim_end_matches('/'),
@@ -87,5 +142,27 @@ pub async fn forward(
         Err(_) => {
             Answer::error(StatusCode::BAD_GATEWAY, "upstream_failed", "upstream answer too large or cut")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_service_name_and_plain_http_on_loopback_are_taken() {
+        assert!(App::parse("app=http://127.0.0.1:8000").is_ok_and(|(name, _)| name == "app"));
+        assert!(App::parse("app=http://localhost:8000/base").is_ok());
+        assert!(App::parse("app=http://[::1]:8000").is_ok());
+        let refused = |spec: &str| App::parse(spec).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(refused("app").contains("expected NAME="));
+        assert!(
+            refused("*=http://127.0.0.1:9").contains("service name"),
+            "the policy wildcard is no service"
+        );
+        assert!(refused("_x=http://127.0.0.1:9").contains("service name"));
+        assert!(refused("app=http://10.0.0.1:8000").contains("loopback"));
+        assert!(refused("app=https://127.0.0.1:8000").contains("loopback"));
+        assert!(refused("app=http://127.0.0.1:8000/a b").contains("not a URL"));
     }
 }

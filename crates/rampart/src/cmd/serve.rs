@@ -1,12 +1,14 @@
 //! `rampart gateway` and `rampart node`: the long-running processes. Each prints one ready
 //! line on stdout once it serves, logs to stderr, and stops cleanly on SIGTERM or Ctrl-C.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use rampart_net::ClientAuth;
+use rampart_node::Service;
+use rampart_node::services::BUILTINS;
 use rampart_pki::{EntityName, IssueRequest, KeyType, Role};
 
 use crate::cli::{GatewayArgs, NodeArgs};
@@ -159,41 +161,24 @@ fn node_material(home: &Home, config: &crate::home::Config, name: &str) -> Resul
     }
 }
 
-fn parse_upstreams(list: &[String]) -> Result<HashMap<String, String>> {
-    let mut out = HashMap::new();
-    for item in list {
-        let Some((name, url)) = item.split_once('=') else {
-            bail!("--upstream {item:?}: expected NAME=http://127.0.0.1:PORT")
-        };
-        rampart_auth::policy::check_service_name(name)?;
-        let uri: http::Uri = url.parse().with_context(|| format!("--upstream {item:?}: not a URL"))?;
-        let host = uri.host().unwrap_or_default();
-        let loopback =
-            host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-        if uri.scheme_str() != Some("http") || !loopback {
-            bail!("--upstream {item:?}: plain HTTP upstreams must be on loopback (http://127.0.0.1:PORT)");
-        }
-        out.insert(name.to_owned(), url.to_owned());
-    }
-    Ok(out)
-}
-
 pub fn node(home: &Home, args: NodeArgs) -> Result<()> {
     init_logging();
     let config = home.config()?;
-    let upstreams = parse_upstreams(&args.upstreams)?;
+    let mut services: BTreeMap<String, Arc<dyn Service>> = BTreeMap::new();
+    for spec in &args.upstreams {
+        let (name, app) = rampart_node::upstream::App::parse(spec)?;
+        services.insert(name, Arc::new(app));
+    }
     let mut builtins = args.services.clone();
-    if builtins.is_empty() && upstreams.is_empty() {
-        builtins = rampart_node::BUILTINS.iter().map(|s| (*s).to_owned()).collect();
+    if builtins.is_empty() && services.is_empty() {
+        builtins = BUILTINS.iter().map(|s| (*s).to_owned()).collect();
     }
-    for s in &builtins {
-        if !rampart_node::BUILTINS.contains(&s.as_str()) && !upstreams.contains_key(s) {
-            bail!(
-                "--service {s:?} is not built in (hello, echo, data); host an app with --upstream {s}=http://127.0.0.1:PORT"
-            );
-        }
+    builtins.retain(|s| !services.contains_key(s));
+    if let Some(s) = builtins.iter().find(|s| !BUILTINS.contains(&s.as_str())) {
+        bail!(
+            "--service {s:?} is not built in (hello, echo, data); host an app with --upstream {s}=http://127.0.0.1:PORT"
+        );
     }
-    builtins.retain(|s| !upstreams.contains_key(s));
     let material = node_material(home, &config, &args.name)?;
     let (tls, crl_updates) = rampart_net::tls::server_config_with_crl_updates(
         &material,
@@ -226,13 +211,18 @@ pub fn node(home: &Home, args: NodeArgs) -> Result<()> {
             tokio::spawn(rampart_net::tls::follow_crl(crl_path, updater, Duration::from_secs(1)));
         }
         let client = rampart_net::client::https_client(client_tls, Duration::from_secs(2));
-        let store =
+        let store: Arc<dyn rampart_store::Store> =
             Arc::new(rampart_net::remote_store::RemoteStore::with_gateways(client.clone(), gateways.clone()));
+        for name in builtins {
+            if let Some(service) = rampart_node::services::builtin(&name, &store) {
+                services.insert(name, service);
+            }
+        }
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("binding {}", args.listen))?;
         let addr = listener.local_addr()?;
-        let mut node = rampart_node::Node::new(name.clone(), builtins, upstreams, store, envelopes);
+        let mut node = rampart_node::Node::new(name.clone(), services, envelopes);
         let membership = Arc::new(rampart_node::registration::Membership::new(
             client,
             gateways.clone(),

@@ -4,8 +4,11 @@
 //!
 //! # Layout
 //! - [`tls`]: server and client configs (client certificate off/optional/required, roles);
-//! - [`serve`]: the accept loop, limits, graceful drain; `conn`: one connection's idle and
-//!   head clock, the 414 for an over-long request line, the lingering close;
+//! - [`accept`]: the accept layer — connection cap, PROXY header, drain — handing
+//!   connections to a [`accept::Protocol`] that may peek at their first bytes;
+//! - [`serve`]: the HTTPS protocol (TLS, HTTP/1.1 and HTTP/2, limits); `conn`: one
+//!   connection's idle and head clock, the 414 for an over-long request line, the lingering
+//!   close;
 //! - [`refusal`]: why a TLS handshake was refused, by kind;
 //! - [`contract`]: the wire contract — headers, media types, API paths, the internal and store
 //!   API bodies;
@@ -16,6 +19,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod accept;
 pub mod client;
 mod conn;
 pub mod contract;

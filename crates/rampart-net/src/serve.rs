@@ -1,7 +1,7 @@
-//! Serving HTTP/1.1 and HTTP/2 over TLS: an accept loop that takes a bound listener and a
-//! shutdown signal, caps connections, bounds the handshake, the request head and the idle time
-//! between requests ([`crate::conn`]), hands each request to a handler with the connection's
-//! [`Principal`], and drains on shutdown.
+//! Serving HTTP/1.1 and HTTP/2 over TLS: the [`Https`] protocol of the accept layer
+//! ([`crate::accept`]: the connection cap, the PROXY header, the drain). It bounds the
+//! handshake, the request head and the idle time between requests ([`crate::conn`]) and hands
+//! each request to a handler with the connection's [`Principal`].
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,9 +20,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use rampart_auth::Principal;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
+use crate::accept::{AcceptLimits, Accepted, Protocol, Serving, accept};
 use crate::conn::{ConnClock, Verdict, Watched, linger_close, uri_too_long_answer};
 use crate::proxy_header::ProxyProtocol;
 use crate::refusal::HandshakeRefusal;
@@ -175,7 +175,8 @@ impl Default for ServeLimits {
 }
 
 /// Serves `listener` until `shutdown` completes, then stops accepting and lets in-flight
-/// requests finish (up to `drain_timeout`).
+/// requests finish (up to `drain_timeout`): the accept layer ([`crate::accept`]) with the
+/// [`Https`] protocol.
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
@@ -184,62 +185,50 @@ pub async fn serve(
     observers: Observers,
     shutdown: impl Future<Output = ()>,
 ) {
-    let acceptor = TlsAcceptor::from(tls);
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    // Connections watch `stop`; each holds a `done` sender, so the drain ends when all are gone.
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
-    tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            () = &mut shutdown => break,
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-        };
-        let (tcp, remote) = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = tcp.set_nodelay(true);
-        let conn = Connection {
-            acceptor: acceptor.clone(),
-            handler: handler.clone(),
-            limits: limits.clone(),
-            observers: observers.clone(),
-            stop: stop_rx.clone(),
-            _done: done_tx.clone(),
-        };
-        tokio::spawn(async move {
-            let _permit = permit;
-            conn.run(tcp, remote).await;
-        });
-    }
-    drop(listener);
-    let _ = stop_tx.send(true);
-    drop(done_tx);
-    if tokio::time::timeout(limits.drain_timeout, done_rx.recv()).await.is_err() {
-        tracing::warn!("in-flight requests did not finish within {:?}", limits.drain_timeout);
-    }
+    let accept_limits = AcceptLimits {
+        max_connections: limits.max_connections,
+        handshake_timeout: limits.handshake_timeout,
+        drain_timeout: limits.drain_timeout,
+        proxy_protocol: limits.proxy_protocol.clone(),
+    };
+    let refused = observers.handshake.clone();
+    let https = Arc::new(Https::new(tls, handler, limits, observers));
+    accept(listener, https, accept_limits, refused, shutdown).await;
 }
 
-/// One accepted connection and what it needs.
-struct Connection {
+/// The TLS-terminating protocol: the handshake (the client's certificate checked by the
+/// server config's verifier), then HTTP/1.1 or HTTP/2 by ALPN, each request handed to the
+/// handler with the connection's [`Principal`].
+pub struct Https {
     acceptor: TlsAcceptor,
     handler: Handler,
     limits: ServeLimits,
     observers: Observers,
-    stop: watch::Receiver<bool>,
-    _done: mpsc::Sender<()>,
 }
 
-impl Connection {
+impl std::fmt::Debug for Https {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Https").field("limits", &self.limits).finish_non_exhaustive()
+    }
+}
+
+impl Protocol for Https {
+    fn serve(&self, conn: Accepted) -> Serving<'_> {
+        Box::pin(self.run(conn))
+    }
+}
+
+impl Https {
+    /// HTTPS with `tls`, answering with `handler` under `limits`, telling `observers`.
+    pub fn new(
+        tls: Arc<rustls::ServerConfig>,
+        handler: Handler,
+        limits: ServeLimits,
+        observers: Observers,
+    ) -> Self {
+        Https { acceptor: TlsAcceptor::from(tls), handler, limits, observers }
+    }
+
     /// Tells the observer of a refused connection (`None`: the client merely went away).
     fn refused(&self, source: Source, refusal: Option<HandshakeRefusal>) {
         if let (Some(o), Some(r)) = (&self.observers.handshake, refusal) {
@@ -247,24 +236,11 @@ impl Connection {
         }
     }
 
-    async fn run(mut self, mut tcp: tokio::net::TcpStream, peer: SocketAddr) {
+    async fn run(&self, conn: Accepted) {
+        let Accepted { tcp, source, handshake_deadline, mut stop } = conn;
         let limits = &self.limits;
-        // One deadline for the PROXY protocol header (if any) and the TLS handshake.
-        let deadline = tokio::time::Instant::now() + limits.handshake_timeout;
-        let remote = match tokio::time::timeout_at(
-            deadline,
-            limits.proxy_protocol.client_addr(&mut tcp, peer),
-        )
-        .await
-        {
-            Ok(Ok(client)) => client,
-            Ok(Err(refusal)) => {
-                return self.refused(peer.into(), Some(HandshakeRefusal::ProxyHeader(refusal)));
-            }
-            Err(_) => return self.refused(peer.into(), Some(HandshakeRefusal::TimedOut)),
-        };
-        let source = Source { client: remote, peer };
-        let tls = match tokio::time::timeout_at(deadline, self.acceptor.accept(tcp)).await {
+        let (remote, peer) = (source.client, source.peer);
+        let tls = match tokio::time::timeout_at(handshake_deadline, self.acceptor.accept(tcp)).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => return self.refused(source, HandshakeRefusal::from_io(&e)),
             Err(_) => return self.refused(source, Some(HandshakeRefusal::TimedOut)),
@@ -312,8 +288,8 @@ impl Connection {
                 };
                 tokio::select! {
                     r = conn.as_mut() => break r,
-                    changed = self.stop.changed(), if !stopping => {
-                        if changed.is_err() || *self.stop.borrow() {
+                    changed = stop.changed(), if !stopping => {
+                        if changed.is_err() || *stop.borrow() {
                             stopping = true;
                             conn.as_mut().graceful_shutdown();
                         }

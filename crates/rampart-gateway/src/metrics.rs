@@ -46,6 +46,20 @@ impl Metrics {
             .fetch_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
+    /// Notes when the certificate `der` (shown as `name`) expires.
+    pub fn certificate_expires(&self, name: &str, der: &[u8]) {
+        if let Ok(info) = rampart_pki::inspect::cert_from_der(der) {
+            self.expires(name, info.not_after.unix_timestamp());
+        }
+    }
+
+    /// Notes that `name` expires at `unix_time`.
+    pub fn expires(&self, name: &str, unix_time: i64) {
+        if let Ok(mut expiry) = self.cert_expiry.lock() {
+            expiry.insert(name.to_owned(), unix_time);
+        }
+    }
+
     /// Counts a failed TLS handshake by reason.
     pub fn tls_failure(&self, reason: &str) {
         if let Ok(mut t) = self.tls_failures.lock() {

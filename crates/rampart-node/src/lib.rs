@@ -39,12 +39,15 @@ use rampart_net::{Body, ConnInfo, ServeLimits, full};
 /// Largest request body a node accepts.
 const MAX_BODY: usize = 8 << 20;
 
+/// Services by name.
+pub type Services = BTreeMap<String, Arc<dyn Service>>;
+
 /// What a node serves.
 pub struct Node {
     /// Its name.
     pub name: String,
     /// The services it hosts, by name.
-    services: BTreeMap<String, Arc<dyn Service>>,
+    services: Services,
     /// Payload envelopes; `None` when the node has no keyring.
     pub envelopes: Option<Envelopes>,
     /// Where refusals are reported (the gateway).
@@ -62,11 +65,7 @@ impl std::fmt::Debug for Node {
 
 impl Node {
     /// A node hosting `services` (by name).
-    pub fn new(
-        name: String,
-        services: BTreeMap<String, Arc<dyn Service>>,
-        envelopes: Option<Envelopes>,
-    ) -> Self {
+    pub fn new(name: String, services: Services, envelopes: Option<Envelopes>) -> Self {
         Node { name, services, envelopes, reporter: None }
     }
 
@@ -164,28 +163,13 @@ async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Respons
             "this node has no payload keyring",
         ));
     }
-    let body = match (&node.envelopes, &node.reporter, sealed_in) {
-        (Some(env), Some(guard), true) => {
-            let key = header::text(&headers, &header::IDEMPOTENCY_KEY);
-            let scope = key.map(|k| envelope::scope(&principal, &service, k));
-            match env.open(&body, guard, scope.as_deref()).await {
-                Ok(plain) => plain,
-                Err(e) => {
-                    // The client the gateway named (the connection is the gateway's).
-                    let client = header::text(&headers, &header::CLIENT);
-                    let source = client.map_or_else(|| conn.remote.ip().to_string(), str::to_owned);
-                    return refused_envelope(guard, source, &principal, &service, e);
-                }
-            }
+    let body = if sealed_in {
+        match open(node, body, &headers, conn, (&principal, &service)).await {
+            Ok(plain) => plain,
+            Err(refused) => return refused,
         }
-        (Some(_), None, true) => {
-            return answer(Answer::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "this node has no gateway to check envelopes for replays with",
-            ));
-        }
-        _ => body,
+    } else {
+        body
     };
     let a = match node.services.get(&service) {
         Some(hosted) => {
@@ -219,6 +203,32 @@ async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Respons
     let mut resp = with_node(node, resp);
     resp.headers_mut().insert(header::SERVED, HeaderValue::from_static("1"));
     resp
+}
+
+/// Opens a sealed body (and claims its envelope in the network-wide replay guard), or the
+/// answer refusing it.
+async fn open(
+    node: &Node,
+    body: Vec<u8>,
+    headers: &http::HeaderMap,
+    conn: &ConnInfo,
+    (principal, service): (&str, &str),
+) -> Result<Vec<u8>, Response<Body>> {
+    let (Some(env), Some(guard)) = (&node.envelopes, &node.reporter) else {
+        return Err(answer(Answer::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "this node has no gateway to check envelopes for replays with",
+        )));
+    };
+    let key = header::text(headers, &header::IDEMPOTENCY_KEY);
+    let scope = key.map(|k| envelope::scope(principal, service, k));
+    env.open(&body, guard, scope.as_deref()).await.map_err(|e| {
+        // The client the gateway named (the connection is the gateway's).
+        let client = header::text(headers, &header::CLIENT);
+        let source = client.map_or_else(|| conn.remote.ip().to_string(), str::to_owned);
+        refused_envelope(guard, source, principal, service, e)
+    })
 }
 
 /// The answer to an envelope that was not opened; a refused token is a security event.

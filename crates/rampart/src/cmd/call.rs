@@ -43,107 +43,16 @@ use rampart_net::contract::media::{FERNET, JSON};
 
 pub fn run(home: &Home, args: CallArgs) -> Result<()> {
     let config = home.config()?;
-    let uri: http::Uri = args.url.parse().with_context(|| format!("{:?} is not a URL", args.url))?;
-    if uri.scheme_str() != Some("https") {
-        bail!("{}: rampart calls go over TLS: use https://", args.url);
-    }
-    let Some(authority) = uri.authority() else { bail!("{}: no gateway address in the URL", args.url) };
-    let mut bases = vec![format!("https://{authority}")];
-    for g in &args.gateways {
-        let base: http::Uri = g.parse().with_context(|| format!("--gateway {g:?} is not a URL"))?;
-        match (base.scheme_str(), base.authority()) {
-            (Some("https"), Some(a)) => bases.push(format!("https://{a}")),
-            _ => bail!("--gateway {g:?}: expected https://HOST:PORT"),
-        }
-    }
-    let path = uri.path_and_query().map_or("/", |pq| pq.as_str()).to_owned();
-    let dir = home.pki().domain_dir(&config.domain);
-    let ca = args.ca.clone().unwrap_or_else(|| dir.join("ca.pem"));
-    let (roots, crls) = TlsMaterial::load_roots(&ca, Some(&dir.join("crl.pem")))?;
-    let identity = match (&args.cert, &args.key, &args.token) {
-        (Some(c), Some(k), _) => Some((
-            vec![
-                CertificateDer::from_pem_file(c)
-                    .map_err(|_| anyhow::anyhow!("{}: not a PEM certificate", c.display()))?,
-            ],
-            PrivateKeyDer::from_pem_file(k)
-                .map_err(|_| anyhow::anyhow!("{}: not a PEM private key", k.display()))?,
-        )),
-        (_, _, Some(_)) => None,
-        _ => {
-            let m = home.material(&config, "admin")?;
-            Some((m.chain, m.key))
-        }
-    };
-    let tls = rampart_net::tls::client_config(
-        &config.domain,
-        roots,
-        crls,
-        identity,
-        &[Role::Gateway, Role::Node, Role::Peer],
-    )?;
-    let mut body = match &args.data {
-        Some(d) if d.starts_with('@') => {
-            std::fs::read(&d[1..]).with_context(|| format!("reading {}", &d[1..]))?
-        }
-        Some(d) => d.clone().into_bytes(),
-        None => Vec::new(),
-    };
-    let method = match &args.method {
-        Some(m) => Method::from_bytes(m.to_ascii_uppercase().as_bytes())
-            .with_context(|| format!("{m:?} is not an HTTP method"))?,
-        None if args.data.is_some() => Method::POST,
-        None => Method::GET,
-    };
+    let (bases, path) = targets(&args)?;
+    let tls = tls(home, &config, &args)?;
     let keyring = if args.encrypt { Some(rampart_crypto::file::load(&home.keyring_path())?) } else { None };
-    let mut req = Request::builder().method(method.clone());
-    for h in &args.headers {
-        let Some((name, value)) = h.split_once(':') else { bail!("-H {h:?}: expected \"Name: value\"") };
-        req = req.header(
-            HeaderName::from_bytes(name.trim().as_bytes())
-                .with_context(|| format!("-H {h:?}: bad header name"))?,
-            HeaderValue::from_str(value.trim()).with_context(|| format!("-H {h:?}: bad header value"))?,
-        );
-    }
-    // The plaintext, when each attempt seals it anew (see below).
-    let mut plain = None;
-    if let Some(k) = &keyring {
-        if !body.is_empty() {
-            let sealed = k.encrypt(&body)?.into_bytes(); // refuses what cannot be sealed, now
-            plain = Some(std::mem::replace(&mut body, sealed));
-            req = req.header(CONTENT_TYPE, FERNET);
-        }
-        req = req.header(ACCEPT, FERNET);
-    } else if !body.is_empty()
-        && !args.headers.iter().any(|h| h.to_ascii_lowercase().starts_with("content-type:"))
-    {
-        req = req.header(CONTENT_TYPE, JSON);
-    }
-    if let Some(t) = &args.token {
-        req = req.header(AUTHORIZATION, format!("Bearer {}", t.trim()));
-    }
-    let template = req.body(())?;
-    let keyed = template.headers().contains_key(wire::IDEMPOTENCY_KEY);
-    let repeatable = keyed || method.is_idempotent();
-    let body = bytes::Bytes::from(body);
-    // An envelope re-sent is a replay unless it carries the same Idempotency-Key (then it is a
-    // retry): without a key, each attempt on another gateway seals the body anew.
-    let reseal = if keyed { None } else { plain.zip(keyring.clone()) };
-    let build = move |base: &str| {
-        let body = match &reseal {
-            Some((plain, k)) => k.encrypt(plain).map(bytes::Bytes::from).unwrap_or_else(|_| body.clone()),
-            None => body.clone(),
-        };
-        let mut r = Request::new(rampart_net::full(body));
-        *r.method_mut() = template.method().clone();
-        *r.headers_mut() = template.headers().clone();
-        *r.uri_mut() = format!("{base}{path}").parse().map_err(http::Error::from)?;
-        Ok(r)
-    };
+    let outgoing = Outgoing::new(&args, keyring.as_ref())?;
     let gateways = rampart_net::gateways::Gateways::new(&bases);
     let (status, headers, bytes, version) = block_on(async move {
         let client = rampart_net::client::https_client(tls, Duration::from_secs(5));
         let timeout = Duration::from_secs(60);
+        let repeatable = outgoing.repeatable();
+        let build = |base: &str| outgoing.to(base, &path);
         let sent = if repeatable {
             gateways.send_idempotent(&client, timeout, build).await
         } else {
@@ -158,17 +67,154 @@ pub fn run(home: &Home, args: CallArgs) -> Result<()> {
             .to_bytes();
         Ok::<_, anyhow::Error>((parts.status, parts.headers, bytes, parts.version))
     })??;
-    let (status, headers, bytes, version) = (status, headers, bytes, version);
     if args.verbose {
         eprintln!("{version:?} {status}");
         for (k, v) in &headers {
             eprintln!("{k}: {}", v.to_str().unwrap_or("<binary>"));
         }
     }
+    print_answer(&headers, &bytes, keyring.as_ref())?;
+    if !status.is_success() {
+        eprintln!("rampart call: {status}");
+        return Err(HttpStatus(status.as_u16()).into());
+    }
+    Ok(())
+}
+
+/// The gateways to try (the URL's, then each `--gateway`) and the path with its query.
+fn targets(args: &CallArgs) -> Result<(Vec<String>, String)> {
+    let uri: http::Uri = args.url.parse().with_context(|| format!("{:?} is not a URL", args.url))?;
+    if uri.scheme_str() != Some("https") {
+        bail!("{}: rampart calls go over TLS: use https://", args.url);
+    }
+    let Some(authority) = uri.authority() else { bail!("{}: no gateway address in the URL", args.url) };
+    let mut bases = vec![format!("https://{authority}")];
+    for g in &args.gateways {
+        let base: http::Uri = g.parse().with_context(|| format!("--gateway {g:?} is not a URL"))?;
+        match (base.scheme_str(), base.authority()) {
+            (Some("https"), Some(a)) => bases.push(format!("https://{a}")),
+            _ => bail!("--gateway {g:?}: expected https://HOST:PORT"),
+        }
+    }
+    Ok((bases, uri.path_and_query().map_or("/", |pq| pq.as_str()).to_owned()))
+}
+
+/// The client's TLS: the CA (and CRL) of the home's domain, and a certificate — the one given,
+/// none with a token, the home's admin certificate otherwise.
+fn tls(home: &Home, config: &crate::home::Config, args: &CallArgs) -> Result<rustls::ClientConfig> {
+    let dir = home.pki().domain_dir(&config.domain);
+    let ca = args.ca.clone().unwrap_or_else(|| dir.join("ca.pem"));
+    let (roots, crls) = TlsMaterial::load_roots(&ca, Some(&dir.join("crl.pem")))?;
+    let identity = match (&args.cert, &args.key, &args.token) {
+        (Some(c), Some(k), _) => Some((
+            vec![
+                CertificateDer::from_pem_file(c)
+                    .map_err(|_| anyhow::anyhow!("{}: not a PEM certificate", c.display()))?,
+            ],
+            PrivateKeyDer::from_pem_file(k)
+                .map_err(|_| anyhow::anyhow!("{}: not a PEM private key", k.display()))?,
+        )),
+        (_, _, Some(_)) => None,
+        _ => {
+            let m = home.material(config, "admin")?;
+            Some((m.chain, m.key))
+        }
+    };
+    Ok(rampart_net::tls::client_config(
+        &config.domain,
+        roots,
+        crls,
+        identity,
+        &[Role::Gateway, Role::Node, Role::Peer],
+    )?)
+}
+
+/// The request every attempt sends: method, headers and body, sealed when asked.
+struct Outgoing {
+    template: Request<()>,
+    body: bytes::Bytes,
+    /// The plaintext and keyring, when each attempt seals it anew: an envelope re-sent is a
+    /// replay unless it carries the same Idempotency-Key (then it is a retry).
+    reseal: Option<(Vec<u8>, rampart_crypto::Keyring)>,
+}
+
+impl Outgoing {
+    fn new(args: &CallArgs, keyring: Option<&rampart_crypto::Keyring>) -> Result<Self> {
+        let mut body = match &args.data {
+            Some(d) if d.starts_with('@') => {
+                std::fs::read(&d[1..]).with_context(|| format!("reading {}", &d[1..]))?
+            }
+            Some(d) => d.clone().into_bytes(),
+            None => Vec::new(),
+        };
+        let method = match &args.method {
+            Some(m) => Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                .with_context(|| format!("{m:?} is not an HTTP method"))?,
+            None if args.data.is_some() => Method::POST,
+            None => Method::GET,
+        };
+        let mut req = Request::builder().method(method);
+        for h in &args.headers {
+            let Some((name, value)) = h.split_once(':') else { bail!("-H {h:?}: expected \"Name: value\"") };
+            req = req.header(
+                HeaderName::from_bytes(name.trim().as_bytes())
+                    .with_context(|| format!("-H {h:?}: bad header name"))?,
+                HeaderValue::from_str(value.trim()).with_context(|| format!("-H {h:?}: bad header value"))?,
+            );
+        }
+        let mut plain = None;
+        if let Some(k) = keyring {
+            if !body.is_empty() {
+                let sealed = k.encrypt(&body)?.into_bytes(); // refuses what cannot be sealed, now
+                plain = Some(std::mem::replace(&mut body, sealed));
+                req = req.header(CONTENT_TYPE, FERNET);
+            }
+            req = req.header(ACCEPT, FERNET);
+        } else if !body.is_empty()
+            && !args.headers.iter().any(|h| h.to_ascii_lowercase().starts_with("content-type:"))
+        {
+            req = req.header(CONTENT_TYPE, JSON);
+        }
+        if let Some(t) = &args.token {
+            req = req.header(AUTHORIZATION, format!("Bearer {}", t.trim()));
+        }
+        let template = req.body(())?;
+        let keyed = template.headers().contains_key(wire::IDEMPOTENCY_KEY);
+        let reseal = if keyed { None } else { plain.zip(keyring.cloned()) };
+        Ok(Outgoing { template, body: bytes::Bytes::from(body), reseal })
+    }
+
+    /// Whether it may be sent again to another gateway when an answer was lost.
+    fn repeatable(&self) -> bool {
+        self.template.headers().contains_key(wire::IDEMPOTENCY_KEY) || self.template.method().is_idempotent()
+    }
+
+    /// The request to the gateway at `base`.
+    fn to(&self, base: &str, path: &str) -> Result<Request<rampart_net::Body>, http::Error> {
+        let body = match &self.reseal {
+            Some((plain, k)) => {
+                k.encrypt(plain).map(bytes::Bytes::from).unwrap_or_else(|_| self.body.clone())
+            }
+            None => self.body.clone(),
+        };
+        let mut r = Request::new(rampart_net::full(body));
+        *r.method_mut() = self.template.method().clone();
+        *r.headers_mut() = self.template.headers().clone();
+        *r.uri_mut() = format!("{base}{path}").parse().map_err(http::Error::from)?;
+        Ok(r)
+    }
+}
+
+/// Writes the answer's body on stdout, opened when it came sealed.
+fn print_answer(
+    headers: &http::HeaderMap,
+    bytes: &[u8],
+    keyring: Option<&rampart_crypto::Keyring>,
+) -> Result<()> {
     let sealed = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) == Some(FERNET);
-    let out = match (&keyring, sealed) {
+    let out = match (keyring, sealed) {
         (Some(k), true) => {
-            let token = std::str::from_utf8(&bytes).context("sealed answer is not text")?;
+            let token = std::str::from_utf8(bytes).context("sealed answer is not text")?;
             k.decrypt(token, Some(300)).context("opening the sealed answer")?.plaintext
         }
         _ => bytes.to_vec(),
@@ -179,9 +225,5 @@ pub fn run(home: &Home, args: CallArgs) -> Result<()> {
         stdout.write_all(b"\n")?;
     }
     stdout.flush()?;
-    if !status.is_success() {
-        eprintln!("rampart call: {status}");
-        return Err(HttpStatus(status.as_u16()).into());
-    }
     Ok(())
 }

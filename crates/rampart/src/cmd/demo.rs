@@ -93,40 +93,16 @@ pub fn run(explicit_home: Option<PathBuf>, args: DemoArgs) -> Result<()> {
     let root = explicit_home
         .clone()
         .unwrap_or_else(|| temp.as_ref().map(|t| t.path().join("home")).unwrap_or_default());
-    let home = Home::new(root.clone());
-    if home.config_path().exists() {
-        bail!(
-            "{} already holds a network; the demo needs a fresh home (omit --home for a temporary one)",
-            root.display()
-        );
-    }
-    println!("rampart demo: a gateway and three nodes in {}", root.display());
-    let init = Command::new(std::env::current_exe()?)
-        .arg("--home")
-        .arg(&root)
-        .arg("init")
-        .stdout(Stdio::null())
-        .status()?;
-    if !init.success() {
-        bail!("rampart init failed");
-    }
-    let gateway = spawn(&root, &["gateway", "--listen", "127.0.0.1:0"], "rampart gateway listening on ")?;
-    let url = gateway.ready.split_whitespace().nth(4).context("gateway ready line")?.to_owned();
-    let mut nodes: Vec<Option<Proc>> = Vec::new();
-    for n in ["n1", "n2", "n3"] {
-        nodes.push(Some(spawn(
-            &root,
-            &["node", "--name", n, "--listen", "127.0.0.1:0", "--gateway", &url],
-            "rampart node ",
-        )?));
-    }
+    let mut net = Network::start(&root)?;
     println!(
-        "gateway {url}; nodes n1 n2 n3; {} clients for {:?}; n2 is killed at {:?} and restarted at {:?}",
+        "gateway {}; nodes n1 n2 n3; {} clients for {:?}; n2 is killed at {:?} and restarted at {:?}",
+        net.url,
         args.clients,
         args.duration,
         args.duration / 3,
         args.duration * 2 / 3
     );
+    let home = Home::new(root.clone());
     let config = home.config()?;
     let keyring = rampart_crypto::file::load(&home.keyring_path())?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -134,28 +110,11 @@ pub fn run(explicit_home: Option<PathBuf>, args: DemoArgs) -> Result<()> {
     let stats = Arc::new(Stats::default());
     let stop = Arc::new(AtomicBool::new(false));
     let interrupted = Arc::new(AtomicBool::new(false));
-    rt.block_on(wait_serving(&client, &url))?;
-
-    let load = {
-        let (client, url, stats, stop, keyring) =
-            (client.clone(), url.clone(), stats.clone(), stop.clone(), keyring.clone());
-        rt.spawn(async move {
-            let mut tasks = Vec::new();
-            for c in 0..args.clients {
-                let (client, url, stats, stop, keyring) =
-                    (client.clone(), url.clone(), stats.clone(), stop.clone(), keyring.clone());
-                tasks.push(tokio::spawn(
-                    async move { client_loop(c, client, url, stats, stop, keyring).await },
-                ));
-            }
-            for t in tasks {
-                let _ = t.await;
-            }
-        })
-    };
+    rt.block_on(wait_serving(&client, &net.url))?;
+    let load =
+        rt.spawn(load(args.clients, (client.clone(), net.url.clone()), stats.clone(), stop.clone(), keyring));
     {
-        let interrupted = interrupted.clone();
-        let stop = stop.clone();
+        let (interrupted, stop) = (interrupted.clone(), stop.clone());
         rt.spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 interrupted.store(true, Ordering::SeqCst);
@@ -163,79 +122,21 @@ pub fn run(explicit_home: Option<PathBuf>, args: DemoArgs) -> Result<()> {
             }
         });
     }
-
     let start = Instant::now();
-    let (kill_at, restart_at) = (args.duration / 3, args.duration * 2 / 3);
-    let (mut killed_at, mut left_after, mut restarted_at, mut serving_after) = (None, None, None, None);
-    let mut last_print = Instant::now();
-    let mut last_ok = 0;
+    let mut timeline = Timeline::new(args.duration);
     while start.elapsed() < args.duration && !interrupted.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(50));
-        let t = start.elapsed();
-        if killed_at.is_none() && t >= kill_at {
-            if let Some(p) = nodes[1].as_mut() {
-                let _ = p.child.kill(); // SIGKILL: no goodbye, no drain
-            }
-            nodes[1] = None;
-            killed_at = Some(Instant::now());
-            stats.phase.store(1, Ordering::SeqCst);
-            println!("{:>6.1}s  SIGKILL n2", t.as_secs_f64());
-        }
-        if let (Some(k), None) = (killed_at, left_after)
-            && rt.block_on(live_nodes(&client, &url)).is_some_and(|n| !n.contains(&"n2".to_owned()))
-        {
-            left_after = Some(k.elapsed());
-            println!(
-                "{:>6.1}s  n2 left the pool {:.2}s after it died",
-                t.as_secs_f64(),
-                k.elapsed().as_secs_f64()
-            );
-        }
-        if restarted_at.is_none() && t >= restart_at {
-            nodes[1] = Some(spawn(
-                &root,
-                &["node", "--name", "n2", "--listen", "127.0.0.1:0", "--gateway", &url],
-                "rampart node ",
-            )?);
-            restarted_at = Some(Instant::now());
-            stats.phase.store(2, Ordering::SeqCst);
-            println!("{:>6.1}s  restarted n2", t.as_secs_f64());
-        }
-        if let (Some(r), None) = (restarted_at, serving_after) {
-            let served =
-                stats.per_node.lock().map(|p| p[2].get("n2").copied().unwrap_or(0) > 0).unwrap_or(false);
-            if served {
-                serving_after = Some(r.elapsed());
-                println!(
-                    "{:>6.1}s  n2 serving again {:.2}s after restart",
-                    t.as_secs_f64(),
-                    r.elapsed().as_secs_f64()
-                );
-            }
-        }
-        if last_print.elapsed() >= Duration::from_secs(1) {
-            let ok = stats.ok.load(Ordering::Relaxed);
-            let rate = (ok - last_ok) as f64 / last_print.elapsed().as_secs_f64();
-            println!(
-                "{:>6.1}s  {:>7.0} req/s   ok {:>8}   failed {:>3}   retried {:>4}",
-                t.as_secs_f64(),
-                rate,
-                ok,
-                stats.failed.load(Ordering::Relaxed),
-                stats.retried.load(Ordering::Relaxed)
-            );
-            last_ok = ok;
-            last_print = Instant::now();
-        }
+        let url = net.url.clone();
+        timeline.tick(start.elapsed(), &mut net, &stats, || rt.block_on(live_nodes(&client, &url)))?;
     }
     stop.store(true, Ordering::SeqCst);
     let elapsed = start.elapsed();
     rt.block_on(load)?;
-    let stored = rt.block_on(count_records(&client, &url));
-    report(&stats, elapsed, left_after, serving_after, stored);
+    let stored = rt.block_on(count_records(&client, &net.url));
+    report(&stats, elapsed, timeline.left_after, timeline.serving_after, stored);
     let served = args.serve && !interrupted.load(Ordering::SeqCst);
     if served {
-        serve(&root, &url, explicit_home.is_some(), args.keep);
+        serve(&root, &net.url, explicit_home.is_some(), args.keep);
         while !interrupted.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -244,8 +145,7 @@ pub fn run(explicit_home: Option<PathBuf>, args: DemoArgs) -> Result<()> {
         println!();
         println!("rampart demo --serve keeps the network running afterwards, to look at it on the dashboard");
     }
-    drop(nodes);
-    drop(gateway);
+    drop(net);
     if let Some(t) = temp
         && args.keep
     {
@@ -254,6 +154,157 @@ pub fn run(explicit_home: Option<PathBuf>, args: DemoArgs) -> Result<()> {
     if interrupted.load(Ordering::SeqCst) && !served {
         bail!("interrupted; everything the demo started was stopped");
     }
+    verdict(&stats, stored)
+}
+
+/// The demo's network: a gateway and three nodes, child processes stopped when it is dropped.
+struct Network {
+    root: PathBuf,
+    url: String,
+    nodes: Vec<Option<Proc>>,
+    _gateway: Proc,
+}
+
+impl Network {
+    /// `rampart init` in a fresh `root`, then the gateway and nodes n1, n2, n3.
+    fn start(root: &Path) -> Result<Self> {
+        if Home::new(root.to_owned()).config_path().exists() {
+            bail!(
+                "{} already holds a network; the demo needs a fresh home (omit --home for a temporary one)",
+                root.display()
+            );
+        }
+        println!("rampart demo: a gateway and three nodes in {}", root.display());
+        let init = Command::new(std::env::current_exe()?)
+            .arg("--home")
+            .arg(root)
+            .arg("init")
+            .stdout(Stdio::null())
+            .status()?;
+        if !init.success() {
+            bail!("rampart init failed");
+        }
+        let gateway = spawn(root, &["gateway", "--listen", "127.0.0.1:0"], "rampart gateway listening on ")?;
+        let url = gateway.ready.split_whitespace().nth(4).context("gateway ready line")?.to_owned();
+        let mut net = Network { root: root.to_owned(), url, nodes: Vec::new(), _gateway: gateway };
+        for n in ["n1", "n2", "n3"] {
+            let node = net.node(n)?;
+            net.nodes.push(Some(node));
+        }
+        Ok(net)
+    }
+
+    /// Starts node `name`.
+    fn node(&self, name: &str) -> Result<Proc> {
+        spawn(
+            &self.root,
+            &["node", "--name", name, "--listen", "127.0.0.1:0", "--gateway", &self.url],
+            "rampart node ",
+        )
+    }
+}
+
+/// The clients' load: `clients` loops until `stop`.
+async fn load(
+    clients: usize,
+    (client, url): (HttpsClient, String),
+    stats: Arc<Stats>,
+    stop: Arc<AtomicBool>,
+    keyring: rampart_crypto::Keyring,
+) {
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (client, url, stats, stop, keyring) =
+            (client.clone(), url.clone(), stats.clone(), stop.clone(), keyring.clone());
+        tasks.push(tokio::spawn(async move { client_loop(c, client, url, stats, stop, keyring).await }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// What happens when: n2 killed at a third, restarted at two thirds; what was seen of it, and
+/// the progress line each second.
+struct Timeline {
+    kill_at: Duration,
+    restart_at: Duration,
+    killed_at: Option<Instant>,
+    restarted_at: Option<Instant>,
+    /// How long after its death n2 left the pool.
+    left_after: Option<Duration>,
+    /// How long after its restart n2 served again.
+    serving_after: Option<Duration>,
+    last_print: Instant,
+    last_ok: u64,
+}
+
+impl Timeline {
+    fn new(duration: Duration) -> Self {
+        Timeline {
+            kill_at: duration / 3,
+            restart_at: duration * 2 / 3,
+            killed_at: None,
+            restarted_at: None,
+            left_after: None,
+            serving_after: None,
+            last_print: Instant::now(),
+            last_ok: 0,
+        }
+    }
+
+    /// Acts and reports at `t` into the run; `live` asks the gateway for the pool (only while
+    /// n2's leaving is awaited).
+    fn tick(
+        &mut self,
+        t: Duration,
+        net: &mut Network,
+        stats: &Stats,
+        live: impl FnOnce() -> Option<Vec<String>>,
+    ) -> Result<()> {
+        let at = t.as_secs_f64();
+        if self.killed_at.is_none() && t >= self.kill_at {
+            if let Some(p) = net.nodes[1].as_mut() {
+                let _ = p.child.kill(); // SIGKILL: no goodbye, no drain
+            }
+            net.nodes[1] = None;
+            self.killed_at = Some(Instant::now());
+            stats.phase.store(1, Ordering::SeqCst);
+            println!("{at:>6.1}s  SIGKILL n2");
+        }
+        if let (Some(k), None) = (self.killed_at, self.left_after)
+            && live().is_some_and(|n| !n.contains(&"n2".to_owned()))
+        {
+            self.left_after = Some(k.elapsed());
+            println!("{at:>6.1}s  n2 left the pool {:.2}s after it died", k.elapsed().as_secs_f64());
+        }
+        if self.restarted_at.is_none() && t >= self.restart_at {
+            net.nodes[1] = Some(net.node("n2")?);
+            self.restarted_at = Some(Instant::now());
+            stats.phase.store(2, Ordering::SeqCst);
+            println!("{at:>6.1}s  restarted n2");
+        }
+        if let (Some(r), None) = (self.restarted_at, self.serving_after)
+            && stats.per_node.lock().map(|p| p[2].get("n2").copied().unwrap_or(0) > 0).unwrap_or(false)
+        {
+            self.serving_after = Some(r.elapsed());
+            println!("{at:>6.1}s  n2 serving again {:.2}s after restart", r.elapsed().as_secs_f64());
+        }
+        if self.last_print.elapsed() >= Duration::from_secs(1) {
+            let ok = stats.ok.load(Ordering::Relaxed);
+            let rate = (ok - self.last_ok) as f64 / self.last_print.elapsed().as_secs_f64();
+            println!(
+                "{at:>6.1}s  {rate:>7.0} req/s   ok {ok:>8}   failed {:>3}   retried {:>4}",
+                stats.failed.load(Ordering::Relaxed),
+                stats.retried.load(Ordering::Relaxed)
+            );
+            (self.last_ok, self.last_print) = (ok, Instant::now());
+        }
+        Ok(())
+    }
+}
+
+/// The demo passes when no request failed and every acknowledged write is stored once.
+fn verdict(stats: &Stats, stored: Option<usize>) -> Result<()> {
     let acked = stats.acked.lock().map(|a| a.len()).unwrap_or(0);
     let failed = stats.failed.load(Ordering::Relaxed);
     if failed > 0 {

@@ -28,20 +28,7 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
         }
     }
     let store = match &args.store {
-        Some(text) => {
-            let mut store = StoreConfig::parse(text, &args.domain)?;
-            if let StoreConfig::Etcd(etcd) = &mut store {
-                // Paths as given on the command line, made absolute (rampart.toml is read from
-                // wherever later commands run).
-                let abs = |p: &Option<std::path::PathBuf>| p.as_deref().map(std::path::absolute).transpose();
-                etcd.ca = abs(&args.etcd_ca)?;
-                etcd.cert = abs(&args.etcd_cert)?;
-                etcd.key = abs(&args.etcd_key)?;
-                etcd.user = args.etcd_user.clone();
-                etcd.password_file = abs(&args.etcd_password_file)?;
-            }
-            store
-        }
+        Some(text) => store_from_args(text, &args)?,
         None => previous.as_ref().map(|p| p.2.clone()).unwrap_or_default(),
     };
     // Reach the registry before making anything, so an unreachable etcd leaves no half a home.
@@ -85,28 +72,71 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
     // The payload keyring: a new network gets a new one; an existing one is kept unless
     // --force (then it is kept aside, since tokens made with it could not be opened otherwise).
     let keyring_path = home.keyring_path();
-    let keyring_note = if keyring_path.exists() && !args.force {
-        "kept the existing keyring".to_owned()
-    } else {
-        let (keyring, kept) = rampart_crypto::file::create(&keyring_path, args.force)?;
-        match kept {
-            Some(old) => {
-                format!("new key {} (old keyring kept as {})", keyring.newest().fingerprint(), old.display())
-            }
-            None => format!("new key {}", keyring.newest().fingerprint()),
-        }
-    };
+    let keyring_note = keyring(&keyring_path, args.force)?;
     let (tokens, gateway_config, _) = previous.unwrap_or_default();
     let config = Config { domain: args.domain.clone(), store, tokens, gateway: gateway_config };
     home.write_config(&config)?;
     let admin_token = block_on(first_admin(home, &config, &admin.record.identity.to_string()))??;
 
+    let issued = Issued {
+        ca: &ca,
+        created: &created,
+        gateway: &gateway,
+        admin: &admin,
+        keyring: (&keyring_path, keyring_note),
+    };
+    summary(home, &args, &issued, admin_token.as_str());
+    Ok(())
+}
+
+/// The registry `--store` names; etcd's files as given on the command line, made absolute
+/// (rampart.toml is read from wherever later commands run).
+fn store_from_args(text: &str, args: &InitArgs) -> Result<StoreConfig> {
+    let mut store = StoreConfig::parse(text, &args.domain)?;
+    if let StoreConfig::Etcd(etcd) = &mut store {
+        let abs = |p: &Option<std::path::PathBuf>| p.as_deref().map(std::path::absolute).transpose();
+        etcd.ca = abs(&args.etcd_ca)?;
+        etcd.cert = abs(&args.etcd_cert)?;
+        etcd.key = abs(&args.etcd_key)?;
+        etcd.user = args.etcd_user.clone();
+        etcd.password_file = abs(&args.etcd_password_file)?;
+    }
+    Ok(store)
+}
+
+/// The payload keyring: a new network gets a new one; an existing one is kept unless `force`
+/// (then it is kept aside, since tokens made with it could not be opened otherwise). What was
+/// done, for the summary.
+fn keyring(path: &std::path::Path, force: bool) -> Result<String> {
+    if path.exists() && !force {
+        return Ok("kept the existing keyring".to_owned());
+    }
+    let (keyring, kept) = rampart_crypto::file::create(path, force)?;
+    Ok(match kept {
+        Some(old) => {
+            format!("new key {} (old keyring kept as {})", keyring.newest().fingerprint(), old.display())
+        }
+        None => format!("new key {}", keyring.newest().fingerprint()),
+    })
+}
+
+/// What `init` made, for its summary.
+struct Issued<'a> {
+    ca: &'a rampart_pki::Authority,
+    created: &'a rampart_pki::CreatedCa,
+    gateway: &'a rampart_pki::Issued,
+    admin: &'a rampart_pki::Issued,
+    keyring: (&'a std::path::Path, String),
+}
+
+/// Prints what was made and the admin token (once).
+fn summary(home: &Home, args: &InitArgs, issued: &Issued<'_>, admin_token: &str) {
     outln!(
         "Initialised a rampart network in {} (trust domain {:?})",
         home.root().display(),
         args.domain.as_str()
     );
-    if let Some(old) = &created.replaced {
+    if let Some(old) = &issued.created.replaced {
         outln!("The previous CA was moved to {}", old.display());
     }
     let rel = |p: &std::path::Path| p.strip_prefix(home.root()).unwrap_or(p).display().to_string();
@@ -115,34 +145,29 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
         &[
             vec![
                 "CA".into(),
-                rel(&ca.ca_path()),
-                format!("({})", created.cert.key_type),
-                fmt_date(created.cert.not_after),
+                rel(&issued.ca.ca_path()),
+                format!("({})", issued.created.cert.key_type),
+                fmt_date(issued.created.cert.not_after),
             ],
             vec![
                 "gateway".into(),
-                rel(&gateway.cert_path),
-                gateway.record.identity.to_string(),
-                fmt_date(gateway.record.not_after),
+                rel(&issued.gateway.cert_path),
+                issued.gateway.record.identity.to_string(),
+                fmt_date(issued.gateway.record.not_after),
             ],
             vec![
                 "admin".into(),
-                rel(&admin.cert_path),
-                admin.record.identity.to_string(),
-                fmt_date(admin.record.not_after),
+                rel(&issued.admin.cert_path),
+                issued.admin.record.identity.to_string(),
+                fmt_date(issued.admin.record.not_after),
             ],
-            vec!["keyring".into(), rel(&keyring_path), keyring_note, String::new()],
+            vec!["keyring".into(), rel(issued.keyring.0), issued.keyring.1.clone(), String::new()],
         ],
     );
-    outln!(
-        "Admin token (shown once; kept in {}, 0600):\n  {}",
-        rel(&home.admin_token_path()),
-        admin_token.as_str()
-    );
+    outln!("Admin token (shown once; kept in {}, 0600):\n  {}", rel(&home.admin_token_path()), admin_token);
     outln!(
         "Private keys are beside each certificate (.key, mode 0600). Next: rampart pki issue --role node --name node-1"
     );
-    Ok(())
 }
 
 /// The first administrator, `admin`, bound to the admin certificate, and its first token,

@@ -1,13 +1,12 @@
 //! `rampart gateway` and `rampart node`: the long-running processes. Each prints one ready
 //! line on stdout once it serves, logs to stderr, and stops cleanly on SIGTERM or Ctrl-C.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use rampart_net::ClientAuth;
-use rampart_node::Service;
+use rampart_node::Services;
 use rampart_node::services::BUILTINS;
 use rampart_pki::{EntityName, IssueRequest, KeyType, Role};
 
@@ -104,15 +103,10 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
         );
         // Other gateways sharing this registry share events and bans with this one.
         let gateway = rampart_gateway::Gateway::start(state, shared);
-        if let Ok(mut expiry) = gateway.state().metrics.cert_expiry.lock() {
-            for (name, der) in [("gateway", material.chain[0].as_ref())] {
-                if let Ok(info) = rampart_pki::inspect::cert_from_der(der) {
-                    expiry.insert(name.to_owned(), info.not_after.unix_timestamp());
-                }
-            }
-            if let Ok(ca) = home.pki().open(&config.domain) {
-                expiry.insert("ca".to_owned(), ca.ca_cert().not_after.unix_timestamp());
-            }
+        let metrics = &gateway.state().metrics;
+        metrics.certificate_expires("gateway", material.chain[0].as_ref());
+        if let Ok(ca) = home.pki().open(&config.domain) {
+            metrics.expires("ca", ca.ca_cert().not_after.unix_timestamp());
         }
         // Tell the CLI and local nodes where this gateway is (it may have picked its port).
         let url_file = home.gateway_url_path();
@@ -161,10 +155,10 @@ fn node_material(home: &Home, config: &crate::home::Config, name: &str) -> Resul
     }
 }
 
-pub fn node(home: &Home, args: NodeArgs) -> Result<()> {
-    init_logging();
-    let config = home.config()?;
-    let mut services: BTreeMap<String, Arc<dyn Service>> = BTreeMap::new();
+/// The apps of `--upstream`, and the names of the built-ins to host (`--service`; all of them
+/// when neither is given), checked.
+fn services_of(args: &NodeArgs) -> Result<(Services, Vec<String>)> {
+    let mut services = Services::new();
     for spec in &args.upstreams {
         let (name, app) = rampart_node::upstream::App::parse(spec)?;
         services.insert(name, Arc::new(app));
@@ -179,6 +173,29 @@ pub fn node(home: &Home, args: NodeArgs) -> Result<()> {
             "--service {s:?} is not built in (hello, echo, data); host an app with --upstream {s}=http://127.0.0.1:PORT"
         );
     }
+    Ok((services, builtins))
+}
+
+/// The gateways a node registers with: `--gateway`, or the home's.
+fn gateways_of(
+    home: &Home,
+    config: &crate::home::Config,
+    args: &NodeArgs,
+) -> Result<rampart_net::gateways::Gateways> {
+    let mut urls = args.gateway.clone();
+    if urls.is_empty() {
+        urls.push(home.gateway_url(config));
+    }
+    if let Some(u) = urls.iter().find(|u| !u.starts_with("https://")) {
+        bail!("--gateway {u:?}: expected https://HOST:PORT");
+    }
+    Ok(rampart_net::gateways::Gateways::new(&urls))
+}
+
+pub fn node(home: &Home, args: NodeArgs) -> Result<()> {
+    init_logging();
+    let config = home.config()?;
+    let (mut services, builtins) = services_of(&args)?;
     let material = node_material(home, &config, &args.name)?;
     let (tls, crl_updates) = rampart_net::tls::server_config_with_crl_updates(
         &material,
@@ -195,16 +212,7 @@ pub fn node(home: &Home, args: NodeArgs) -> Result<()> {
         }
         Err(e) => return Err(e.into()),
     };
-    let mut urls = args.gateway.clone();
-    if urls.is_empty() {
-        urls.push(home.gateway_url(&config));
-    }
-    for u in &urls {
-        if !u.starts_with("https://") {
-            bail!("--gateway {u:?}: expected https://HOST:PORT");
-        }
-    }
-    let gateways = Arc::new(rampart_net::gateways::Gateways::new(&urls));
+    let gateways = Arc::new(gateways_of(home, &config, &args)?);
     let name = args.name.clone();
     runtime()?.block_on(async move {
         if let Some(updater) = crl_updates {

@@ -11,21 +11,27 @@
 //! ```
 //!
 //! # Layout
+//! Lowest first; each module uses only those above it.
+//! - [`names`]: user names, service names (never `*`) and service selectors;
 //! - [`principal`]: the caller, made only from a TLS peer certificate or a verified token;
 //! - [`users`]: users and passwords;
 //! - [`tokens`]: issue, list, revoke, verify;
+//! - [`accounts`]: what spans users and tokens (removing a user revokes its tokens);
 //! - [`policy`]: rules and their evaluation into [`Authorized`] or [`Denied`].
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod accounts;
 pub mod error;
+pub mod names;
 pub mod policy;
 pub mod principal;
 pub mod tokens;
 pub mod users;
 
 pub use error::{AuthError, Result, TokenRefusal};
+pub use names::ServiceName;
 pub use policy::{AllowedBy, Authorized, Denied, Effect, Pattern, PolicySet, Rule};
 pub use principal::{Credential, Principal};
 pub use tokens::{TokenPolicy, TokenRecord};

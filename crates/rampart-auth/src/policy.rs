@@ -74,7 +74,7 @@ impl FromStr for Pattern {
                 .map_err(|_| bad("expected spiffe://<domain>/<role>/<name>"));
         }
         if let Some(u) = s.strip_prefix("user/") {
-            crate::users::check_name(u).map_err(|_| bad("bad user name"))?;
+            crate::names::check_user(u).map_err(|_| bad("bad user name"))?;
             return Ok(Pattern::User(u.to_owned()));
         }
         Err(bad("expected *, role:<role>, domain:<domain>, spiffe://<domain>/<role>/<name> or user/<name>"))
@@ -127,28 +127,7 @@ impl Rule {
     }
 }
 
-/// Checks a service as a rule or a token scope names it: a service name, or `*` (every one).
-pub fn check_service(s: &str) -> Result<()> {
-    if s == "*" { Ok(()) } else { check_service_name(s) }
-}
-
-/// Checks the name of one service (what a node hosts, the first path segment): letters,
-/// digits, `.`, `-`, `_` (not leading), at most 63. Never the wildcard `*`.
-pub fn check_service_name(s: &str) -> Result<()> {
-    let ok = !s.is_empty()
-        && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-        && !s.starts_with('_');
-    if ok {
-        Ok(())
-    } else {
-        Err(AuthError::Invalid {
-            what: "service name",
-            value: s.into(),
-            reason: "letters, digits, '.', '-', '_' (not leading), at most 63",
-        })
-    }
-}
+pub use crate::names::{check_service, check_service_name};
 
 fn check_method(m: &str) -> Result<()> {
     if !m.is_empty() && m.len() <= 20 && m.bytes().all(|b| b.is_ascii_uppercase()) {

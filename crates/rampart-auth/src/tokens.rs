@@ -108,7 +108,7 @@ pub async fn issue(
         return Err(AuthError::TtlTooLong { asked: ttl, max: policy.max_ttl });
     }
     for s in services {
-        crate::policy::check_service(s)?;
+        crate::names::check_service(s)?;
     }
     let live = list(store).await?.iter().filter(|t| t.user == user && t.is_live(now)).count();
     if live >= u.token_limit as usize {

@@ -3,7 +3,7 @@
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use rampart_pki::{EntityName, SpiffeId};
+use rampart_pki::SpiffeId;
 use rampart_store::{Expect, Store};
 use serde::{Deserialize, Serialize};
 
@@ -47,14 +47,7 @@ pub struct NewUser<'a> {
     pub token_limit: Option<u32>,
 }
 
-/// Checks a user name: the certificate-name alphabet (letters, digits, `.`, `-`, `_`).
-pub fn check_name(name: &str) -> Result<()> {
-    EntityName::new(name).map(|_| ()).map_err(|_| AuthError::Invalid {
-        what: "user name",
-        value: name.into(),
-        reason: "use letters, digits, '.', '-', '_' (at most 63)",
-    })
-}
+pub use crate::names::check_user as check_name;
 
 fn key(name: &str) -> String {
     format!("{USERS_PREFIX}{name}")
@@ -120,12 +113,13 @@ pub async fn list(store: &dyn Store) -> Result<Vec<User>> {
     Ok(users)
 }
 
-/// Removes a user and revokes every token it holds; returns how many tokens were revoked.
-pub async fn remove(store: &dyn Store, name: &str, now: u64) -> Result<usize> {
+/// Deletes a user's record (its tokens are revoked by [`crate::accounts::remove_user`], which
+/// is what removes a user).
+pub(crate) async fn delete(store: &dyn Store, name: &str) -> Result<()> {
     if !store.delete(&key(name)).await? {
         return Err(AuthError::NoSuchUser(name.to_owned()));
     }
-    crate::tokens::revoke_all_of(store, name, crate::tokens::RevokedBecause::UserRemoved, now).await
+    Ok(())
 }
 
 /// Sets a new password.

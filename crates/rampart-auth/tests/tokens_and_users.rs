@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use rampart_auth::tokens::{self, TokenPolicy};
-use rampart_auth::{AuthError, Effect, NewUser, PolicySet, TokenRefusal, policy, users};
+use rampart_auth::{AuthError, Effect, NewUser, PolicySet, TokenRefusal, accounts, policy, users};
 use rampart_pki::TrustDomain;
 use rampart_store::{EmbeddedStore, Store};
 
@@ -97,10 +97,10 @@ async fn removing_a_user_kills_its_tokens_and_limits_hold() {
     tokens::revoke(s, &held[0].record.id, NOW).await.unwrap();
     held.push(tokens::issue(s, "bob", None, &[], TokenPolicy::default(), NOW).await.unwrap());
 
-    assert_eq!(users::remove(s, "bob", NOW).await.unwrap(), 3);
+    assert_eq!(accounts::remove_user(s, "bob", NOW).await.unwrap(), 3);
     let t = held[1].token.as_str();
     assert_eq!(refusal(tokens::verify(s, t, None, &domain(), NOW).await), TokenRefusal::UserRemoved);
-    assert!(matches!(users::remove(s, "bob", NOW).await, Err(AuthError::NoSuchUser(_))));
+    assert!(matches!(accounts::remove_user(s, "bob", NOW).await, Err(AuthError::NoSuchUser(_))));
     // Re-creating the name does not revive old tokens.
     user(s, "bob", false).await;
     assert_eq!(refusal(tokens::verify(s, t, None, &domain(), NOW).await), TokenRefusal::UserRemoved);

@@ -59,7 +59,7 @@ impl App {
         let Some((name, url)) = spec.split_once('=') else {
             return Err(UpstreamError::NotAPair(spec.to_owned()));
         };
-        rampart_auth::policy::check_service_name(name)
+        rampart_auth::ServiceName::parse(name)
             .map_err(|source| UpstreamError::BadName { spec: spec.to_owned(), source })?;
         let uri: http::Uri = url.parse().map_err(|_| UpstreamError::NotAUrl(spec.to_owned()))?;
         // An IPv6 host comes bracketed (`[::1]`).

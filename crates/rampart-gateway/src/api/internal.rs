@@ -61,9 +61,7 @@ pub(super) async fn register(caller: &Caller<'_>, node: &str, body: &[u8]) -> Re
             "expected {\"addr\": \"ip:port\", \"services\": [...]}",
         );
     };
-    if reg.services.is_empty()
-        || reg.services.iter().any(|s| rampart_auth::policy::check_service_name(s).is_err())
-    {
+    if reg.services.is_empty() || reg.services.iter().any(|s| rampart_auth::ServiceName::parse(s).is_err()) {
         return caller.refuse(
             StatusCode::BAD_REQUEST,
             EventKind::BadRegistration,

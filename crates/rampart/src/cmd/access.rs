@@ -67,7 +67,7 @@ pub fn user(home: &Home, cmd: UserCommand) -> Result<()> {
                 }
             }
             UserCommand::Remove { name } => {
-                let n = users::remove(store.as_ref(), &name, now_secs()).await?;
+                let n = rampart_auth::accounts::remove_user(store.as_ref(), &name, now_secs()).await?;
                 outln!("Removed user {name:?} and revoked {n} token{}", if n == 1 { "" } else { "s" });
             }
             UserCommand::Passwd { name, .. } => {

@@ -1,0 +1,82 @@
+//! The names identity and access deal in, checked in one place: users, and services (what a
+//! node hosts, never the policy wildcard) and service selectors (a service or `*`, what rules
+//! and token scopes name).
+
+use std::fmt;
+
+use rampart_pki::EntityName;
+
+use crate::error::{AuthError, Result};
+
+/// The selector that names every service, in rules and token scopes.
+pub const ANY_SERVICE: &str = "*";
+
+/// The name of one service: letters, digits, `.`, `-`, `_` (not leading), at most 63. The
+/// first path segment of a request; never `*`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceName(String);
+
+impl ServiceName {
+    /// `s` as a service name, or why it is not one.
+    pub fn parse(s: &str) -> Result<Self> {
+        let ok = !s.is_empty()
+            && s.len() <= 63
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            && !s.starts_with('_');
+        if ok {
+            Ok(ServiceName(s.to_owned()))
+        } else {
+            Err(AuthError::Invalid {
+                what: "service name",
+                value: s.into(),
+                reason: "letters, digits, '.', '-', '_' (not leading), at most 63",
+            })
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ServiceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Checks the name of one service (what a node hosts). Never the wildcard `*`.
+pub fn check_service_name(s: &str) -> Result<()> {
+    ServiceName::parse(s).map(drop)
+}
+
+/// Checks a service as a rule or a token scope names it: a service name, or `*` (every one).
+pub fn check_service(s: &str) -> Result<()> {
+    if s == ANY_SERVICE { Ok(()) } else { check_service_name(s) }
+}
+
+/// Checks a user name: the certificate-name alphabet (letters, digits, `.`, `-`, `_`).
+pub fn check_user(name: &str) -> Result<()> {
+    EntityName::new(name).map(|_| ()).map_err(|_| AuthError::Invalid {
+        what: "user name",
+        value: name.into(),
+        reason: "use letters, digits, '.', '-', '_' (at most 63)",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_name_is_never_the_wildcard_which_only_selectors_take() {
+        assert!(ServiceName::parse("echo").is_ok_and(|n| n.as_str() == "echo"));
+        for bad in ["*", "", "_x", "a/b", "a b", &"x".repeat(64)] {
+            assert!(ServiceName::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_service("*").is_ok() && check_service("echo").is_ok());
+        assert!(check_service("_x").is_err());
+        assert!(check_user("alice").is_ok() && check_user("al ice").is_err());
+    }
+}

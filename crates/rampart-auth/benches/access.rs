@@ -45,7 +45,7 @@ async fn main() {
 
     let rule = |i: usize, service: String| Rule {
         id: format!("{i:08x}"),
-        service,
+        service: service.parse().unwrap(),
         principal: format!("user/u{i}").parse::<Pattern>().unwrap(),
         methods: vec!["GET".into()],
         effect: if i.is_multiple_of(10) { Effect::Deny } else { Effect::Allow },

@@ -3,8 +3,10 @@
 //! and token scopes name).
 
 use std::fmt;
+use std::str::FromStr;
 
 use rampart_pki::EntityName;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{AuthError, Result};
 
@@ -46,6 +48,55 @@ impl fmt::Display for ServiceName {
     }
 }
 
+/// Which services a rule is about: every one (`*`), or one by name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Selector {
+    /// Every service: `*`.
+    Any,
+    /// One service.
+    Service(ServiceName),
+}
+
+impl Selector {
+    /// Whether it selects `service`.
+    pub fn selects(&self, service: &str) -> bool {
+        match self {
+            Selector::Any => true,
+            Selector::Service(name) => name.as_str() == service,
+        }
+    }
+}
+
+impl FromStr for Selector {
+    type Err = AuthError;
+    fn from_str(s: &str) -> Result<Self> {
+        if s == ANY_SERVICE { Ok(Selector::Any) } else { ServiceName::parse(s).map(Selector::Service) }
+    }
+}
+
+impl TryFrom<String> for Selector {
+    type Error = AuthError;
+    fn try_from(s: String) -> Result<Self> {
+        s.parse()
+    }
+}
+
+impl From<Selector> for String {
+    fn from(s: Selector) -> String {
+        s.to_string()
+    }
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Selector::Any => f.write_str(ANY_SERVICE),
+            Selector::Service(name) => f.write_str(name.as_str()),
+        }
+    }
+}
+
 /// Checks the name of one service (what a node hosts). Never the wildcard `*`.
 pub fn check_service_name(s: &str) -> Result<()> {
     ServiceName::parse(s).map(drop)
@@ -53,7 +104,7 @@ pub fn check_service_name(s: &str) -> Result<()> {
 
 /// Checks a service as a rule or a token scope names it: a service name, or `*` (every one).
 pub fn check_service(s: &str) -> Result<()> {
-    if s == ANY_SERVICE { Ok(()) } else { check_service_name(s) }
+    s.parse::<Selector>().map(drop)
 }
 
 /// Checks a user name: the certificate-name alphabet (letters, digits, `.`, `-`, `_`).
@@ -76,6 +127,11 @@ mod tests {
             assert!(ServiceName::parse(bad).is_err(), "{bad:?}");
         }
         assert!(check_service("*").is_ok() && check_service("echo").is_ok());
+        assert_eq!("*".parse::<Selector>().ok(), Some(Selector::Any));
+        let echo: Selector = "echo".parse().unwrap_or(Selector::Any);
+        assert!(echo.selects("echo") && !echo.selects("data") && Selector::Any.selects("data"));
+        assert_eq!(serde_json::to_string(&echo).unwrap_or_default(), "\"echo\"");
+        assert!(serde_json::from_str::<Selector>("\"_bad\"").is_err());
         assert!(check_service("_x").is_err());
         assert!(check_user("alice").is_ok() && check_user("al ice").is_err());
     }

@@ -112,7 +112,7 @@ pub struct Rule {
     /// Its id (for `policy remove` and in decisions).
     pub id: String,
     /// The service (first path segment), or `*` for every service.
-    pub service: String,
+    pub service: Selector,
     /// Whom it is about.
     pub principal: Pattern,
     /// HTTP methods (upper case); empty: every method.
@@ -127,7 +127,7 @@ impl Rule {
     }
 }
 
-pub use crate::names::{check_service, check_service_name};
+pub use crate::names::{Selector, check_service, check_service_name};
 
 fn check_method(m: &str) -> Result<()> {
     if !m.is_empty() && m.len() <= 20 && m.bytes().all(|b| b.is_ascii_uppercase()) {
@@ -182,16 +182,22 @@ impl fmt::Display for Denied {
 #[derive(Clone, Debug, Default)]
 pub struct PolicySet {
     by_service: HashMap<String, Vec<Rule>>,
+    any_service: Vec<Rule>,
 }
 
 impl PolicySet {
     /// Indexes rules by service.
     pub fn new(rules: impl IntoIterator<Item = Rule>) -> Self {
-        let mut by_service: HashMap<String, Vec<Rule>> = HashMap::new();
+        let mut set = PolicySet::default();
         for r in rules {
-            by_service.entry(r.service.clone()).or_default().push(r);
+            match &r.service {
+                Selector::Any => set.any_service.push(r),
+                Selector::Service(name) => {
+                    set.by_service.entry(name.as_str().to_owned()).or_default().push(r)
+                }
+            }
         }
-        PolicySet { by_service }
+        set
     }
 
     /// Decides whether `principal` may call `method` on `service`.
@@ -203,9 +209,7 @@ impl PolicySet {
     ) -> Result<Authorized, Denied> {
         let rules = || {
             let specific = self.by_service.get(service).into_iter().flatten();
-            specific
-                .chain(self.by_service.get("*").into_iter().flatten())
-                .filter(|r| r.matches(principal, method))
+            specific.chain(self.any_service.iter()).filter(|r| r.matches(principal, method))
         };
         if let Some(deny) = rules().find(|r| r.effect == Effect::Deny) {
             return Err(Denied {
@@ -237,7 +241,7 @@ pub async fn add(
     methods: &[String],
     effect: Effect,
 ) -> Result<Rule> {
-    check_service(service)?;
+    let service: Selector = service.parse()?;
     let principal: Pattern = principal.parse()?;
     let mut methods: Vec<String> = methods.iter().map(|m| m.to_ascii_uppercase()).collect();
     for m in &methods {
@@ -250,7 +254,7 @@ pub async fn add(
         getrandom::fill(&mut raw).map_err(|e| AuthError::Hashing(e.to_string()))?;
         let rule = Rule {
             id: hex::encode(raw),
-            service: service.to_owned(),
+            service: service.clone(),
             principal: principal.clone(),
             methods: methods.clone(),
             effect,
@@ -294,7 +298,7 @@ mod tests {
     fn rule(id: &str, service: &str, who: &str, methods: &[&str], effect: Effect) -> Rule {
         Rule {
             id: id.into(),
-            service: service.into(),
+            service: service.parse().unwrap(),
             principal: who.parse().unwrap(),
             methods: methods.iter().map(|m| (*m).to_owned()).collect(),
             effect,
@@ -402,10 +406,8 @@ mod tests {
             let set = PolicySet::new(rules.clone());
             for p in &principals {
                 for (svc, m) in [("data", "GET"), ("data", "POST"), ("echo", "DELETE")] {
-                    let matching: Vec<&Rule> = rules
-                        .iter()
-                        .filter(|r| (r.service == svc || r.service == "*") && r.matches(p, m))
-                        .collect();
+                    let matching: Vec<&Rule> =
+                        rules.iter().filter(|r| r.service.selects(svc) && r.matches(p, m)).collect();
                     let expect_allow = if matching.iter().any(|r| r.effect == Effect::Deny) {
                         false
                     } else {

@@ -199,7 +199,7 @@ pub fn policy(home: &Home, cmd: PolicyCommand) -> Result<()> {
                             vec![
                                 r.id.clone(),
                                 format!("{:?}", r.effect).to_lowercase(),
-                                r.service.clone(),
+                                r.service.to_string(),
                                 r.principal.to_string(),
                                 if r.methods.is_empty() { "*".into() } else { r.methods.join(",") },
                             ]

@@ -37,8 +37,9 @@ impl Principal {
             return Ok(None);
         }
         let Some(cert) = conn.peer_certificates().and_then(|c| c.first()) else { return Ok(None) };
-        let info = rampart_pki::inspect::cert_from_der(cert.as_ref())?;
-        let id = info.identity.ok_or("the certificate carries no spiffe:// identity")?;
+        // The handshake's verifier asked the same: remembered, not parsed again.
+        let presented = rampart_pki::presented::presented(cert.as_ref())?;
+        let id = presented.identity.ok_or("the certificate carries no spiffe:// identity")?;
         Ok(Some(Principal::certificate(id)))
     }
 

@@ -341,18 +341,14 @@ fn check_id(id: &SpiffeId, domain: &TrustDomain, roles: &[Role]) -> std::result:
     Ok(())
 }
 
-/// The one `spiffe://` identity of a certificate.
+/// The one `spiffe://` identity of a certificate (remembered: the principal of the same
+/// handshake asks again).
 fn identity_of(cert: &CertificateDer<'_>) -> std::result::Result<SpiffeId, IdentityError> {
-    let info = rampart_pki::inspect::cert_from_der(cert.as_ref()).map_err(IdentityError::NoIdentity)?;
-    identity_in(info)
-}
-
-/// The one `spiffe://` identity of a parsed certificate.
-fn identity_in(info: rampart_pki::CertInfo) -> std::result::Result<SpiffeId, IdentityError> {
-    info.identity.ok_or_else(|| {
+    let presented = rampart_pki::presented::presented(cert.as_ref()).map_err(IdentityError::NoIdentity)?;
+    presented.identity.ok_or_else(|| {
         IdentityError::NoIdentity(format!(
             "{} URI SANs where exactly one spiffe:// identity is required",
-            info.uris.len()
+            presented.uris
         ))
     })
 }
@@ -512,7 +508,12 @@ impl RoleCheckedServer {
             .verify_server_cert(end_entity, intermediates, &own_name, ocsp_response, now)
             .map_err(|e| other_domain(end_entity, &self.domain, e))?;
         // Parsed once: the names above, the identity here.
-        let id = identity_in(info).map_err(refuse)?;
+        let id = info.identity.ok_or_else(|| {
+            refuse(IdentityError::NoIdentity(format!(
+                "{} URI SANs where exactly one spiffe:// identity is required",
+                info.uris.len()
+            )))
+        })?;
         check_id(&id, &self.domain, &self.roles)?;
         let registered = match server_name {
             ServerName::IpAddress(ip) => book.holds(IpAddr::from(*ip), id.name.as_str()),

@@ -30,7 +30,8 @@
 //! - `profile`: what each kind of certificate contains (validity, serials, usages, SANs);
 //! - [`authority`]: the CAs on disk: create, issue, renew, revoke, CRLs;
 //! - [`index`]: the per-CA record of every certificate issued;
-//! - [`inspect`]: reading certificates and CRLs back;
+//! - [`inspect`]: reading certificates and CRLs back; [`presented`]: the identity a
+//!   certificate presents, remembered for the last ones (parsed once per handshake);
 //!
 //! Files are written through `rampart-files`: atomically, keys 0600 from the first byte.
 
@@ -43,6 +44,7 @@ pub mod identity;
 pub mod index;
 pub mod inspect;
 pub mod keys;
+pub mod presented;
 mod profile;
 
 pub use authority::{Authority, CRL_VALIDITY, CaOptions, CreatedCa, IssueRequest, Issued, Pki, RevokeTarget};

@@ -20,12 +20,16 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use rampart_auth::Principal;
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use tokio_rustls::TlsAcceptor;
 
 use crate::accept::{AcceptLimits, Accepted, Protocol, Serving, accept};
 use crate::conn::{ConnClock, Verdict, Watched, linger_close, uri_too_long_answer};
 use crate::proxy_header::ProxyProtocol;
 use crate::refusal::HandshakeRefusal;
+
+/// A served TLS connection.
+type TlsStream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
 
 /// The error type of bodies passed around (boxed: bodies come from hyper and from memory).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -311,7 +315,14 @@ impl Https {
                 too_large.then_some(ConnProblem::HeadersTooLarge)
             })
         };
-        let Some(problem) = problem else { return };
+        if let Some(problem) = problem {
+            self.cut(source, problem, io_back).await;
+        }
+    }
+
+    /// A connection cut for `problem`: told to the observer, then closed lingering (so the
+    /// client reads the 414 or 431 before the reset).
+    async fn cut(&self, source: Source, problem: ConnProblem, io_back: oneshot::Receiver<Box<TlsStream>>) {
         if let Some(o) = &self.observers.connection {
             o(source, problem);
         }

@@ -113,80 +113,81 @@ async fn data(
     idempotency: Option<(&str, &str)>,
 ) -> Answer {
     match *method {
-        Method::POST => {
-            let Ok(Value::Object(record)) = serde_json::from_slice::<Value>(body) else {
-                return Answer::error(StatusCode::BAD_REQUEST, "bad_request", "a record is a JSON object");
-            };
-            let id = match idempotency {
-                Some((principal, key)) => {
-                    let scope = format!("{principal}\0{key}");
-                    hex::encode(&ring::digest::digest(&ring::digest::SHA256, scope.as_bytes()).as_ref()[..8])
-                }
-                None => {
-                    let mut raw = [0u8; 8];
-                    if getrandom::fill(&mut raw).is_err() {
-                        return Answer::error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no randomness");
-                    }
-                    hex::encode(raw)
-                }
-            };
-            let bytes = Value::Object(record).to_string().into_bytes();
-            let key = format!("{RECORDS_PREFIX}{id}");
-            match store.compare_and_set(&key, Expect::Absent, Some(bytes), None).await {
-                Ok(o) if o.succeeded => {
-                    Answer::json(StatusCode::OK, &serde_json::json!({"result": "ok", "id": id}))
-                }
-                // Written before under this key: the earlier attempt's outcome, not a new record.
-                Ok(_) if idempotency.is_some() => Answer::json(
-                    StatusCode::OK,
-                    &serde_json::json!({"result": "ok", "id": id, "duplicate": true}),
-                ),
-                Ok(_) => Answer::error(StatusCode::CONFLICT, "conflict", "record id collision; retry"),
-                Err(e) => Answer::registry_unavailable(&e),
-            }
-        }
-        Method::GET => {
-            let params = parse_query(query.unwrap_or(""));
-            let desc = match params.iter().find(|(k, _)| k == "sort").map(|(_, v)| v.as_str()) {
-                None | Some("asc") => false,
-                Some("desc") => true,
-                Some(_) => {
-                    return Answer::error(StatusCode::BAD_REQUEST, "bad_request", "sort is asc or desc");
-                }
-            };
-            let by = params.iter().find(|(k, _)| k == "by").map(|(_, v)| v.clone());
-            let kvs = match store.range(RECORDS_PREFIX).await {
-                Ok(kvs) => kvs,
-                Err(e) => return Answer::registry_unavailable(&e),
-            };
-            let mut records: Vec<(String, Map<String, Value>)> = kvs
-                .into_iter()
-                .filter_map(|kv| {
-                    let id = kv.key.strip_prefix(RECORDS_PREFIX)?.to_owned();
-                    match serde_json::from_slice(&kv.value).ok()? {
-                        Value::Object(m) => Some((id, m)),
-                        _ => None,
-                    }
-                })
-                .collect();
-            records.sort_by(|(ida, a), (idb, b)| {
-                let ord = match &by {
-                    Some(field) => compare_field(a.get(field), b.get(field), desc),
-                    None => Ordering::Equal,
-                };
-                ord.then_with(|| if desc { idb.cmp(ida) } else { ida.cmp(idb) })
-            });
-            let out: Vec<Value> = records
-                .into_iter()
-                .map(|(id, mut m)| {
-                    m.insert("_id".into(), Value::String(id));
-                    Value::Object(m)
-                })
-                .collect();
-            Answer::json(StatusCode::OK, &Value::Array(out))
-        }
+        Method::POST => store_record(store, body, idempotency).await,
+        Method::GET => list_records(store, query).await,
         _ => Answer::error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "data answers GET and POST"),
     }
+}
+
+/// `POST /data`: stores a record, once per idempotency key.
+async fn store_record(store: &dyn Store, body: &[u8], idempotency: Option<(&str, &str)>) -> Answer {
+    let Ok(Value::Object(record)) = serde_json::from_slice::<Value>(body) else {
+        return Answer::error(StatusCode::BAD_REQUEST, "bad_request", "a record is a JSON object");
+    };
+    let id = match idempotency {
+        Some((principal, key)) => {
+            let scope = format!("{principal}\0{key}");
+            hex::encode(&ring::digest::digest(&ring::digest::SHA256, scope.as_bytes()).as_ref()[..8])
+        }
+        None => {
+            let mut raw = [0u8; 8];
+            if getrandom::fill(&mut raw).is_err() {
+                return Answer::error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no randomness");
+            }
+            hex::encode(raw)
+        }
+    };
+    let bytes = Value::Object(record).to_string().into_bytes();
+    let key = format!("{RECORDS_PREFIX}{id}");
+    match store.compare_and_set(&key, Expect::Absent, Some(bytes), None).await {
+        Ok(o) if o.succeeded => Answer::json(StatusCode::OK, &serde_json::json!({"result": "ok", "id": id})),
+        // Written before under this key: the earlier attempt's outcome, not a new record.
+        Ok(_) if idempotency.is_some() => {
+            Answer::json(StatusCode::OK, &serde_json::json!({"result": "ok", "id": id, "duplicate": true}))
+        }
+        Ok(_) => Answer::error(StatusCode::CONFLICT, "conflict", "record id collision; retry"),
+        Err(e) => Answer::registry_unavailable(&e),
+    }
+}
+
+/// `GET /data?sort=asc|desc&by=FIELD`: every record, sorted.
+async fn list_records(store: &dyn Store, query: Option<&str>) -> Answer {
+    let params = parse_query(query.unwrap_or(""));
+    let desc = match params.iter().find(|(k, _)| k == "sort").map(|(_, v)| v.as_str()) {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => return Answer::error(StatusCode::BAD_REQUEST, "bad_request", "sort is asc or desc"),
+    };
+    let by = params.iter().find(|(k, _)| k == "by").map(|(_, v)| v.clone());
+    let kvs = match store.range(RECORDS_PREFIX).await {
+        Ok(kvs) => kvs,
+        Err(e) => return Answer::registry_unavailable(&e),
+    };
+    let mut records: Vec<(String, Map<String, Value>)> = kvs
+        .into_iter()
+        .filter_map(|kv| {
+            let id = kv.key.strip_prefix(RECORDS_PREFIX)?.to_owned();
+            match serde_json::from_slice(&kv.value).ok()? {
+                Value::Object(m) => Some((id, m)),
+                _ => None,
+            }
+        })
+        .collect();
+    records.sort_by(|(ida, a), (idb, b)| {
+        let ord = match &by {
+            Some(field) => compare_field(a.get(field), b.get(field), desc),
+            None => Ordering::Equal,
+        };
+        ord.then_with(|| if desc { idb.cmp(ida) } else { ida.cmp(idb) })
+    });
+    let out: Vec<Value> = records
+        .into_iter()
+        .map(|(id, mut m)| {
+            m.insert("_id".into(), Value::String(id));
+            Value::Object(m)
+        })
+        .collect();
+    Answer::json(StatusCode::OK, &Value::Array(out))
 }
 
 /// Numbers numerically, strings lexically, numbers before strings; records without the field

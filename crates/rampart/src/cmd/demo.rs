@@ -379,43 +379,8 @@ async fn client_loop(
         i += 1;
         let started = Instant::now();
         let phase = stats.phase.load(Ordering::Relaxed) as usize;
-        let (req, sealed, post) = match i % 5 {
-            0 | 1 => (Request::get(format!("{url}/hello")).body(rampart_net::full("")), false, false),
-            2 | 3 => {
-                let record = format!(r#"{{"client":{c},"seq":{i}}}"#);
-                let Ok(token) = keyring.encrypt(record.as_bytes()) else { continue };
-                let req = Request::post(format!("{url}/data"))
-                    .header(http::header::CONTENT_TYPE, media::FERNET)
-                    .header(http::header::ACCEPT, media::FERNET)
-                    .header(wire::IDEMPOTENCY_KEY, format!("demo-{c}-{i}"))
-                    .body(rampart_net::full(token));
-                (req, true, true)
-            }
-            _ => (
-                Request::get(format!("{url}/echo/demo?c={c}"))
-                    .header(http::header::ACCEPT, media::FERNET)
-                    .body(rampart_net::full("")),
-                true,
-                false,
-            ),
-        };
-        let Ok(req) = req else { continue };
-        let outcome = match tokio::time::timeout(Duration::from_secs(30), client.request(req)).await {
-            Ok(Ok(resp)) => {
-                let status = resp.status();
-                let node =
-                    resp.headers().get(wire::NODE).and_then(|v| v.to_str().ok()).unwrap_or("?").to_owned();
-                let retried = resp.headers().contains_key(wire::ATTEMPTS);
-                match resp.into_body().collect().await {
-                    Ok(b) if status.is_success() => Ok((node, retried, b.to_bytes())),
-                    Ok(b) => Err(format!("{status} {}", String::from_utf8_lossy(&b.to_bytes()))),
-                    Err(e) => Err(e.to_string()),
-                }
-            }
-            Ok(Err(e)) => Err(format!("{e:#}")),
-            Err(_) => Err("no answer in 30 s".into()),
-        };
-        match outcome {
+        let Some((req, sealed, post)) = demo_request(&url, c, i, &keyring) else { continue };
+        match send(&client, req).await {
             Ok((node, retried, body)) => {
                 let plain = if sealed {
                     match std::str::from_utf8(&body).ok().and_then(|t| keyring.decrypt(t, Some(300)).ok()) {
@@ -428,24 +393,7 @@ async fn client_loop(
                 } else {
                     body.to_vec()
                 };
-                if post
-                    && let Some(id) = serde_json::from_slice::<serde_json::Value>(&plain)
-                        .ok()
-                        .and_then(|v| v["id"].as_str().map(str::to_owned))
-                    && let Ok(mut a) = stats.acked.lock()
-                {
-                    a.insert(id);
-                }
-                stats.ok.fetch_add(1, Ordering::Relaxed);
-                if retried {
-                    stats.retried.fetch_add(1, Ordering::Relaxed);
-                }
-                if let Ok(mut p) = stats.per_node.lock() {
-                    *p[phase.min(2)].entry(node).or_default() += 1;
-                }
-                if let Ok(mut l) = stats.latencies_us.lock() {
-                    l.push(u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX));
-                }
+                stats.served(&plain, post, (node, retried, phase), started.elapsed());
             }
             Err(e) => {
                 stats.failed.fetch_add(1, Ordering::Relaxed);
@@ -453,6 +401,90 @@ async fn client_loop(
                     f.push(e);
                 }
             }
+        }
+    }
+}
+
+/// Client `c`'s `i`-th request: two in five a plain hello, two an encrypted keyed write, one
+/// an encrypted echo; with whether its answer comes sealed and whether it is a write.
+fn demo_request(
+    url: &str,
+    c: usize,
+    i: u64,
+    keyring: &rampart_crypto::Keyring,
+) -> Option<(Request<rampart_net::Body>, bool, bool)> {
+    let (req, sealed, post) = match i % 5 {
+        0 | 1 => (Request::get(format!("{url}/hello")).body(rampart_net::full("")), false, false),
+        2 | 3 => {
+            let record = format!(r#"{{"client":{c},"seq":{i}}}"#);
+            let token = keyring.encrypt(record.as_bytes()).ok()?;
+            let req = Request::post(format!("{url}/data"))
+                .header(http::header::CONTENT_TYPE, media::FERNET)
+                .header(http::header::ACCEPT, media::FERNET)
+                .header(wire::IDEMPOTENCY_KEY, format!("demo-{c}-{i}"))
+                .body(rampart_net::full(token));
+            (req, true, true)
+        }
+        _ => (
+            Request::get(format!("{url}/echo/demo?c={c}"))
+                .header(http::header::ACCEPT, media::FERNET)
+                .body(rampart_net::full("")),
+            true,
+            false,
+        ),
+    };
+    Some((req.ok()?, sealed, post))
+}
+
+/// Sends one request: the node that answered, whether it took a retry, and the body; or why
+/// it failed.
+async fn send(
+    client: &HttpsClient,
+    req: Request<rampart_net::Body>,
+) -> Result<(String, bool, bytes::Bytes), String> {
+    match tokio::time::timeout(Duration::from_secs(30), client.request(req)).await {
+        Ok(Ok(resp)) => {
+            let status = resp.status();
+            let node = resp.headers().get(wire::NODE).and_then(|v| v.to_str().ok()).unwrap_or("?").to_owned();
+            let retried = resp.headers().contains_key(wire::ATTEMPTS);
+            match resp.into_body().collect().await {
+                Ok(b) if status.is_success() => Ok((node, retried, b.to_bytes())),
+                Ok(b) => Err(format!("{status} {}", String::from_utf8_lossy(&b.to_bytes()))),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        Ok(Err(e)) => Err(format!("{e:#}")),
+        Err(_) => Err("no answer in 30 s".into()),
+    }
+}
+
+impl Stats {
+    /// Counts an answered request: the write it acknowledged (`post`), the node, a retry, the
+    /// phase it fell in, its latency.
+    fn served(
+        &self,
+        plain: &[u8],
+        post: bool,
+        (node, retried, phase): (String, bool, usize),
+        took: Duration,
+    ) {
+        if post
+            && let Some(id) = serde_json::from_slice::<serde_json::Value>(plain)
+                .ok()
+                .and_then(|v| v["id"].as_str().map(str::to_owned))
+            && let Ok(mut a) = self.acked.lock()
+        {
+            a.insert(id);
+        }
+        self.ok.fetch_add(1, Ordering::Relaxed);
+        if retried {
+            self.retried.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Ok(mut p) = self.per_node.lock() {
+            *p[phase.min(2)].entry(node).or_default() += 1;
+        }
+        if let Ok(mut l) = self.latencies_us.lock() {
+            l.push(u32::try_from(took.as_micros()).unwrap_or(u32::MAX));
         }
     }
 }

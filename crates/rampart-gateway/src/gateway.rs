@@ -85,6 +85,11 @@ impl Gateway {
             connection: Some(Arc::new(move |remote, problem| cs.connection_problem(remote, problem))),
         };
         let limits = serve_limits(&self.state.config);
+        let state = self.state.clone();
+        let shutdown = async move {
+            shutdown.await;
+            state.closing.send_replace(true);
+        };
         rampart_net::serve(listener, Arc::new(tls), handler, limits, observers, shutdown).await;
         self.stop().await;
     }

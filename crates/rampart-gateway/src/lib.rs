@@ -88,6 +88,9 @@ pub struct State {
     pub draining: std::sync::Mutex<std::collections::HashMap<String, (Vec<String>, std::time::Instant)>>,
     /// The leases of the envelope claims this gateway wrote (the network-wide replay guard).
     pub claim_leases: envelopes::ClaimLeases,
+    /// Turns true when the gateway begins to stop: what never ends by itself (event
+    /// streams) ends then, so the drain does not wait for it.
+    closing: tokio::sync::watch::Sender<bool>,
     /// Settings.
     pub config: GatewayConfig,
 }
@@ -120,8 +123,16 @@ impl State {
             admission: admission::Admission::new(c),
             draining: Default::default(),
             claim_leases: Default::default(),
+            closing: tokio::sync::watch::Sender::new(false),
             config,
         }
+    }
+}
+
+impl State {
+    /// Turns true when the gateway begins to stop.
+    pub(crate) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 }
 

@@ -1,6 +1,7 @@
 //! `GET /_rampart/events`: recent events as JSON, or — with `Accept: text/event-stream` — a
 //! Server-Sent Events stream that first replays what followed `Last-Event-ID` (or `?after=`)
-//! and then follows live, with a comment every 15 s to keep proxies from closing it.
+//! and then follows live, with a comment every 15 s to keep proxies from closing it. A stream
+//! ends when the gateway begins to stop.
 
 use std::time::Duration;
 
@@ -43,7 +44,11 @@ pub fn events(state: &State, headers: &HeaderMap, query: Option<&str>) -> Respon
     let mut live = state.events.subscribe();
     let backlog = state.events.since(after, rampart_events::RING);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, rampart_net::BoxError>>(64);
+    let mut closing = state.closing();
     tokio::spawn(async move {
+        if *closing.borrow_and_update() {
+            return;
+        }
         let mut last = after.unwrap_or(0);
         for e in &backlog {
             last = e.id;
@@ -54,6 +59,9 @@ pub fn events(state: &State, headers: &HeaderMap, query: Option<&str>) -> Respon
         let mut keepalive = tokio::time::interval(Duration::from_secs(15));
         loop {
             tokio::select! {
+                // The gateway stops: end the stream (the client resumes elsewhere with
+                // Last-Event-ID) rather than hold the drain for its whole timeout.
+                _ = closing.changed() => return,
                 _ = keepalive.tick() => {
                     if tx.send(Ok(Frame::data(Bytes::from_static(b": keepalive\n\n")))).await.is_err() { return; }
                 }

@@ -399,3 +399,32 @@ fn no_certificate_on_a_required_listener_is_an_event() {
     };
     assert!(net.eventually(Duration::from_secs(10), everywhere));
 }
+
+/// An open event stream (the dashboard) must not hold a stopping gateway for its whole drain
+/// timeout (30 s): the stream ends as the gateway begins to stop, and the gateway exits.
+#[test]
+fn a_gateway_stops_without_waiting_for_an_open_event_stream() {
+    let mut net = Network::start(0, &[]);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = rt.block_on(async { admin_client(&net.home) });
+    let req = http::Request::get(format!("{}/_rampart/events", net.url))
+        .header("accept", "text/event-stream")
+        .body(rampart_net::full(""))
+        .unwrap();
+    let mut body = rt.block_on(client.request(req)).unwrap().into_body();
+    net.gateway.signal("TERM");
+    let ended = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(20), async { while let Some(Ok(_)) = body.frame().await {} })
+            .await
+    });
+    assert!(ended.is_ok(), "the stream was still open 20 s after SIGTERM");
+    let stopped = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = net.gateway.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(stopped.elapsed() < Duration::from_secs(15), "the gateway did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+}

@@ -67,7 +67,7 @@ fn each_rejection_is_an_event_in_the_log_the_stream_and_the_metrics() {
             ("max_body_bytes", "1024"),
             ("max_uri_bytes", "512"),
             ("ban_after_failures", "0"),
-            ("lease_ttl_ms", "1500"),
+            ("lease_ttl", "\"1500ms\""),
         ],
     );
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -181,7 +181,7 @@ fn slowloris_oversized_header_and_flood_are_refused_while_others_are_served() {
     let net = Network::start_with(
         1,
         &[],
-        &[("header_timeout_ms", "700"), ("rate_per_source", "40"), ("rate_burst_secs", "1")],
+        &[("header_timeout", "\"700ms\""), ("rate_per_source", "40"), ("rate_burst_secs", "1")],
     );
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let stream = follow_stream(&rt, &net);
@@ -250,7 +250,7 @@ fn slowloris_oversized_header_and_flood_are_refused_while_others_are_served() {
 
 #[test]
 fn a_source_failing_authentication_is_banned_and_an_admin_can_lift_it() {
-    let net = Network::start_with(1, &[], &[("ban_after_failures", "5"), ("ban_secs", "300")]);
+    let net = Network::start_with(1, &[], &[("ban_after_failures", "5"), ("ban_duration", "\"5m\"")]);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let stream = follow_stream(&rt, &net);
     assert!(

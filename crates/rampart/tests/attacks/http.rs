@@ -142,7 +142,7 @@ async fn hello(tls: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>)
 
 #[test]
 fn an_idle_keep_alive_connection_is_not_a_slow_client_and_closes_quietly() {
-    let net = Network::start_with(1, &[], &[("header_timeout_ms", "500"), ("idle_timeout_ms", "2500")]);
+    let net = Network::start_with(1, &[], &[("header_timeout", "\"500ms\""), ("idle_timeout", "\"2500ms\"")]);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let mut tls = connect(&net).await;

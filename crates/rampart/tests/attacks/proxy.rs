@@ -19,7 +19,7 @@ fn network() -> Network {
     network_with(&format!("proxy_protocol_from = [\"{FORWARDER}/32\"]\n"), 1, &[])
 }
 
-/// A network with `gateway` appended to `[gateway]` and `nodes` nodes started with `node_args`.
+/// A network with `gateway` added to `[gateway]` and `nodes` nodes started with `node_args`.
 fn network_with(gateway: &str, nodes: usize, node_args: &[&str]) -> Network {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
@@ -27,9 +27,10 @@ fn network_with(gateway: &str, nodes: usize, node_args: &[&str]) -> Network {
     let toml = home.join("rampart.toml");
     let mut text = std::fs::read_to_string(&toml).unwrap();
     text = text.replace("ban_after_failures = 20", "ban_after_failures = 3");
-    text = text.replace("header_timeout_ms = 10000", "header_timeout_ms = 1000");
-    // [gateway] is the file's last table.
-    text.push_str(gateway);
+    text = text.replace("header_timeout = \"10s\"", "header_timeout = \"1s\"");
+    assert!(text.contains("ban_after_failures = 3") && text.contains("header_timeout = \"1s\""));
+    // The settings go right under [gateway] (its sections follow).
+    text = text.replacen("[gateway]\n", &format!("[gateway]\n{gateway}"), 1);
     std::fs::write(&toml, text).unwrap();
     let mut net = Network::launch(dir, home, 0, &[]);
     for i in 1..=nodes {

@@ -1,4 +1,9 @@
-//! `[gateway]` in `rampart.toml`.
+//! `[gateway]` in `rampart.toml`: read and written in its grouped form (`[gateway.limits]`,
+//! `[gateway.bans]`, `[gateway.retry]`, `[gateway.health]`, durations as `"10s"`) by
+//! [`file`], which also still reads the flat keys of earlier versions. In memory it is one flat
+//! struct, in milliseconds and seconds.
+
+mod file;
 
 use std::net::SocketAddr;
 
@@ -6,19 +11,17 @@ use serde::{Deserialize, Serialize};
 
 /// How a gateway runs. Every field has a default; the file needs only what differs.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(try_from = "file::GatewayFile", into = "file::GatewayFile")]
 pub struct GatewayConfig {
     /// Address of the front listener. Default: `127.0.0.1:8443`.
     pub listen: SocketAddr,
     /// Networks of the load balancers in front of this listener that send the PROXY protocol
     /// (v1 or v2) with each client's address: their connections must carry the header, and
     /// nobody else's may (`["10.0.0.0/8"]`). Default: none, no header accepted.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub proxy_protocol_from: Vec<ipnet::IpNet>,
     /// Networks of the HTTP proxies in front of this listener whose `Forwarded` /
     /// `X-Forwarded-For` is believed (the rightmost address that is not one of them is the
     /// client). From anyone else the headers are ignored. Default: none.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Client certificates at the front door: `off`, `optional` or `required`. Default:
     /// `optional` (clients use a certificate or a token; nodes always use certificates).

@@ -14,7 +14,7 @@
 //! Lowest first; each module uses only those above it.
 //! - [`names`]: user names, service names (never `*`) and service selectors;
 //! - [`principal`]: the caller, made only from a TLS peer certificate or a verified token;
-//! - [`users`]: users and passwords;
+//! - [`users`]: users and passwords (hashed in `passwords`, the `passwords` feature);
 //! - [`tokens`]: issue, list, revoke, verify;
 //! - [`accounts`]: what spans users and tokens (removing a user revokes its tokens);
 //! - [`policy`]: rules and their evaluation into [`Authorized`] or [`Denied`].
@@ -25,6 +25,7 @@
 pub mod accounts;
 pub mod error;
 pub mod names;
+mod passwords;
 pub mod policy;
 pub mod principal;
 pub mod tokens;

@@ -1,8 +1,6 @@
 //! Users: a name, an argon2id password hash, an optional bound certificate identity, a token
 //! limit and whether they administer. Stored at `auth/users/<name>` in the registry.
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rampart_pki::SpiffeId;
 use rampart_store::{Expect, Store};
 use serde::{Deserialize, Serialize};
@@ -58,13 +56,7 @@ pub fn hash_password(password: &[u8]) -> Result<String> {
     if password.is_empty() || password.len() > 1024 {
         return Err(AuthError::BadPasswordLength);
     }
-    let mut salt_bytes = [0u8; 16];
-    getrandom::fill(&mut salt_bytes).map_err(|e| AuthError::Hashing(e.to_string()))?;
-    let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| AuthError::Hashing(e.to_string()))?;
-    Ok(Argon2::default()
-        .hash_password(password, &salt)
-        .map_err(|e| AuthError::Hashing(e.to_string()))?
-        .to_string())
+    crate::passwords::hash(password)
 }
 
 /// Creates a user; refuses an existing name.
@@ -148,8 +140,7 @@ pub async fn check_password(store: &dyn Store, name: &str, password: &[u8]) -> R
     let user = get(store, name).await?;
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
     let ok = match &hash {
-        Some(h) => PasswordHash::new(h)
-            .is_ok_and(|parsed| Argon2::default().verify_password(password, &parsed).is_ok()),
+        Some(h) => crate::passwords::verify(password, h),
         None => {
             // Spend the same effort as a real check so timing does not reveal unknown users.
             let _ = hash_password(b"rampart-dummy-password");

@@ -58,9 +58,9 @@ impl Gateway {
         Gateway { state, tasks }
     }
 
-    /// The shared state (its metrics, for the binary to fill in certificate expiries).
-    pub fn state(&self) -> &Arc<State> {
-        &self.state
+    /// Its metrics (for the binary to note certificate expiries).
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.state.metrics
     }
 
     /// Serves `listener` until `shutdown` completes, lets in-flight requests finish, then

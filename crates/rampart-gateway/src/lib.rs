@@ -57,42 +57,43 @@ use rampart_store::Store;
 
 pub use config::GatewayConfig;
 
-/// What every request handler shares.
+/// What every request handler shares: the gateway's parts, each keeping its own state.
 pub struct State {
     /// The network's trust domain.
-    pub domain: TrustDomain,
+    pub(crate) domain: TrustDomain,
     /// The registry.
-    pub store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     /// The registry with users and tokens (`auth/`) answered from memory, for the per-request
     /// token check (fast, and still working while the registry is out of reach).
-    pub auth: Arc<dyn Store>,
+    pub(crate) auth: Arc<dyn Store>,
     /// The nodes and their health: where services' requests go.
-    pub nodes: Arc<upstream::Nodes>,
+    pub(crate) nodes: Arc<upstream::Nodes>,
     /// The policy, swapped on every change under `auth/policy/`.
-    pub policy: Arc<ArcSwap<PolicySet>>,
+    pub(crate) policy: Arc<ArcSwap<PolicySet>>,
     /// The pooled mutual-TLS client to nodes; it accepts a node only at an address it
     /// registered (built with [`rampart_net::tls::bound_client_config`] over the book `nodes`
     /// keeps).
-    pub client: HttpsClient,
+    pub(crate) client: HttpsClient,
     /// The retry budget.
-    pub budget: forward::retry::RetryBudget,
+    pub(crate) budget: forward::retry::RetryBudget,
     /// The audit log and live event stream.
-    pub events: Arc<rampart_events::EventLog>,
+    pub(crate) events: Arc<rampart_events::EventLog>,
     /// Counters for `/_rampart/metrics`.
-    pub metrics: metrics::Metrics,
+    pub(crate) metrics: metrics::Metrics,
     /// Every limit and ban.
-    pub admission: admission::Admission,
+    pub(crate) admission: admission::Admission,
     /// Nodes that deregistered (through this gateway or another), with their services and when
     /// they left: their leaving is not a lapsed lease, and while they drain (for
     /// [`DRAIN_GRACE`]) their in-flight requests may still use their services' state.
-    pub draining: std::sync::Mutex<std::collections::HashMap<String, (Vec<String>, std::time::Instant)>>,
+    pub(crate) draining:
+        std::sync::Mutex<std::collections::HashMap<String, (Vec<String>, std::time::Instant)>>,
     /// The leases of the envelope claims this gateway wrote (the network-wide replay guard).
-    pub claim_leases: envelopes::ClaimLeases,
+    pub(crate) claim_leases: envelopes::ClaimLeases,
     /// Turns true when the gateway begins to stop: what never ends by itself (event
     /// streams) ends then, so the drain does not wait for it.
     closing: tokio::sync::watch::Sender<bool>,
     /// Settings.
-    pub config: GatewayConfig,
+    pub(crate) config: GatewayConfig,
 }
 
 impl State {

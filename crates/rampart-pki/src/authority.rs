@@ -152,6 +152,33 @@ impl Pki {
         }
         Authority::load(domain.clone(), dir)
     }
+
+    /// Makes sure `name` holds a certificate of `domain` for `role`: when there is none yet,
+    /// one is issued (one year, P-256, the default server names); the CA is opened only then,
+    /// since a holder on another machine has its certificate and the CA's, not the CA key.
+    /// What was issued, if anything; an existing certificate of another role is refused.
+    pub fn ensure_issued(
+        &self,
+        domain: &TrustDomain,
+        role: Role,
+        name: &EntityName,
+    ) -> Result<Option<Issued>> {
+        let path = self.domain_dir(domain).join("issued").join(format!("{name}.pem"));
+        if path.exists() {
+            let held = inspect::read_cert_file(&path)?;
+            return match held.role {
+                Some(r) if r == role => Ok(None),
+                other => Err(PkiError::WrongRole {
+                    path,
+                    expected: role,
+                    found: other.map_or_else(|| "none".to_owned(), |r| r.as_str().to_owned()),
+                }),
+            };
+        }
+        let (dns, ips) = profile::default_server_sans();
+        let req = IssueRequest { role, name: name.clone(), dns, ips, days: 365, key_type: KeyType::P256 };
+        self.open(domain)?.issue(&req).map(Some)
+    }
 }
 
 /// What to issue.

@@ -1,5 +1,6 @@
 //! The one error type of the PKI crate.
 
+use crate::identity::Role;
 use std::path::PathBuf;
 
 /// Everything that can go wrong while managing certificate authorities.
@@ -128,6 +129,16 @@ pub enum PkiError {
         path: PathBuf,
         /// What is wrong with it.
         reason: String,
+    },
+    /// A holder's certificate is of another role than the one it is used for.
+    #[error("{path} is not a {expected} certificate (its role: {found}); pick another name")]
+    WrongRole {
+        /// The certificate.
+        path: PathBuf,
+        /// The role it should have.
+        expected: Role,
+        /// The role it has.
+        found: String,
     },
     /// The CA's bookkeeping file is damaged.
     #[error("{path}: damaged certificate index: {source}")]

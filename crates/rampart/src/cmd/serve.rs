@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use rampart_net::ClientAuth;
 use rampart_node::Services;
 use rampart_node::services::BUILTINS;
-use rampart_pki::{EntityName, IssueRequest, KeyType, Role};
+use rampart_pki::{EntityName, Role};
 
 use crate::cli::{GatewayArgs, NodeArgs};
 use crate::home::Home;
@@ -103,7 +103,7 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
         );
         // Other gateways sharing this registry share events and bans with this one.
         let gateway = rampart_gateway::Gateway::start(state, shared);
-        let metrics = &gateway.state().metrics;
+        let metrics = gateway.metrics();
         metrics.certificate_expires("gateway", material.chain[0].as_ref());
         if let Ok(ca) = home.pki().open(&config.domain) {
             metrics.expires("ca", ca.ca_cert().not_after.unix_timestamp());
@@ -131,28 +131,10 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
 /// The node's certificate, issued here on first run when this home holds the CA.
 fn node_material(home: &Home, config: &crate::home::Config, name: &str) -> Result<rampart_net::TlsMaterial> {
     let entity = EntityName::new(name)?;
-    // A node on another machine has its certificate and the CA certificate, not the CA key:
-    // the CA is opened only to issue a certificate this home does not hold yet.
-    let issued = home.pki().domain_dir(&config.domain).join("issued").join(format!("{name}.pem"));
-    if !issued.exists() {
-        let ca = home.pki().open(&config.domain)?;
-        let (dns, ips) = rampart_pki::default_server_sans();
-        let issued = ca.issue(&IssueRequest {
-            role: Role::Node,
-            name: entity,
-            dns,
-            ips,
-            days: 365,
-            key_type: KeyType::P256,
-        })?;
+    if let Some(issued) = home.pki().ensure_issued(&config.domain, Role::Node, &entity)? {
         eprintln!("Issued {} for this node ({})", issued.record.identity, issued.cert_path.display());
     }
-    let m = home.material(config, name)?;
-    let info = rampart_pki::inspect::cert_from_der(m.chain[0].as_ref()).map_err(anyhow::Error::msg)?;
-    match info.role {
-        Some(Role::Node) => Ok(m),
-        other => bail!("{name}.pem is not a node certificate (role {other:?}); pick another --name"),
-    }
+    home.material(config, name)
 }
 
 /// The apps of `--upstream`, and the names of the built-ins to host (`--service`; all of them

@@ -30,6 +30,7 @@
 //! - `profile`: what each kind of certificate contains (validity, serials, usages, SANs);
 //! - [`authority`]: the CAs on disk: create, issue, renew, revoke, CRLs;
 //! - [`index`]: the per-CA record of every certificate issued;
+//! - [`bundle`]: a trust domain's CA bundle and its fingerprint, for peer networks;
 //! - [`inspect`]: reading certificates and CRLs back; [`presented`]: the identity a
 //!   certificate presents, remembered for the last ones (parsed once per handshake);
 //!
@@ -39,6 +40,7 @@
 #![deny(missing_docs)]
 
 pub mod authority;
+pub mod bundle;
 pub mod error;
 pub mod identity;
 pub mod index;

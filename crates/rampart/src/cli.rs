@@ -525,6 +525,16 @@ pub enum PkiCommand {
         #[arg(long)]
         domain: Option<TrustDomain>,
     },
+    /// Write the domain's CA bundle (PEM) for a peer network to install, and its fingerprint
+    /// (sha256:…, on standard error) for the peer's operator to compare or pin.
+    Bundle {
+        /// Trust domain [default: the home's domain].
+        #[arg(long)]
+        domain: Option<TrustDomain>,
+        /// Write it to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 /// `rampart pki issue`.

@@ -352,3 +352,45 @@ fn concurrent_issues_lose_no_record() {
     }
     assert_eq!(names.len(), 10);
 }
+
+/// `rampart pki bundle`: the CA bundle a peer network installs, and its fingerprint as OpenSSL
+/// computes it over the certificate's DER.
+#[test]
+fn the_ca_bundle_and_its_fingerprint_are_what_openssl_sees() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    support::ok(&home, &["init"]);
+    let out = support::run(&home, &["pki", "bundle"], "");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ca = domain_dir(&home, "local").join("ca.pem");
+    assert_eq!(out.stdout, fs::read(&ca).unwrap(), "the bundle is the CA certificate, as PEM");
+    let der = Command::new("openssl")
+        .args(["x509", "-in", ca.to_str().unwrap(), "-outform", "DER"])
+        .output()
+        .unwrap();
+    let digest = openssl_sha256(&der.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim(), format!("sha256:{digest}"), "the fingerprint is on standard error alone");
+    // --out writes a world-readable file (a bundle is public) and still names the fingerprint.
+    let file = dir.path().join("local.pem");
+    let out = support::run(&home, &["pki", "bundle", "--out", file.to_str().unwrap()], "");
+    assert!(out.status.success() && out.stdout.is_empty());
+    assert_eq!(fs::read(&file).unwrap(), fs::read(&ca).unwrap());
+    assert_eq!(fs::metadata(&file).unwrap().mode() & 0o777, 0o644);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("sha256:{digest}")));
+    let refused = support::refused(&home, &["pki", "bundle", "--domain", "nope"], "");
+    assert!(refused.contains("no CA for trust domain \"nope\""), "{refused}");
+}
+
+/// SHA-256 by OpenSSL too (the outside check of our fingerprint).
+fn openssl_sha256(bytes: &[u8]) -> String {
+    let mut child = Command::new("openssl")
+        .args(["dgst", "-sha256", "-r"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_owned()
+}

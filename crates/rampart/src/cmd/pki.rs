@@ -67,6 +67,7 @@ pub fn run(home: &Home, cmd: PkiCommand) -> Result<()> {
             );
             Ok(())
         }
+        PkiCommand::Bundle { domain, out } => bundle(home, domain, out.as_deref()),
         PkiCommand::Crl { domain } => {
             let ca = open(home, domain)?;
             let crl = ca.generate_crl()?;
@@ -82,6 +83,28 @@ pub fn run(home: &Home, cmd: PkiCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `rampart pki bundle`: the PEM on standard output or in `out`, the fingerprint on standard
+/// error (so that `> file` keeps the bundle clean).
+fn bundle(home: &Home, domain: Option<TrustDomain>, out: Option<&Path>) -> Result<()> {
+    home.require()?;
+    let domain = home.domain_or_default(domain)?;
+    let bundle = rampart_pki::bundle::of_domain(&home.pki(), &domain)?;
+    match out {
+        Some(path) => {
+            rampart_pki::files::write_atomic(path, bundle.to_pem().as_bytes(), rampart_pki::files::PUBLIC)?;
+            eprintln!("wrote the CA bundle of {:?} to {}", domain.as_str(), path.display());
+        }
+        None => {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(bundle.to_pem().as_bytes())?;
+            stdout.flush()?;
+        }
+    }
+    eprintln!("{}", bundle.fingerprint());
+    Ok(())
 }
 
 fn open(home: &Home, domain: Option<TrustDomain>) -> Result<Authority> {

@@ -89,6 +89,8 @@ pub struct State {
         std::sync::Mutex<std::collections::HashMap<String, (Vec<String>, std::time::Instant)>>,
     /// The leases of the envelope claims this gateway wrote (the network-wide replay guard).
     pub(crate) claim_leases: envelopes::ClaimLeases,
+    /// This network's CA bundle, served to peers (`GET /_rampart/bundle`).
+    pub(crate) bundle: Option<rampart_pki::bundle::Bundle>,
     /// Turns true when the gateway begins to stop: what never ends by itself (event
     /// streams) ends then, so the drain does not wait for it.
     closing: tokio::sync::watch::Sender<bool>,
@@ -124,6 +126,7 @@ impl State {
             admission: admission::Admission::new(c),
             draining: Default::default(),
             claim_leases: Default::default(),
+            bundle: None,
             closing: tokio::sync::watch::Sender::new(false),
             config,
         }
@@ -131,6 +134,12 @@ impl State {
 }
 
 impl State {
+    /// Serves `bundle` as this network's CA bundle.
+    pub fn with_bundle(mut self, bundle: rampart_pki::bundle::Bundle) -> Self {
+        self.bundle = Some(bundle);
+        self
+    }
+
     /// Turns true when the gateway begins to stop.
     pub(crate) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
         self.closing.subscribe()

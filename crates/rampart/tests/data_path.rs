@@ -354,6 +354,27 @@ fn health_probes_need_no_credentials_and_say_only_whether_it_serves() {
     assert_eq!(curl(&["--cacert", ca.to_str().unwrap(), &url]), r#"{"status":"ok"} 200"#);
 }
 
+/// The CA bundle a peer pins: served to anyone, the same bytes and fingerprint as
+/// `rampart pki bundle` gives the operator.
+#[test]
+fn the_gateway_serves_its_ca_bundle_to_anyone() {
+    let net = Network::start(0, &[]);
+    // -k: a peer fetching it does not trust this CA yet; it checks the fingerprint instead.
+    let out = std::process::Command::new("curl")
+        .args(["-sSk", "--max-time", "10", "-D", "-", &format!("{}/_rampart/bundle", net.url)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/") && head.contains(" 200"), "{head}");
+    assert!(head.to_lowercase().contains("content-type: application/pem-certificate-chain"), "{head}");
+    let ca = std::fs::read_to_string(net.home.join("pki/local/ca.pem")).unwrap();
+    assert_eq!(body, ca);
+    let bundle = rampart_pki::bundle::Bundle::parse(body.as_bytes()).unwrap();
+    let told = run(&net.home, &["pki", "bundle"], "");
+    assert_eq!(String::from_utf8_lossy(&told.stderr).trim(), bundle.fingerprint().to_string());
+}
+
 /// Nodes are accepted by the identity registered at the address the gateway dials, not by an
 /// address in their certificate (a pod's address is not known when its certificate is issued):
 /// a node whose certificate names no address of its own is served, and a listener that answers

@@ -1,4 +1,4 @@
-//! The admin API: status, metrics, bans.
+//! The admin API: status, metrics, bans; and the CA bundle, which is public.
 
 use http::{Response, StatusCode};
 use rampart_events::{EventKind, NewEvent};
@@ -52,4 +52,18 @@ pub(super) fn status(state: &State) -> Response<Body> {
         .map(|n| serde_json::json!({"name": n.name, "addr": n.addr.to_string(), "services": n.services}))
         .collect();
     reply::json(StatusCode::OK, &serde_json::json!({"domain": state.domain.as_str(), "nodes": nodes}))
+}
+
+/// `GET /_rampart/bundle`: this network's CA bundle as PEM (public: it holds no secret, and a
+/// peer's operator checks it against the fingerprint they were given).
+pub(super) fn bundle(state: &State) -> Response<Body> {
+    let Some(bundle) = &state.bundle else {
+        return reply::error(StatusCode::NOT_FOUND, "not_found", "this gateway serves no CA bundle");
+    };
+    let mut r = Response::new(rampart_net::full(bundle.to_pem()));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(rampart_net::contract::media::PEM_CERTIFICATES),
+    );
+    r
 }

@@ -11,6 +11,7 @@
 //! | `POST /_rampart/store` | an admin; a node | the registry, under the caller's ACL |
 //! | `GET /_rampart/status` | an admin | nodes and services |
 //! | `POST /_rampart/token` | a user, by basic auth | a token for a password |
+//! | `GET /_rampart/bundle` | anyone | this network's CA bundle (public; a peer pins its fingerprint) |
 
 use std::future::Future;
 use std::sync::Arc;
@@ -73,6 +74,9 @@ async fn dispatch(
         && let Some(asset) = crate::dashboard::asset(rest)
     {
         return asset;
+    }
+    if (method.clone(), rest) == (Method::GET, "/bundle") {
+        return admin::bundle(&state);
     }
     if (method.clone(), rest) == (Method::GET, "/metrics") && admin::metrics_token_ok(&state, req.headers()) {
         return admin::metrics(&state);

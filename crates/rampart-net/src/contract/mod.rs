@@ -46,6 +46,8 @@ pub mod media {
     pub const FERNET: &str = "application/fernet";
     /// JSON, which every API answer and error is.
     pub const JSON: &str = "application/json";
+    /// PEM certificates (RFC 8555 §9.1): a CA bundle.
+    pub const PEM_CERTIFICATES: &str = "application/pem-certificate-chain";
 }
 
 /// Paths of the gateway's own API, under `/_rampart`.
@@ -66,4 +68,6 @@ pub mod path {
     pub const METRICS: &str = "/_rampart/metrics";
     /// A token for a password (HTTP basic authentication).
     pub const TOKEN: &str = "/_rampart/token";
+    /// The network's CA bundle, for anyone (a peer pins it by its fingerprint).
+    pub const BUNDLE: &str = "/_rampart/bundle";
 }

@@ -94,20 +94,19 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
             client_tls,
             Duration::from_millis(config.gateway.connect_timeout_ms),
         );
-        let state = rampart_gateway::State::new(
+        let mut state = rampart_gateway::State::new(
             config.domain.clone(),
             store,
             (client, addresses),
             events,
             config.gateway.clone(),
         );
+        if let Some(bundle) = bundle_of(home, &config) {
+            state = state.with_bundle(bundle);
+        }
         // Other gateways sharing this registry share events and bans with this one.
         let gateway = rampart_gateway::Gateway::start(state, shared);
-        let metrics = gateway.metrics();
-        metrics.certificate_expires("gateway", material.chain[0].as_ref());
-        if let Ok(ca) = home.pki().open(&config.domain) {
-            metrics.expires("ca", ca.ca_cert().not_after.unix_timestamp());
-        }
+        note_expiries(gateway.metrics(), home, &config, &material);
         // Tell the CLI and local nodes where this gateway is (it may have picked its port).
         let url_file = home.gateway_url_path();
         rampart_pki::files::write_atomic(
@@ -126,6 +125,26 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// This network's CA bundle, to serve to peers (none, said in the log, when it cannot be read).
+fn bundle_of(home: &Home, config: &crate::home::Config) -> Option<rampart_pki::bundle::Bundle> {
+    rampart_pki::bundle::of_domain(&home.pki(), &config.domain)
+        .inspect_err(|e| tracing::warn!("not serving a CA bundle: {e}"))
+        .ok()
+}
+
+/// When the gateway's certificate and the CA's expire, for the metrics.
+fn note_expiries(
+    metrics: &rampart_gateway::metrics::Metrics,
+    home: &Home,
+    config: &crate::home::Config,
+    material: &rampart_net::TlsMaterial,
+) {
+    metrics.certificate_expires("gateway", material.chain[0].as_ref());
+    if let Ok(ca) = home.pki().open(&config.domain) {
+        metrics.expires("ca", ca.ca_cert().not_after.unix_timestamp());
+    }
 }
 
 /// The node's certificate, issued here on first run when this home holds the CA.

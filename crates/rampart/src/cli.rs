@@ -58,6 +58,9 @@ pub enum Command {
     /// Sources the running gateway has banned for failing authentication: list, lift.
     #[command(subcommand)]
     Bans(BansCommand),
+    /// Peer networks whose services may answer through this one: add, list, remove.
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// Security events from the running gateway's audit log.
     Events {
         /// Keep following new events as they happen.
@@ -85,6 +88,38 @@ pub enum BansCommand {
     Lift {
         /// The banned address (or network, as `list` shows it).
         source: String,
+    },
+}
+
+/// `rampart network …`.
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Trust a peer network: its trust domain, its gateways, and the CA bundle that verifies
+    /// its identities (kept apart from every other domain's). One-way: the peer adds this
+    /// network for the other direction.
+    Add {
+        /// The peer's trust domain (its identities are spiffe://NAME/…).
+        name: TrustDomain,
+        /// A gateway of the peer, https://HOST:PORT (repeatable: tried in turn).
+        #[arg(long = "url", value_name = "URL", required = true)]
+        urls: Vec<String>,
+        /// The peer's CA bundle (PEM), as `rampart pki bundle` wrote it on the peer.
+        #[arg(long, value_name = "FILE")]
+        bundle: PathBuf,
+        /// The fingerprint the peer's operator gave (sha256:…): the bundle must match it.
+        #[arg(long, value_name = "SHA256")]
+        fingerprint: Option<String>,
+    },
+    /// The peers, with their gateways and bundle fingerprints.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop trusting a peer.
+    Remove {
+        /// The peer's trust domain.
+        name: TrustDomain,
     },
 }
 

@@ -35,6 +35,7 @@ fn main() -> ExitCode {
         Command::Bans(cli::BansCommand::List { json }) => cmd::admin::bans_list(&home, json),
         Command::Bans(cli::BansCommand::Lift { source }) => cmd::admin::bans_lift(&home, &source),
         Command::Events { follow, after, json } => cmd::admin::events(&home, follow, after, json),
+        Command::Network(c) => cmd::network::run(&home, c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

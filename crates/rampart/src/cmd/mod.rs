@@ -20,6 +20,7 @@ pub mod demo;
 pub mod deploy;
 pub mod init;
 pub mod keys;
+pub mod network;
 pub mod pki;
 pub mod serve;
 

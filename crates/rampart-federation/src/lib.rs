@@ -1,0 +1,13 @@
+//! Federation: peer networks whose services answer through this network's gateway. A peer is
+//! known by its trust domain and the CA bundle that verifies its identities, kept one root store
+//! per domain (never merged), and reached at one or more gateway URLs.
+//!
+//! # Layout
+//! - [`peers`]: the peers a network trusts, kept in the registry under `peers/`.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod peers;
+
+pub use peers::{Peer, PeerError};

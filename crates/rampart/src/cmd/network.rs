@@ -1,0 +1,53 @@
+//! `rampart network`: the peer networks this one trusts, kept in the registry (`peers/`) by
+//! `rampart_federation::peers`.
+
+use anyhow::{Context, Result};
+use rampart_federation::peers::{self, Peer};
+
+use crate::cli::NetworkCommand;
+use crate::cmd::{block_on, now_secs, print_table};
+use crate::home::Home;
+
+pub fn run(home: &Home, cmd: NetworkCommand) -> Result<()> {
+    let config = home.config()?;
+    block_on(async {
+        let store = home.open_store().await?;
+        match cmd {
+            NetworkCommand::Add { name, urls, bundle, fingerprint } => {
+                let pem = std::fs::read(&bundle).with_context(|| format!("reading {}", bundle.display()))?;
+                let peer = Peer::new(&config.domain, name, urls, &pem, fingerprint.as_deref(), now_secs())?;
+                peers::add(store.as_ref(), &peer).await?;
+                outln!(
+                    "Trusting peer network {:?} at {} (CA bundle {})",
+                    peer.domain.as_str(),
+                    peer.urls.join(", "),
+                    peer.fingerprint
+                );
+            }
+            NetworkCommand::List { json } => {
+                let list = peers::list(store.as_ref()).await?;
+                if json {
+                    let out: Vec<_> = list
+                        .iter()
+                        .map(|p| {
+                            serde_json::json!({"name": p.domain.as_str(), "urls": p.urls,
+                                "fingerprint": p.fingerprint, "added": p.added})
+                        })
+                        .collect();
+                    outln!("{}", serde_json::to_string_pretty(&out)?);
+                } else {
+                    let rows: Vec<Vec<String>> = list
+                        .iter()
+                        .map(|p| vec![p.domain.to_string(), p.urls.join(" "), p.fingerprint.clone()])
+                        .collect();
+                    print_table(&["NAME", "GATEWAYS", "BUNDLE"], &rows);
+                }
+            }
+            NetworkCommand::Remove { name } => {
+                peers::remove(store.as_ref(), &name).await?;
+                outln!("No longer trusting peer network {:?}", name.as_str());
+            }
+        }
+        Ok(())
+    })?
+}

@@ -12,6 +12,7 @@
 //! - [`refusal`]: why a TLS handshake was refused, by kind;
 //! - [`contract`]: the wire contract — headers, media types, API paths, the internal and store
 //!   API bodies;
+//! - [`trust`]: trust kept per trust domain (peer networks' CA bundles, never merged);
 //! - [`wire`]: the method and path rules gateway and node both apply;
 //! - [`client`]: the pooled HTTPS client;
 //! - [`remote_store`]: the registry reached through a gateway (a [`rampart_store::Store`]).
@@ -30,6 +31,7 @@ pub mod refusal;
 pub mod remote_store;
 pub mod serve;
 pub mod tls;
+pub mod trust;
 pub mod wire;
 
 pub use error::{NetError, Result};

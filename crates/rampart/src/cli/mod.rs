@@ -1,11 +1,17 @@
-//! The command line (DESIGN.md "Command line" is the contract for names and flags).
+//! The command line (DESIGN.md "Command line" is the contract for names and flags): the
+//! top-level commands and the running processes' arguments here; identity and access in
+//! `access`, certificates and `init` in `pki`.
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 
-use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
-use rampart_pki::{EntityName, KeyType, RevocationReason, Role, TrustDomain};
+use rampart_pki::{EntityName, TrustDomain};
+
+mod access;
+mod pki;
+
+pub use access::{PolicyCommand, RuleArgs, TokenCommand, UserCommand};
+pub use pki::{InitArgs, IssueArgs, PkiCommand};
 
 /// rampart: a secure, fault-tolerant network of services in one binary.
 ///
@@ -277,115 +283,6 @@ pub struct CallArgs {
     pub verbose: bool,
 }
 
-/// `rampart user …`.
-#[derive(Debug, Subcommand)]
-pub enum UserCommand {
-    /// Create a user. The password is read from a prompt, or from stdin with --password-stdin.
-    Add {
-        /// The user name (letters, digits, '.', '-', '_').
-        name: String,
-        /// Make an administrator: may call every service no rule denies, and the admin API.
-        #[arg(long)]
-        admin: bool,
-        /// A certificate identity that acts as this user (spiffe://<domain>/user/<name>).
-        #[arg(long, value_name = "SPIFFE_ID")]
-        cert_identity: Option<String>,
-        /// How many live tokens the user may hold.
-        #[arg(long, value_name = "N", default_value_t = rampart_auth::users::DEFAULT_TOKEN_LIMIT)]
-        token_limit: u32,
-        /// Read the password from the first line of stdin.
-        #[arg(long, conflicts_with = "no_password")]
-        password_stdin: bool,
-        /// No password: the user authenticates by certificate or by tokens an admin issues.
-        #[arg(long)]
-        no_password: bool,
-    },
-    /// List users (never their password hashes).
-    List {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Remove a user and revoke every token it holds.
-    Remove {
-        /// The user name.
-        name: String,
-    },
-    /// Set a user's password (prompt, or --password-stdin).
-    Passwd {
-        /// The user name.
-        name: String,
-        /// Read the password from the first line of stdin.
-        #[arg(long)]
-        password_stdin: bool,
-    },
-}
-
-/// `rampart token …`.
-#[derive(Debug, Subcommand)]
-pub enum TokenCommand {
-    /// Issue a token for a user; it is printed once and only its hash is kept.
-    Issue {
-        /// The user it acts as.
-        #[arg(long)]
-        user: String,
-        /// Lifetime, like 30d, 12h or 90m [default: rampart.toml's tokens.default_ttl_secs, 30 days].
-        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-        ttl: Option<std::time::Duration>,
-        /// Limit it to a service (repeatable) [default: every service the user may call].
-        #[arg(long = "service", value_name = "SERVICE")]
-        services: Vec<String>,
-    },
-    /// List tokens: ids, users, scopes, expiry, state (never the tokens).
-    List {
-        /// Only this user's.
-        #[arg(long)]
-        user: Option<String>,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Revoke a token by id.
-    Revoke {
-        /// The token id (the 16 hex digits after rpt_).
-        id: String,
-    },
-}
-
-/// `rampart policy …`.
-#[derive(Debug, Subcommand)]
-pub enum PolicyCommand {
-    /// Allow a principal to call a service.
-    Allow(RuleArgs),
-    /// Deny a principal a service (a deny wins over every allow, admins included).
-    Deny(RuleArgs),
-    /// List the rules.
-    List {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Remove a rule by id.
-    Remove {
-        /// The rule id.
-        id: String,
-    },
-}
-
-/// A policy rule.
-#[derive(Debug, Args)]
-pub struct RuleArgs {
-    /// The service (first path segment), or '*' for every service.
-    #[arg(long)]
-    pub service: String,
-    /// Whom: user/<name>, spiffe://<domain>/<role>/<name>, role:<role>, domain:<domain> or '*'.
-    #[arg(long)]
-    pub principal: String,
-    /// HTTP method (repeatable) [default: every method].
-    #[arg(long = "method", value_name = "METHOD")]
-    pub methods: Vec<String>,
-}
-
 /// `rampart keys …`.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -431,181 +328,6 @@ pub enum KeysCommand {
     },
     /// Print the newest key for an outside client (e.g. Python's Fernet). It is the secret.
     ExportKey,
-}
-
-/// `rampart init`.
-#[derive(Debug, Args)]
-pub struct InitArgs {
-    /// The network's trust domain (its environment: prod, test, …).
-    #[arg(long, default_value = "local")]
-    pub domain: TrustDomain,
-    /// Replace an existing CA of this domain (the old one is moved to pki/.replaced/).
-    #[arg(long)]
-    pub force: bool,
-    /// Extra DNS names for the gateway certificate (localhost is always included).
-    #[arg(long = "dns", value_name = "HOST")]
-    pub dns: Vec<String>,
-    /// Extra IP addresses for the gateway certificate (127.0.0.1 and ::1 are always included).
-    #[arg(long = "ip", value_name = "ADDR")]
-    pub ips: Vec<IpAddr>,
-    /// Key type of every key made.
-    #[arg(long, default_value = "p256", value_name = "TYPE", value_parser = key_types())]
-    pub key_type: KeyType,
-    /// Validity of the CA certificate, in days.
-    #[arg(long, default_value_t = 3650, value_name = "DAYS")]
-    pub ca_days: u32,
-    /// Validity of the gateway and admin certificates, in days.
-    #[arg(long, default_value_t = 365, value_name = "DAYS")]
-    pub days: u32,
-    /// Where the registry lives: embedded (a file; one gateway), or etcd://HOST:PORT[,HOST:PORT…]
-    /// (etcds:// for TLS) for several gateways sharing an etcd cluster [default: embedded, or
-    /// what rampart.toml already says].
-    #[arg(long, value_name = "STORE")]
-    pub store: Option<String>,
-    /// CA of the etcd members' certificates (etcds://).
-    #[arg(long, value_name = "FILE")]
-    pub etcd_ca: Option<PathBuf>,
-    /// Client certificate for etcd (client-certificate authentication).
-    #[arg(long, value_name = "FILE", requires = "etcd_key")]
-    pub etcd_cert: Option<PathBuf>,
-    /// Its private key (mode 600: readable by others, it is refused).
-    #[arg(long, value_name = "FILE", requires = "etcd_cert")]
-    pub etcd_key: Option<PathBuf>,
-    /// An etcd user (give it a role limited to rampart's prefix).
-    #[arg(long, value_name = "NAME", requires = "etcd_password_file")]
-    pub etcd_user: Option<String>,
-    /// A file holding that user's password (mode 600: readable by others, it is refused).
-    #[arg(long, value_name = "FILE", requires = "etcd_user")]
-    pub etcd_password_file: Option<PathBuf>,
-}
-
-/// `rampart pki …`.
-#[derive(Debug, Subcommand)]
-pub enum PkiCommand {
-    /// Create the CA of another trust domain (environment) under pki/<DOMAIN>/.
-    Init {
-        /// The trust domain.
-        #[arg(long)]
-        domain: TrustDomain,
-        /// Replace an existing CA of this domain (the old one is moved to pki/.replaced/).
-        #[arg(long)]
-        force: bool,
-        /// Validity of the CA certificate, in days.
-        #[arg(long, default_value_t = 3650, value_name = "DAYS")]
-        days: u32,
-        /// Key type of the CA.
-        #[arg(long, default_value = "p256", value_name = "TYPE", value_parser = key_types())]
-        key_type: KeyType,
-    },
-    /// Issue a certificate and key: pki/<DOMAIN>/issued/<NAME>.pem and <NAME>.key (0600).
-    Issue(IssueArgs),
-    /// List issued certificates with their status (valid, expiring soon, expired, revoked).
-    List {
-        /// Only this trust domain [default: every domain of the home].
-        #[arg(long)]
-        domain: Option<TrustDomain>,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show what a certificate says, and whether its domain's CA signed it and revoked it.
-    Inspect {
-        /// A certificate file (PEM or DER), or the name of an issued certificate.
-        file_or_name: String,
-        /// Domain to look the name up in [default: the home's domain].
-        #[arg(long)]
-        domain: Option<TrustDomain>,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Revoke a certificate and regenerate the domain's CRL.
-    Revoke {
-        /// Trust domain [default: the home's domain].
-        #[arg(long)]
-        domain: Option<TrustDomain>,
-        /// The certificate's name.
-        #[arg(long)]
-        name: EntityName,
-        /// Why: unspecified, key-compromise, ca-compromise, affiliation-changed, superseded,
-        /// cessation-of-operation, certificate-hold, privilege-withdrawn.
-        #[arg(long, default_value = "unspecified", value_name = "REASON")]
-        reason: RevocationReason,
-        /// Revoke the certificate with this serial (hex) instead of the current one.
-        #[arg(long, conflicts_with = "all", value_name = "HEX")]
-        serial: Option<String>,
-        /// Revoke every still-valid certificate of this name, renewed-away ones included.
-        #[arg(long)]
-        all: bool,
-    },
-    /// Issue a new key and certificate for the same identity; the old one stays valid until it
-    /// expires unless revoked.
-    Renew {
-        /// Trust domain [default: the home's domain].
-        #[arg(long)]
-        domain: Option<TrustDomain>,
-        /// The certificate's name.
-        #[arg(long)]
-        name: EntityName,
-        /// Validity in days [default: the same as the old certificate].
-        #[arg(long, value_name = "DAYS")]
-        days: Option<u32>,
-        /// Key type [default: the same as the old certificate].
-        #[arg(long, value_name = "TYPE", value_parser = key_types())]
-        key_type: Option<KeyType>,
-    },
-    /// Regenerate the domain's CRL (do so before its next-update passes) and summarise it.
-    Crl {
-        /// Trust domain [default: the home's domain].
-        #[arg(long)]
-        domain: Option<TrustDomain>,
-    },
-    /// Write the domain's CA bundle (PEM) for a peer network to install, and its fingerprint
-    /// (sha256:…, on standard error) for the peer's operator to compare or pin.
-    Bundle {
-        /// Trust domain [default: the home's domain].
-        #[arg(long)]
-        domain: Option<TrustDomain>,
-        /// Write it to this file instead of standard output.
-        #[arg(long, value_name = "FILE")]
-        out: Option<PathBuf>,
-    },
-}
-
-/// `rampart pki issue`.
-#[derive(Debug, Args)]
-pub struct IssueArgs {
-    /// Trust domain [default: the home's domain].
-    #[arg(long)]
-    pub domain: Option<TrustDomain>,
-    /// What the holder is: gateway, node, peer (servers) or user, admin (clients).
-    #[arg(long, value_parser = roles())]
-    pub role: Role,
-    /// Who the holder is: letters, digits, '.', '-', '_'.
-    #[arg(long)]
-    pub name: EntityName,
-    /// DNS name for a server certificate (repeatable) [default: localhost, 127.0.0.1, ::1].
-    #[arg(long = "dns", value_name = "HOST")]
-    pub dns: Vec<String>,
-    /// IP address for a server certificate (repeatable).
-    #[arg(long = "ip", value_name = "ADDR")]
-    pub ips: Vec<IpAddr>,
-    /// Validity in days.
-    #[arg(long, default_value_t = 365, value_name = "DAYS")]
-    pub days: u32,
-    /// Key type.
-    #[arg(long, default_value = "p256", value_name = "TYPE", value_parser = key_types())]
-    pub key_type: KeyType,
-}
-
-fn key_types() -> clap::builder::ValueParser {
-    let names = KeyType::ALL.map(KeyType::as_str);
-    clap::builder::PossibleValuesParser::new(names).try_map(|s| s.parse::<KeyType>()).into()
-}
-
-fn roles() -> clap::builder::ValueParser {
-    let names = Role::ALL.map(Role::as_str);
-    clap::builder::PossibleValuesParser::new(names).try_map(|s| s.parse::<Role>()).into()
 }
 
 #[cfg(test)]

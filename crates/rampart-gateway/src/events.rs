@@ -78,8 +78,8 @@ impl State {
             }
             // Refused by the HTTP/1.1 parser before a request existed: the same events as
             // when admission refuses them.
-            ConnProblem::HeadersTooLarge => drop(self.refused(Refusal::HeadTooLarge, source, None, None)),
-            ConnProblem::UriTooLong => drop(self.refused(Refusal::UriTooLong, source, None, None)),
+            ConnProblem::HeadersTooLarge => self.record_refusal(Refusal::HeadTooLarge, source, None, None),
+            ConnProblem::UriTooLong => self.record_refusal(Refusal::UriTooLong, source, None, None),
             _ => {}
         }
     }
@@ -93,10 +93,21 @@ impl State {
         principal: Option<String>,
         service: Option<&str>,
     ) -> http::Response<Body> {
+        self.record_refusal(refusal, source, principal, service);
+        refusal.answer()
+    }
+
+    /// The event of a refusal of admission, if it has one.
+    fn record_refusal(
+        &self,
+        refusal: Refusal,
+        source: impl Into<Source>,
+        principal: Option<String>,
+        service: Option<&str>,
+    ) {
         if let Some((kind, why)) = refusal.event() {
             self.event(kind, source, principal, service, why);
         }
-        refusal.answer()
     }
 }
 

@@ -8,9 +8,10 @@ use std::fmt;
 use crate::identity::TrustDomain;
 use crate::inspect::cert_from_der;
 
-/// Most certificates a bundle may hold, and its largest size: a bundle comes from a peer.
+/// Most certificates a bundle may hold.
 const MAX_CERTS: usize = 8;
-const MAX_BYTES: usize = 64 << 10;
+/// A bundle's largest size: it comes from a peer (readers of a bundle stop here).
+pub const MAX_BYTES: usize = 64 << 10;
 
 /// Why a bundle was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -34,6 +34,8 @@ fn a_peer_is_trusted_by_its_bundle_and_fingerprint_listed_and_removed() {
     let why =
         refused(&east, &["network", "add", "west", "--url", url, "--bundle", key.to_str().unwrap()], "");
     assert!(why.contains("CA bundle"), "a key is no bundle: {why}");
+    let why = refused(&east, &["network", "add", "west", "--url", url, "--bundle", "/dev/zero"], "");
+    assert!(why.contains("over 64 KiB"), "an endless file is refused, not read forever: {why}");
 
     let added =
         ok(&east, &["network", "add", "west", "--url", url, "--bundle", b, "--fingerprint", &fingerprint]);

@@ -8,13 +8,25 @@ use crate::cli::NetworkCommand;
 use crate::cmd::{block_on, now_secs, print_table};
 use crate::home::Home;
 
+/// Reads a bundle file, no more than a bundle may be plus one byte (so `--bundle /dev/zero`
+/// is refused as too large, not read forever).
+fn read_bounded(path: &std::path::Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut pem = Vec::new();
+    file.take(rampart_pki::bundle::MAX_BYTES as u64 + 1)
+        .read_to_end(&mut pem)
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(pem)
+}
+
 pub fn run(home: &Home, cmd: NetworkCommand) -> Result<()> {
     let config = home.config()?;
     block_on(async {
         let store = home.open_store().await?;
         match cmd {
             NetworkCommand::Add { name, urls, bundle, fingerprint } => {
-                let pem = std::fs::read(&bundle).with_context(|| format!("reading {}", bundle.display()))?;
+                let pem = read_bounded(&bundle)?;
                 let peer = Peer::new(&config.domain, name, urls, &pem, fingerprint.as_deref(), now_secs())?;
                 peers::add(store.as_ref(), &peer).await?;
                 outln!(

@@ -34,6 +34,6 @@ pub mod users;
 pub use error::{AuthError, Result, TokenRefusal};
 pub use names::ServiceName;
 pub use policy::{AllowedBy, Authorized, Denied, Effect, Pattern, PolicySet, Rule};
-pub use principal::{Credential, Principal};
+pub use principal::{Credential, Principal, VouchRefusal};
 pub use tokens::{TokenPolicy, TokenRecord};
 pub use users::{NewUser, User};

@@ -116,6 +116,15 @@ pub fn check_user(name: &str) -> Result<()> {
     })
 }
 
+/// Whether `subject` is a principal of `domain` as that network names it: `user/<name>`, or a
+/// `spiffe://<domain>/…` identity (what a peer gateway may vouch for).
+pub fn is_subject_of(subject: &str, domain: &rampart_pki::TrustDomain) -> bool {
+    match subject.strip_prefix("user/") {
+        Some(user) => check_user(user).is_ok(),
+        None => rampart_pki::SpiffeId::parse(subject).is_ok_and(|id| id.domain == *domain),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

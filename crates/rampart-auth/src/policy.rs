@@ -31,7 +31,8 @@ pub enum Effect {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum Pattern {
-    /// Everyone authenticated: `*`.
+    /// Everyone this network authenticated itself: `*` (not callers vouched for by a peer
+    /// network: they are let in only by a rule that names their network).
     Anyone,
     /// Every principal of a role: `role:<role>`.
     Role(Role),
@@ -41,16 +42,30 @@ pub enum Pattern {
     Identity(SpiffeId),
     /// One user, by token or by a user certificate: `user/<name>`.
     User(String),
+    /// Callers a peer network vouches for: `peer:<domain>/*`, or one of them as that network
+    /// knows it, `peer:<domain>/user/<name>` or `peer:<domain>/spiffe://<domain>/…`.
+    Peer {
+        /// The peer network.
+        domain: TrustDomain,
+        /// The caller as its network knows it; `None` for all of them.
+        subject: Option<String>,
+    },
 }
 
 impl Pattern {
     fn matches(&self, p: &Principal) -> bool {
         match self {
-            Pattern::Anyone => true,
+            Pattern::Anyone => !matches!(p.credential(), Credential::Vouched { .. }),
             Pattern::Role(r) => p.role() == *r,
             Pattern::Domain(d) => p.domain() == d,
             Pattern::Identity(id) => matches!(p.credential(), Credential::Certificate(c) if c == id),
             Pattern::User(u) => p.user() == Some(u.as_str()),
+            Pattern::Peer { domain, subject } => match p.credential() {
+                Credential::Vouched { by, subject: s } => {
+                    by.domain == *domain && subject.as_ref().is_none_or(|want| want == s)
+                }
+                _ => false,
+            },
         }
     }
 }
@@ -77,8 +92,27 @@ impl FromStr for Pattern {
             crate::names::check_user(u).map_err(|_| bad("bad user name"))?;
             return Ok(Pattern::User(u.to_owned()));
         }
-        Err(bad("expected *, role:<role>, domain:<domain>, spiffe://<domain>/<role>/<name> or user/<name>"))
+        if let Some(rest) = s.strip_prefix("peer:") {
+            return peer_pattern(rest).ok_or_else(|| {
+                bad("expected peer:<domain>/*, peer:<domain>/user/<name> or peer:<domain>/spiffe://<domain>/<role>/<name>")
+            });
+        }
+        Err(bad(
+            "expected *, role:<role>, domain:<domain>, spiffe://<domain>/<role>/<name>, user/<name> or peer:<domain>/…",
+        ))
     }
+}
+
+/// `<domain>/*` or `<domain>/<subject>`, the subject a principal of that domain.
+fn peer_pattern(rest: &str) -> Option<Pattern> {
+    let (domain, subject) = rest.split_once('/')?;
+    let domain = TrustDomain::new(domain).ok()?;
+    let subject = match subject {
+        "*" => None,
+        s if crate::names::is_subject_of(s, &domain) => Some(s.to_owned()),
+        _ => return None,
+    };
+    Some(Pattern::Peer { domain, subject })
 }
 
 impl TryFrom<String> for Pattern {
@@ -102,6 +136,9 @@ impl fmt::Display for Pattern {
             Pattern::Domain(d) => write!(f, "domain:{d}"),
             Pattern::Identity(id) => write!(f, "{id}"),
             Pattern::User(u) => write!(f, "user/{u}"),
+            Pattern::Peer { domain, subject } => {
+                write!(f, "peer:{domain}/{}", subject.as_deref().unwrap_or("*"))
+            }
         }
     }
 }
@@ -351,12 +388,72 @@ mod tests {
         assert!(set.authorize(&peer, "anything", "POST").is_err());
     }
 
+    /// A caller vouched for by a peer is let in only by a rule naming its network (`peer:` or
+    /// `domain:`), never by `*` or by a rule about a local user of the same name.
+    #[test]
+    fn a_vouched_caller_matches_only_rules_that_name_its_network() {
+        let prod = TrustDomain::new("prod").unwrap();
+        let gateway = for_tests("spiffe://east/gateway/gw");
+        let vouch = |s: &str| Principal::vouched(&gateway, &prod, s).unwrap();
+        let (alice, carol) = (vouch("user/alice"), vouch("spiffe://east/user/carol"));
+        assert_eq!(alice.name(), "peer:east/user/alice");
+        assert_eq!(carol.name(), "peer:east/spiffe://east/user/carol");
+        assert!(!alice.is_admin() && alice.user().is_none() && alice.vouchable().is_none());
+        let set = PolicySet::new([
+            rule("1", "hello", "peer:east/user/alice", &[], Effect::Allow),
+            rule("2", "echo", "peer:east/*", &[], Effect::Allow),
+            rule("3", "data", "domain:east", &[], Effect::Allow),
+            rule("4", "*", "*", &[], Effect::Allow),
+            rule("5", "*", "user/alice", &[], Effect::Allow),
+            rule("6", "time", "peer:east/spiffe://east/user/carol", &[], Effect::Allow),
+        ]);
+        assert!(set.authorize(&alice, "hello", "GET").is_ok());
+        assert!(set.authorize(&carol, "hello", "GET").is_err());
+        assert!(
+            set.authorize(&alice, "echo", "POST").is_ok() && set.authorize(&carol, "echo", "GET").is_ok()
+        );
+        assert!(set.authorize(&carol, "data", "GET").is_ok());
+        assert!(
+            set.authorize(&carol, "time", "GET").is_ok() && set.authorize(&alice, "time", "GET").is_err()
+        );
+        assert!(set.authorize(&alice, "other", "GET").is_err(), "neither * nor user/alice lets a peer in");
+        // Only a peer network's gateway vouches, and only for its own network's principals.
+        let local_gateway = for_tests("spiffe://prod/gateway/gw");
+        let node = for_tests("spiffe://east/node/n1");
+        assert!(Principal::vouched(&local_gateway, &prod, "user/alice").is_err());
+        assert!(Principal::vouched(&node, &prod, "user/alice").is_err());
+        for bad in ["spiffe://west/user/x", "alice", "user/../x", "peer:east/user/alice", ""] {
+            assert!(Principal::vouched(&gateway, &prod, bad).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn patterns_parse_and_print() {
-        for p in ["*", "role:node", "domain:prod", "spiffe://prod/user/alice", "user/alice"] {
+        for p in [
+            "*",
+            "role:node",
+            "domain:prod",
+            "spiffe://prod/user/alice",
+            "user/alice",
+            "peer:east/*",
+            "peer:east/user/alice",
+            "peer:east/spiffe://east/user/carol",
+        ] {
             assert_eq!(p.parse::<Pattern>().unwrap().to_string(), p);
         }
-        for bad in ["", "role:king", "domain:Prod", "spiffe://x", "alice", "user/../x", "**"] {
+        for bad in [
+            "",
+            "role:king",
+            "domain:Prod",
+            "spiffe://x",
+            "alice",
+            "user/../x",
+            "**",
+            "peer:east",
+            "peer:east/alice",
+            "peer:east/spiffe://west/user/x",
+            "peer:/*",
+        ] {
             assert!(bad.parse::<Pattern>().is_err(), "{bad}");
         }
     }

@@ -16,6 +16,27 @@ pub enum Credential {
         /// The token's id.
         id: String,
     },
+    /// Vouched for by a peer network's gateway (verified by its certificate, in the TLS
+    /// handshake, against that network's bundle) in a signed assertion.
+    Vouched {
+        /// The peer gateway that vouched.
+        by: SpiffeId,
+        /// The caller as its home network knows it: `user/<name>` or a `spiffe://` identity
+        /// of that network.
+        subject: String,
+    },
+}
+
+/// Why a peer gateway's word about a caller was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VouchRefusal {
+    /// The voucher is not a peer network's gateway verified by its certificate.
+    #[error("only a peer network's gateway, by its certificate, may vouch for a caller")]
+    NotPeerGateway,
+    /// The subject is not a principal of the voucher's own network.
+    #[error("{0:?} is not a principal of the vouching network (user/<name> or spiffe://<its domain>/...)")]
+    BadSubject(String),
 }
 
 /// An authenticated caller.
@@ -55,6 +76,28 @@ impl Principal {
         Principal { credential: Credential::Token { id }, role, domain, user: Some(user) }
     }
 
+    /// A caller that the peer gateway `by` (a certificate principal of role gateway, of a
+    /// domain other than `local`) vouches for as `subject`, a principal of its own network.
+    /// Its name is `peer:<domain>/<subject>`, so a vouched identity never looks like one
+    /// verified directly; its role is `peer`; it is never a user or an admin here.
+    pub fn vouched(by: &Principal, local: &TrustDomain, subject: &str) -> Result<Self, VouchRefusal> {
+        let Credential::Certificate(gateway) = &by.credential else {
+            return Err(VouchRefusal::NotPeerGateway);
+        };
+        if gateway.role != Role::Gateway || gateway.domain == *local {
+            return Err(VouchRefusal::NotPeerGateway);
+        }
+        if !crate::names::is_subject_of(subject, &gateway.domain) {
+            return Err(VouchRefusal::BadSubject(subject.chars().take(100).collect()));
+        }
+        Ok(Principal {
+            role: Role::Peer,
+            domain: gateway.domain.clone(),
+            user: None,
+            credential: Credential::Vouched { by: gateway.clone(), subject: subject.to_owned() },
+        })
+    }
+
     /// How it authenticated.
     pub fn credential(&self) -> &Credential {
         &self.credential
@@ -65,7 +108,8 @@ impl Principal {
         self.role
     }
 
-    /// Its trust domain (a token's is the verifying gateway's).
+    /// Its trust domain (a token's is the verifying gateway's; a vouched caller's is its home
+    /// network's).
     pub fn domain(&self) -> &TrustDomain {
         &self.domain
     }
@@ -80,11 +124,26 @@ impl Principal {
         self.role == Role::Admin
     }
 
-    /// The name policy and events use: the certificate identity, or `user/<name>`.
+    /// The name policy and events use: the certificate identity, `user/<name>`, or
+    /// `peer:<domain>/<subject>`.
     pub fn name(&self) -> String {
         match &self.credential {
             Credential::Certificate(id) => id.to_string(),
             Credential::Token { .. } => format!("user/{}", self.user.as_deref().unwrap_or("?")),
+            Credential::Vouched { by, subject } => format!("peer:{}/{subject}", by.domain),
+        }
+    }
+
+    /// The principal as its own network knows it, which a gateway vouches for when it forwards
+    /// the call to a peer: `user/<name>` for a user however it authenticated (token or
+    /// certificate), else the certificate identity. `None` for a caller vouched by a peer:
+    /// such a caller is never passed on.
+    pub fn vouchable(&self) -> Option<String> {
+        match (&self.credential, &self.user) {
+            (Credential::Vouched { .. }, _) => None,
+            (Credential::Certificate(id), _) => Some(id.to_string()),
+            (Credential::Token { .. }, Some(user)) => Some(format!("user/{user}")),
+            (Credential::Token { .. }, None) => None,
         }
     }
 }

@@ -46,6 +46,13 @@ impl ReplayGuard {
     /// Call it only after the token's signature checked out, so forged tokens cannot fill it.
     pub fn check_and_record(&mut self, token: &str, timestamp: u64, ttl_secs: u64, now: u64) -> Result<()> {
         let id = token_id(token).ok_or(CryptoError::Malformed("too short"))?;
+        self.check_and_record_id(id, timestamp.saturating_add(ttl_secs), now)
+    }
+
+    /// Records a one-time id (of something authenticated) valid until `expiry`; refuses it if
+    /// it was recorded before and has not expired. The same bounds as
+    /// [`ReplayGuard::check_and_record`].
+    pub fn check_and_record_id(&mut self, id: u128, expiry: u64, now: u64) -> Result<()> {
         self.forget_expired(now);
         if self.seen.contains(&id) {
             return Err(CryptoError::Replayed);
@@ -53,7 +60,6 @@ impl ReplayGuard {
         if self.seen.len() >= self.capacity {
             return Err(CryptoError::ReplayGuardFull(self.capacity));
         }
-        let expiry = timestamp.saturating_add(ttl_secs);
         self.seen.insert(id);
         self.by_expiry.insert((expiry, id));
         Ok(())

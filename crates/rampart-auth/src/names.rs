@@ -42,6 +42,13 @@ impl ServiceName {
     }
 }
 
+impl FromStr for ServiceName {
+    type Err = AuthError;
+    fn from_str(s: &str) -> Result<Self> {
+        ServiceName::parse(s)
+    }
+}
+
 impl fmt::Display for ServiceName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -150,6 +150,20 @@ kinds! {
     EnvelopeReplayed = "envelope_replayed", Critical;
     /// The replay guard is full: encrypted requests are refused until claims expire.
     ReplayGuardFull = "replay_guard_full", Critical;
+    // Federation.
+    /// A peer network's gateway stopped answering its catalog (or answered too late).
+    PeerDown = "peer_down", Warning;
+    /// A peer network's gateway answers its catalog again.
+    PeerUp = "peer_up", Info;
+    /// A peer gateway's assertion of its caller was missing, malformed, not signed by it,
+    /// for another network or request, or expired.
+    AssertionRefused = "assertion_refused", Warning;
+    /// A peer gateway's assertion seen before: a replay.
+    AssertionReplayed = "assertion_replayed", Critical;
+    /// A forwarded request that already passed this network, or too many networks.
+    FederationLoop = "federation_loop", Warning;
+    /// A peer asked for a service not exported to it (or not hosted here).
+    PeerNotExported = "peer_not_exported", Warning;
 }
 
 impl fmt::Display for EventKind {

@@ -51,6 +51,10 @@ impl Gateway {
             Duration::from_millis(state.config.probe_interval_ms),
         ));
         tasks.spawn(follow_policy(state.store.clone(), state.policy.clone()));
+        if let Some(federation) = &state.federation {
+            tasks.spawn(crate::federation::follow(federation.clone(), state.store.clone()));
+            tasks.spawn(crate::federation::catalog::follow(state.clone(), federation.clone()));
+        }
         if shared {
             tasks.spawn(cluster::publish(state.clone()));
             tasks.spawn(cluster::follow(state.clone()));

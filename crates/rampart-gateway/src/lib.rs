@@ -19,6 +19,7 @@
 //! - [`api`]: `/_rampart/…` — `admin`, `internal` (what nodes call), `registry` (the store
 //!   API), `token`; the dashboard's assets (`dashboard`) and event stream (`stream`);
 //! - [`envelopes`]: the network-wide replay guard nodes claim envelopes through;
+//! - [`federation`]: peer networks — trust, exports, their catalogs, requests to and from them;
 //! - `events`: refusals and node changes as security events; [`metrics`]: their counters;
 //! - [`cluster`]: events and bans shared with the other gateways of a shared registry;
 //! - `reply`: JSON error answers.
@@ -33,6 +34,7 @@ pub mod cluster;
 pub mod config;
 mod dashboard;
 pub mod envelopes;
+pub mod federation;
 pub mod forward;
 pub mod forwarded;
 mod gateway;
@@ -91,6 +93,8 @@ pub struct State {
     pub(crate) claim_leases: envelopes::ClaimLeases,
     /// This network's CA bundle, served to peers (`GET /_rampart/bundle`).
     pub(crate) bundle: Option<rampart_pki::bundle::Bundle>,
+    /// Peer networks: whom we trust, what we export and import.
+    pub(crate) federation: Option<Arc<federation::Federation>>,
     /// Turns true when the gateway begins to stop: what never ends by itself (event
     /// streams) ends then, so the drain does not wait for it.
     closing: tokio::sync::watch::Sender<bool>,
@@ -127,6 +131,7 @@ impl State {
             draining: Default::default(),
             claim_leases: Default::default(),
             bundle: None,
+            federation: None,
             closing: tokio::sync::watch::Sender::new(false),
             config,
         }
@@ -137,6 +142,12 @@ impl State {
     /// Serves `bundle` as this network's CA bundle.
     pub fn with_bundle(mut self, bundle: rampart_pki::bundle::Bundle) -> Self {
         self.bundle = Some(bundle);
+        self
+    }
+
+    /// Federates with the peer networks in the registry.
+    pub fn with_federation(mut self, federation: federation::Federation) -> Self {
+        self.federation = Some(Arc::new(federation));
         self
     }
 

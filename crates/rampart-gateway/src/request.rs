@@ -11,7 +11,7 @@ use rampart_events::EventKind;
 use rampart_net::contract::path;
 use rampart_net::{Body, ConnInfo};
 
-use crate::{State, api, authn, dashboard, forward, forwarded, reply, upstream};
+use crate::{State, api, authn, dashboard, federation, forward, forwarded, reply, upstream};
 
 /// `/<service>/<rest>` → (service, rest); `rest` keeps its leading `/`.
 fn split(path: &str) -> (&str, &str) {
@@ -37,9 +37,7 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>, conn: Arc<
         [] => conn,
         trusted => match forwarded::client_of(conn.remote, req.headers(), trusted) {
             client if client == conn.remote => conn,
-            client => {
-                Arc::new(ConnInfo { remote: client, peer: conn.peer, principal: conn.principal.clone() })
-            }
+            client => Arc::new(ConnInfo { remote: client, ..ConnInfo::clone(&conn) }),
         },
     };
     let (service, rest) = match screen(&state, &req, &conn).await {
@@ -102,8 +100,19 @@ async fn route(
     service: &str,
     rest: &str,
 ) -> Response<Body> {
-    match admit(state, &req, conn, service).await {
-        Ok(principal) => forward::forward(state, req, conn, service, rest, &principal).await,
+    // A peer network's gateway, verified against that network's bundle: its assertion names
+    // the caller.
+    let peer = conn.principal.as_ref().and_then(|p| Some((federation::catalog::peer_gateway(state, p)?, p)));
+    let admitted = match (&state.federation, peer) {
+        (Some(federation), Some((domain, gateway))) => {
+            federation::inbound::admit(state, federation, &req, conn, (&domain, gateway), service)
+        }
+        _ => admit(state, &req, conn, service).await.map(|p| (p, None)),
+    };
+    match admitted {
+        Ok((principal, deadline)) => {
+            forward::forward(state, req, conn, (service, rest), &principal, deadline).await
+        }
         Err(refused) => reply::after_body(req, refused).await,
     }
 }
@@ -125,7 +134,9 @@ async fn admit(
     if let Err(refusal) = state.admission.principal(&principal.name()) {
         return Err(state.refused(refusal, conn, Some(principal.name()), Some(service)));
     }
-    let known = !service.is_empty() && upstream::Upstreams::knows(state.nodes.as_ref(), service);
+    let known = !service.is_empty()
+        && (upstream::Upstreams::knows(state.nodes.as_ref(), service)
+            || state.federation.as_ref().is_some_and(|f| f.imports(service)));
     if !known {
         return Err(reply::error(
             StatusCode::NOT_FOUND,

@@ -47,7 +47,7 @@ pub fn incoming(body: Incoming) -> Body {
 }
 
 /// What a handler knows about the connection a request came on.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ConnInfo {
     /// The client's address: the peer's, or the one a trusted forwarder's PROXY protocol
     /// header gave.
@@ -56,6 +56,9 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// The principal of the client certificate, if one was presented and verified.
     pub principal: Option<Principal>,
+    /// That certificate (DER), for what is checked against its key (a peer gateway's
+    /// assertions).
+    pub certificate: Option<rustls::pki_types::CertificateDer<'static>>,
 }
 
 /// Where a connection or request comes from: the client, and the immediate peer (a load
@@ -250,8 +253,12 @@ impl Https {
             Err(_) => return self.refused(source, Some(HandshakeRefusal::TimedOut)),
         };
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-        let principal = Principal::from_tls(tls.get_ref().1).ok().flatten();
-        let info = Arc::new(ConnInfo { remote, peer, principal });
+        let session = tls.get_ref().1;
+        let principal = Principal::from_tls(session).ok().flatten();
+        let certificate = principal
+            .as_ref()
+            .and_then(|_| session.peer_certificates()?.first().map(|c| c.clone().into_owned()));
+        let info = Arc::new(ConnInfo { remote, peer, principal, certificate });
         // A request line longer than the URI limit (plus method and version), or longer than
         // the head buffer can hold, is a URI too long: 414, not the parser's 431.
         let max_line = (limits.max_uri_bytes + 16).min(head_buffer(limits) - 1);

@@ -24,6 +24,7 @@ use rustls::{
 };
 
 use crate::error::{NetError, Result};
+use crate::trust::TrustDomains;
 
 /// The one crypto provider rampart uses, installed explicitly in every config.
 pub fn provider() -> Arc<CryptoProvider> {
@@ -145,6 +146,27 @@ pub fn server_config_with_crl_updates(
     auth: ClientAuth,
     roles: Option<&[Role]>,
 ) -> Result<(ServerConfig, Option<CrlUpdater>)> {
+    server_config_of(m, auth, roles, None)
+}
+
+/// The front door's config: [`server_config_with_crl_updates`] that also accepts the gateways
+/// of peer networks, each certificate verified against the bundle of the domain it names
+/// ([`TrustDomains`], changing while the server runs) and only with role `gateway`. Whatever
+/// `auth` says, a peer gateway must present its certificate (with `Off`, none is asked).
+pub fn front_door_config(
+    m: &TlsMaterial,
+    auth: ClientAuth,
+    peers: &TrustDomains,
+) -> Result<(ServerConfig, Option<CrlUpdater>)> {
+    server_config_of(m, auth, None, Some(peers))
+}
+
+fn server_config_of(
+    m: &TlsMaterial,
+    auth: ClientAuth,
+    roles: Option<&[Role]>,
+    peers: Option<&TrustDomains>,
+) -> Result<(ServerConfig, Option<CrlUpdater>)> {
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| NetError::Tls(e.to_string()))?;
@@ -161,6 +183,7 @@ pub fn server_config_with_crl_updates(
                 hints,
                 domain: m.domain.clone(),
                 roles: roles.map(<[Role]>::to_vec),
+                peers: peers.map(|p| (p.clone(), p.client_verifier())),
             };
             (builder.with_client_cert_verifier(Arc::new(checked)), Some(updater))
         }
@@ -259,6 +282,22 @@ pub fn client_config(
         }
         None => Ok(builder.with_no_client_auth()),
     }
+}
+
+/// A client config for calling a peer network's gateways: our gateway certificate presented,
+/// theirs verified against `bundle` (that network's CAs alone), with the names it serves and
+/// the identity `spiffe://<peer>/gateway/…`.
+pub fn peer_client_config(
+    material: &TlsMaterial,
+    peer: &TrustDomain,
+    bundle: &rampart_pki::bundle::Bundle,
+) -> Result<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    for der in bundle.certs() {
+        roots.add(CertificateDer::from(der.clone())).map_err(|e| NetError::Tls(e.to_string()))?;
+    }
+    let identity = Some((material.chain.clone(), material.key.clone_key()));
+    client_config(peer, Arc::new(roots), Vec::new(), identity, &[Role::Gateway])
 }
 
 /// Which node names are registered at which address, as the registry says: the gateway keeps
@@ -422,6 +461,18 @@ struct RoleCheckedClient {
     hints: Vec<DistinguishedName>,
     domain: TrustDomain,
     roles: Option<Vec<Role>>,
+    /// Peer networks whose gateways may connect, and the verifier that checks each against
+    /// its own domain's bundle.
+    peers: Option<(TrustDomains, Arc<dyn ClientCertVerifier>)>,
+}
+
+impl RoleCheckedClient {
+    /// The peer verifier, when `cert` names a peer network's identity.
+    fn peer_of(&self, cert: &CertificateDer<'_>) -> Option<(SpiffeId, &Arc<dyn ClientCertVerifier>)> {
+        let (domains, verifier) = self.peers.as_ref()?;
+        let id = identity_of(cert).ok()?;
+        (id.domain != self.domain && domains.knows(&id.domain)).then_some((id, verifier))
+    }
 }
 
 impl ClientCertVerifier for RoleCheckedClient {
@@ -440,6 +491,12 @@ impl ClientCertVerifier for RoleCheckedClient {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> std::result::Result<ClientCertVerified, rustls::Error> {
+        if let Some((id, peer)) = self.peer_of(end_entity) {
+            // A peer network's gateway, against that network's bundle alone.
+            let ok = peer.verify_client_cert(end_entity, intermediates, now)?;
+            check_id(&id, &id.domain, &[Role::Gateway])?;
+            return Ok(ok);
+        }
         let ok = self
             .inner
             .load()

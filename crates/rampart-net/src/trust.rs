@@ -59,6 +59,11 @@ impl TrustDomains {
         });
     }
 
+    /// Whether `domain`'s bundle is held.
+    pub fn knows(&self, domain: &TrustDomain) -> bool {
+        self.by_domain.load().contains_key(domain)
+    }
+
     /// A verifier of client certificates that sends each to its own domain's roots.
     pub fn client_verifier(&self) -> Arc<dyn ClientCertVerifier> {
         Arc::new(PerDomain { domains: self.clone() })

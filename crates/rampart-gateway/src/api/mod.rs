@@ -12,6 +12,7 @@
 //! | `GET /_rampart/status` | an admin | nodes and services |
 //! | `POST /_rampart/token` | a user, by basic auth | a token for a password |
 //! | `GET /_rampart/bundle` | anyone | this network's CA bundle (public; a peer pins its fingerprint) |
+//! | `GET /_rampart/federation/catalog` | a peer network's gateway (certificate) | what we export to it |
 
 use std::future::Future;
 use std::sync::Arc;
@@ -98,6 +99,17 @@ async fn dispatch(
     }
     if (method.clone(), rest) == (Method::GET, "/events") {
         return crate::stream::events(&state, req.headers(), req.uri().query());
+    }
+    if (method.clone(), rest) == (Method::GET, "/federation/catalog") {
+        let peer = crate::federation::catalog::peer_gateway(&state, &principal);
+        return match (&state.federation, peer) {
+            (Some(federation), Some(peer)) => crate::federation::catalog::serve(&state, federation, &peer),
+            _ => {
+                let why = format!("{principal} is not a peer network's gateway");
+                state.event(EventKind::InternalForbidden, &*conn, Some(principal.name()), None, &why);
+                reply::error(StatusCode::FORBIDDEN, "forbidden", "the catalog is for peer networks' gateways")
+            }
+        };
     }
     let body = match read_body(req).await {
         Ok(b) => b,

@@ -36,6 +36,8 @@ pub(super) struct GatewayFile {
     retry: Option<Retry>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     health: Option<Health>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    federation: Option<Federation>,
     // The flat keys of earlier versions (deprecated): read, never written.
     #[serde(default, skip_serializing)]
     lease_ttl_ms: Option<u64>,
@@ -146,6 +148,18 @@ struct Health {
     lease_ttl: Option<Duration>,
     #[serde(default, with = "human")]
     heartbeat: Option<Duration>,
+}
+
+/// `[gateway.federation]`: peer networks.
+#[derive(Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Federation {
+    #[serde(default, with = "human")]
+    catalog_interval: Option<Duration>,
+    #[serde(default, with = "human")]
+    peer_stale_after: Option<Duration>,
+    #[serde(default)]
+    max_chain: Option<usize>,
 }
 
 /// Durations as humans write them, in and out.
@@ -327,6 +341,11 @@ impl TryFrom<GatewayFile> for GatewayConfig {
         );
         set!(lease_ttl_ms, h.lease_ttl.map(ms), flat.lease_ttl_ms, ("health.lease_ttl", "lease_ttl_ms"));
         set!(heartbeat_ms, h.heartbeat.map(ms), flat.heartbeat_ms, ("health.heartbeat", "heartbeat_ms"));
+        let fed = f.federation.take().unwrap_or_default();
+        let (interval, stale) = (fed.catalog_interval.map(ms), fed.peer_stale_after.map(ms));
+        set!(catalog_interval_ms, interval, None, ("federation.catalog_interval", ""));
+        set!(peer_stale_after_ms, stale, None, ("federation.peer_stale_after", ""));
+        set!(max_chain, fed.max_chain, None, ("federation.max_chain", ""));
         check(&c)?;
         Ok(c)
     }
@@ -355,6 +374,15 @@ fn check(c: &GatewayConfig) -> Result<(), String> {
     }
     if !(1..=128).contains(&c.ban_ipv6_prefix) {
         return fail("bans.ban_ipv6_prefix", "must be 1 to 128");
+    }
+    if c.catalog_interval_ms == 0 || c.peer_stale_after_ms <= c.catalog_interval_ms {
+        return fail(
+            "federation.peer_stale_after",
+            "must be longer than federation.catalog_interval, which must be longer than 0",
+        );
+    }
+    if c.max_chain == 0 {
+        return fail("federation.max_chain", "must be at least 1 (the network a request comes from)");
     }
     if c.lease_ttl_ms == 0 || c.heartbeat_ms == 0 || c.heartbeat_ms >= c.lease_ttl_ms {
         return fail("health.heartbeat", "must be longer than 0 and shorter than health.lease_ttl");
@@ -404,6 +432,11 @@ impl From<GatewayConfig> for GatewayFile {
                 probe_interval: Some(d(c.probe_interval_ms)),
                 lease_ttl: Some(d(c.lease_ttl_ms)),
                 heartbeat: Some(d(c.heartbeat_ms)),
+            }),
+            federation: Some(Federation {
+                catalog_interval: Some(d(c.catalog_interval_ms)),
+                peer_stale_after: Some(d(c.peer_stale_after_ms)),
+                max_chain: Some(c.max_chain),
             }),
             ..GatewayFile::default()
         }

@@ -1,5 +1,5 @@
 //! `[gateway]` in `rampart.toml`: read and written in its grouped form (`[gateway.limits]`,
-//! `[gateway.bans]`, `[gateway.retry]`, `[gateway.health]`, durations as `"10s"`) by
+//! `[gateway.bans]`, `[gateway.retry]`, `[gateway.health]`, `[gateway.federation]`, durations as `"10s"`) by
 //! [`file`], which also still reads the flat keys of earlier versions. In memory it is one flat
 //! struct, in milliseconds and seconds.
 
@@ -91,6 +91,14 @@ pub struct GatewayConfig {
     pub max_envelope_claims: usize,
     /// A bearer token that may read `/_rampart/metrics` (besides admins). Default: none.
     pub metrics_token: Option<String>,
+    /// How often each peer network's catalog is asked for, in milliseconds: also its
+    /// heartbeat. Default: 1000.
+    pub catalog_interval_ms: u64,
+    /// A peer whose catalog has not answered for this long is down, in milliseconds.
+    /// Default: 3000.
+    pub peer_stale_after_ms: u64,
+    /// Most networks a request may have passed to be served (508 beyond). Default: 4.
+    pub max_chain: usize,
 }
 
 impl Default for GatewayConfig {
@@ -125,6 +133,9 @@ impl Default for GatewayConfig {
             ban_ipv6_prefix: 64,
             max_envelope_claims: 500_000,
             metrics_token: None,
+            catalog_interval_ms: 1000,
+            peer_stale_after_ms: 3000,
+            max_chain: 4,
             proxy_protocol_from: Vec::new(),
             trusted_proxies: Vec::new(),
         }

@@ -20,6 +20,9 @@ use rampart_net::{Body, ConnInfo};
 use self::attempt::{Attempts, Finished};
 use self::body::BodyError;
 use self::outgoing::Outgoing;
+use crate::federation::Federation;
+use crate::federation::outbound::PeerOutgoing;
+use crate::upstream::Upstreams;
 use crate::{State, reply};
 
 /// Whether a method may be repeated without changing the outcome (RFC 9110 §9.2.2).
@@ -30,14 +33,16 @@ fn idempotent(method: &Method) -> bool {
     )
 }
 
-/// Sends the request to a target of `service` with `rest` (the path after the service).
+/// Sends the request to a target of `service` with `rest` (the path after the service): a
+/// local node when one is live, else a peer network that exports it to us. `deadline`, when
+/// the caller's own is shorter than ours (a peer's request carries what is left of it).
 pub async fn forward(
     state: &State,
     req: Request<Incoming>,
     conn: &ConnInfo,
-    service: &str,
-    rest: &str,
+    (service, rest): (&str, &str),
     principal: &Principal,
+    deadline: Option<Duration>,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let c = &state.config;
@@ -56,19 +61,34 @@ pub async fn forward(
         return resp;
     }
     let outgoing = Outgoing { parts: &parts, body, client: conn.remote, service, rest, principal };
-    let attempts = Attempts {
+    let deadline = Duration::from_millis(c.deadline_ms).min(deadline.unwrap_or(Duration::MAX));
+    let retry_limits = retry::RetryLimits {
+        max_attempts: c.max_attempts,
+        try_timeout: Duration::from_millis(c.try_timeout_ms),
+        deadline,
+    };
+    let replay_safe = idempotent(&parts.method) || key.is_some();
+    let local = Attempts {
         upstreams: state.nodes.as_ref(),
         transport: &state.client,
         events: state,
         budget: &state.budget,
-        limits: retry::RetryLimits {
-            max_attempts: c.max_attempts,
-            try_timeout: Duration::from_millis(c.try_timeout_ms),
-            deadline: Duration::from_millis(c.deadline_ms),
-        },
+        limits: retry_limits,
     };
-    let replay_safe = idempotent(&parts.method) || key.is_some();
-    match attempts.run(service, replay_safe, &outgoing).await {
+    let finished = match to_peer(state, service, principal) {
+        Some((federation, subject)) => {
+            let call = PeerOutgoing {
+                call: &outgoing,
+                subject,
+                federation,
+                deadline: tokio::time::Instant::now() + deadline,
+            };
+            let attempts = Attempts { upstreams: federation, transport: federation, ..local };
+            attempts.run(service, replay_safe, &call).await
+        }
+        None => local.run(service, replay_safe, &outgoing).await,
+    };
+    match finished {
         Finished::Answered(resp, n) => match record {
             Some(r) => {
                 idempotency::keep(state.store.as_ref(), &r, c.idempotency_window_secs, resp, (n, limits.idle))
@@ -78,6 +98,17 @@ pub async fn forward(
         },
         Finished::Reply(resp) => resp,
     }
+}
+
+/// The federation and the caller to vouch for, when `service` goes to a peer: no local replica
+/// is live, a peer exports it to us, and the caller is ours (a caller a peer vouched for is
+/// never passed on to another).
+fn to_peer<'a>(state: &'a State, service: &str, principal: &Principal) -> Option<(&'a Federation, String)> {
+    let federation = state.federation.as_deref()?;
+    if !state.nodes.targets(service).is_empty() || !federation.imports(service) {
+        return None;
+    }
+    Some((federation, principal.vouchable()?))
 }
 
 /// The refusal of a body that could not be read, and its event.

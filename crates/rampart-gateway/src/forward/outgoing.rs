@@ -15,7 +15,7 @@ use rampart_net::{Body, full};
 use crate::upstream::Target;
 
 /// Headers that describe one connection, not the request (RFC 9110 §7.6.1).
-const DROPPED: [HeaderName; 8] = [
+pub(crate) const DROPPED: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     header::PROXY_AUTHENTICATE,
@@ -66,7 +66,8 @@ impl super::attempt::RequestFor for Outgoing<'_> {
             // gateway's word alone.
             let skip = DROPPED.contains(name)
                 || [header::AUTHORIZATION, header::HOST].contains(name)
-                || crate::forwarded::is_forwarding_header(name);
+                || crate::forwarded::is_forwarding_header(name)
+                || wire::is_rampart(name);
             if !skip {
                 headers.append(name.clone(), value.clone());
             }

@@ -33,6 +33,16 @@ pub mod header {
     pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
     /// Set by the gateway on an answer replayed from a recorded outcome.
     pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+    /// Set by a gateway towards a peer network's gateway: its signed assertion of the caller
+    /// (`rampart_federation::assertion`). Believed only from a peer gateway's connection.
+    pub const ASSERTION: HeaderName = HeaderName::from_static("rampart-assertion");
+    /// Set by a gateway on an answer that came from a peer network: which one.
+    pub const NETWORK: HeaderName = HeaderName::from_static("rampart-network");
+
+    /// Whether `name` is one of rampart's own headers (`Rampart-*`), never taken from outside.
+    pub fn is_rampart(name: &HeaderName) -> bool {
+        name.as_str().starts_with("rampart-")
+    }
 
     /// The value of `name` in `headers` as text, if it is there and is text.
     pub fn text<'a>(headers: &'a http::HeaderMap, name: &HeaderName) -> Option<&'a str> {
@@ -70,4 +80,18 @@ pub mod path {
     pub const TOKEN: &str = "/_rampart/token";
     /// The network's CA bundle, for anyone (a peer pins it by its fingerprint).
     pub const BUNDLE: &str = "/_rampart/bundle";
+    /// What this network exports to the calling peer gateway (its catalog and heartbeat).
+    pub const CATALOG: &str = "/_rampart/federation/catalog";
+}
+
+/// The body of [`path::CATALOG`]'s answer.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Catalog {
+    /// The answering network's trust domain.
+    pub domain: String,
+    /// The services it exports to the caller and hosts now, sorted.
+    pub services: Vec<String>,
+    /// Its CA bundle's fingerprint: when it changes, the caller fetches the bundle again over
+    /// the channel the old one verified.
+    pub bundle: Option<String>,
 }

@@ -103,7 +103,9 @@ pub struct RuleArgs {
     /// The service (first path segment), or '*' for every service.
     #[arg(long)]
     pub service: String,
-    /// Whom: user/<name>, spiffe://<domain>/<role>/<name>, role:<role>, domain:<domain> or '*'.
+    /// Whom: user/<name>, spiffe://<domain>/<role>/<name>, role:<role>, domain:<domain>, '*'
+    /// (everyone this network authenticates), or a caller a peer network vouches for:
+    /// peer:<domain>/user/<name>, peer:<domain>/spiffe://… or peer:<domain>/* (all of them).
     #[arg(long)]
     pub principal: String,
     /// HTTP method (repeatable) [default: every method].

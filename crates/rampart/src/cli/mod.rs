@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use rampart_auth::ServiceName;
 use rampart_pki::{EntityName, TrustDomain};
 
 mod access;
@@ -122,10 +123,29 @@ pub enum NetworkCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Stop trusting a peer.
+    /// Stop trusting a peer (and forget what was exported to it).
     Remove {
         /// The peer's trust domain.
         name: TrustDomain,
+    },
+    /// Let a peer network call a service of this network. Nothing is exported by default, and
+    /// only what a node here hosts is offered: a service imported from a peer is never
+    /// exported on. The peer's own policy is not ours: ours still decides who it serves
+    /// (`rampart policy allow --service SERVICE --principal peer:PEER/user/NAME`).
+    Export {
+        /// The service.
+        service: ServiceName,
+        /// The peer's trust domain.
+        #[arg(long = "to", value_name = "PEER")]
+        peer: TrustDomain,
+    },
+    /// Stop letting a peer network call a service.
+    Unexport {
+        /// The service.
+        service: ServiceName,
+        /// The peer's trust domain.
+        #[arg(long = "to", value_name = "PEER")]
+        peer: TrustDomain,
     },
 }
 

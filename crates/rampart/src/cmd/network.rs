@@ -2,6 +2,7 @@
 //! `rampart_federation::peers`.
 
 use anyhow::{Context, Result};
+use rampart_federation::exports;
 use rampart_federation::peers::{self, Peer};
 
 use crate::cli::NetworkCommand;
@@ -57,7 +58,26 @@ pub fn run(home: &Home, cmd: NetworkCommand) -> Result<()> {
             }
             NetworkCommand::Remove { name } => {
                 peers::remove(store.as_ref(), &name).await?;
+                exports::forget(store.as_ref(), &name).await?;
                 outln!("No longer trusting peer network {:?}", name.as_str());
+            }
+            NetworkCommand::Export { service, peer } => {
+                exports::export(store.as_ref(), &peer, &service).await?;
+                outln!(
+                    "Exported {:?} to {:?} (while a node here hosts it; policy still decides who: \
+                     rampart policy allow --service {} --principal peer:{}/user/NAME)",
+                    service.as_str(),
+                    peer.as_str(),
+                    service.as_str(),
+                    peer.as_str()
+                );
+            }
+            NetworkCommand::Unexport { service, peer } => {
+                if exports::unexport(store.as_ref(), &peer, &service).await? {
+                    outln!("{:?} is no longer exported to {:?}", service.as_str(), peer.as_str());
+                } else {
+                    outln!("{:?} was not exported to {:?}", service.as_str(), peer.as_str());
+                }
             }
         }
         Ok(())

@@ -69,12 +69,16 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
         .parse()
         .map_err(|e: String| anyhow::anyhow!("gateway.client_cert: {e}"))?;
     let material = home.material(&config, "gateway").context("loading the gateway certificate")?;
-    let (tls, crl_updates) = rampart_net::tls::server_config_with_crl_updates(&material, mode, None)?;
+    // Peer networks' gateways are verified against their own bundles (kept current by the
+    // gateway's federation as peers are added, removed or rotate their CAs).
+    let peers = rampart_net::trust::TrustDomains::default();
+    let (tls, crl_updates) = rampart_net::tls::front_door_config(&material, mode, &peers)?;
     let crl_path = home.pki().domain_dir(&config.domain).join("crl.pem");
     // Nodes are accepted by the identity registered at the address dialled, not by an address
     // in their certificate: a pod's address is not known when its certificate is issued.
     let addresses = rampart_net::tls::AddressBook::default();
     let client_tls = rampart_net::tls::bound_client_config(&material, Role::Node, addresses.clone())?;
+    let material = Arc::new(material);
     runtime()?.block_on(async move {
         let store = home.open_registry(&config).await?;
         let shared = matches!(config.store, crate::home::StoreConfig::Etcd(_));
@@ -103,6 +107,15 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
         );
         if let Some(bundle) = bundle_of(home, &config) {
             state = state.with_bundle(bundle);
+        }
+        match rampart_gateway::federation::Federation::new(
+            config.domain.clone(),
+            material.clone(),
+            peers,
+            &config.gateway,
+        ) {
+            Ok(federation) => state = state.with_federation(federation),
+            Err(e) => tracing::warn!("no federation with peer networks: {e}"),
         }
         // Other gateways sharing this registry share events and bans with this one.
         let gateway = rampart_gateway::Gateway::start(state, shared);

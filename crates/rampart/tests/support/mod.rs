@@ -160,6 +160,14 @@ impl Network {
         Self::launch(dir, home, nodes, gateway_args)
     }
 
+    /// A network of trust domain `domain` with a gateway and no node yet.
+    pub fn start_in(domain: &str, gateway_args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join(domain);
+        ok(&home, &["init", "--domain", domain]);
+        Self::launch(dir, home, 0, gateway_args)
+    }
+
     /// A gateway and `nodes` nodes on a home `rampart init` already made inside `dir`.
     pub fn launch(dir: tempfile::TempDir, home: PathBuf, nodes: usize, gateway_args: &[&str]) -> Self {
         let mut args = vec!["gateway", "--listen", "127.0.0.1:0"];

@@ -1,0 +1,161 @@
+//! Catalogs: what this network exports to a peer, served to that peer's gateway
+//! ([`serve`]), and what each peer exports to us, asked for every `catalog_interval`
+//! ([`follow`]). The asking is also the heartbeat: a peer whose catalog has not answered
+//! within `peer_stale_after` is down ("connected" is not "healthy"), and one whose every
+//! gateway refuses the connection is down at once. Going down and coming back are events.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use rampart_auth::{Credential, Principal};
+use rampart_events::EventKind;
+use rampart_net::Body;
+use rampart_net::contract::{Catalog, path};
+use rampart_pki::{Role, TrustDomain};
+
+use super::{Federation, Link, lock};
+use crate::upstream::{Transport, Upstreams};
+use crate::{State, reply};
+
+/// Largest catalog read from a peer.
+const MAX_CATALOG_BYTES: usize = 1 << 20;
+
+/// The peer network whose gateway `principal` is (verified by the front door against that
+/// network's bundle), if it is one.
+pub(crate) fn peer_gateway(state: &State, principal: &Principal) -> Option<TrustDomain> {
+    match principal.credential() {
+        Credential::Certificate(id) if id.role == Role::Gateway && id.domain != state.domain => {
+            Some(id.domain.clone())
+        }
+        _ => None,
+    }
+}
+
+/// `GET /_rampart/federation/catalog` for a peer's gateway: the services exported to it that
+/// a node here hosts (an imported service is never hosted here, so never passed on).
+pub(crate) fn serve(state: &State, federation: &Federation, peer: &TrustDomain) -> Response<Body> {
+    let services = federation
+        .exported_to(peer)
+        .into_iter()
+        .filter(|s| Upstreams::knows(state.nodes.as_ref(), s))
+        .collect();
+    let catalog = Catalog {
+        domain: state.domain.to_string(),
+        services,
+        bundle: state.bundle.as_ref().map(|b| b.fingerprint().to_string()),
+    };
+    reply::json(StatusCode::OK, &serde_json::to_value(catalog).unwrap_or_default())
+}
+
+/// Asks every peer for its catalog each `catalog_interval`, until the task is stopped.
+pub(crate) async fn follow(state: Arc<State>, federation: Arc<Federation>) {
+    let every = Duration::from_millis(state.config.catalog_interval_ms);
+    let stale = Duration::from_millis(state.config.peer_stale_after_ms);
+    loop {
+        let mut asks = tokio::task::JoinSet::new();
+        for link in federation.links().values() {
+            let (state, link) = (state.clone(), link.clone());
+            asks.spawn(async move { refresh(&state, &link, every, stale).await });
+        }
+        let next = tokio::time::sleep(every);
+        while asks.join_next().await.is_some() {}
+        next.await;
+    }
+}
+
+/// How asking one peer went.
+enum Asked {
+    Answered(Catalog),
+    /// Every gateway refused the connection: nobody is there.
+    Refused(String),
+    /// Something else failed (a timeout, a bad answer): down once stale.
+    Failed(String),
+}
+
+/// Asks `link`'s gateways in turn for its catalog and records what came.
+async fn refresh(state: &State, link: &Link, timeout: Duration, stale: Duration) {
+    let asked = ask(link, timeout).await;
+    let now = Instant::now();
+    let mut c = lock(&link.catalog);
+    let domain = link.peer.domain.as_str();
+    let why = match asked {
+        Asked::Answered(catalog) => {
+            c.services = catalog.services.into_iter().collect();
+            c.bundle = catalog.bundle;
+            c.answered = Some(now);
+            if !c.up {
+                c.up = true;
+                let services: Vec<&str> = c.services.iter().map(String::as_str).collect();
+                let why = format!("peer {domain} answers; it exports to us: {}", services.join(", "));
+                drop(c);
+                peer_event(state, EventKind::PeerUp, domain, &why);
+            }
+            return;
+        }
+        Asked::Refused(why) => why,
+        Asked::Failed(why) if c.answered.is_some_and(|t| now - t < stale) => {
+            tracing::debug!("peer {domain}: {why}");
+            return;
+        }
+        Asked::Failed(why) => format!("no catalog for {} ms: {why}", stale.as_millis()),
+    };
+    // Never up yet: down without an event (it may not run yet), said in the log.
+    let was_up = std::mem::replace(&mut c.up, false);
+    drop(c);
+    if was_up {
+        peer_event(state, EventKind::PeerDown, domain, &format!("peer {domain} is down: {why}"));
+    } else {
+        tracing::debug!("peer {domain} not reachable: {why}");
+    }
+}
+
+/// One round of asking `link`'s gateways, in the order they were given.
+async fn ask(link: &Link, timeout: Duration) -> Asked {
+    let mut refused = Vec::new();
+    let mut failed = None;
+    for url in &link.peer.urls {
+        let Ok(req) = Request::get(format!("{url}{}", path::CATALOG)).body(rampart_net::full("")) else {
+            continue;
+        };
+        match tokio::time::timeout(timeout, Transport::send(&link.client, req)).await {
+            Ok(Ok(resp)) if resp.status() == StatusCode::OK => match read(resp).await {
+                Some(catalog) if catalog.domain == link.peer.domain.as_str() => {
+                    return Asked::Answered(catalog);
+                }
+                Some(catalog) => failed = Some(format!("{url} answers as {:?}", catalog.domain)),
+                None => failed = Some(format!("{url}: an unreadable catalog")),
+            },
+            Ok(Ok(resp)) => failed = Some(format!("{url} answered {}", resp.status())),
+            Ok(Err(e)) if !e.maybe_sent => refused.push(format!("{url}: {}", e.detail)),
+            Ok(Err(e)) => failed = Some(format!("{url}: {}", e.detail)),
+            Err(_) => failed = Some(format!("{url}: no answer within {} ms", timeout.as_millis())),
+        }
+    }
+    match failed {
+        Some(why) => Asked::Failed(why),
+        None => Asked::Refused(refused.join("; ")),
+    }
+}
+
+/// A catalog answer, read up to [`MAX_CATALOG_BYTES`].
+async fn read(resp: Response<Body>) -> Option<Catalog> {
+    let mut body = resp.into_body();
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.ok()?.into_data() {
+            if bytes.len() + data.len() > MAX_CATALOG_BYTES {
+                return None;
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// An event about a peer network (source: its domain).
+fn peer_event(state: &State, kind: EventKind, domain: &str, why: &str) {
+    let event = rampart_events::NewEvent::new(kind, format!("peer:{domain}"), why);
+    state.events.record(event);
+}

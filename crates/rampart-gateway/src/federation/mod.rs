@@ -1,0 +1,292 @@
+//! Peer networks, as this gateway sees them: whom it trusts (each peer's bundle in the front
+//! door's [`TrustDomains`]), what it exports to each, what each exports to it (its catalog,
+//! [`catalog`]), and how a request reaches one (this module is an [`Upstreams`] source whose
+//! targets are the peers' gateway URLs, and the [`Transport`] to them: one pooled mTLS client
+//! per peer, verifying it against that peer's bundle alone).
+//!
+//! - [`catalog`]: serving ours to a peer, and asking each peer for its own (the heartbeat);
+//! - [`inbound`]: a request a peer's gateway forwards here: its assertion, our exports, loops;
+//! - [`outbound`]: the request this gateway forwards to a peer, with its assertion.
+//!
+//! Peers and exports are followed in the registry (`peers/`, `exports/`): a change takes effect
+//! on running gateways without a restart.
+
+pub mod catalog;
+pub mod inbound;
+pub mod outbound;
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use http::Request;
+use rampart_federation::assertion::{Signer, Verifier};
+use rampart_federation::{Peer, exports, peers};
+use rampart_net::client::HttpsClient;
+use rampart_net::trust::TrustDomains;
+use rampart_net::{Body, TlsMaterial};
+use rampart_pki::TrustDomain;
+use rampart_pki::bundle::Bundle;
+use rampart_store::Store;
+
+use crate::upstream::{HealthBoard, NodeHealth, SendError, Sent, Target, Transport, Upstreams};
+
+/// Most unexpired assertion ids remembered (the replay guard of peers' requests).
+const ASSERTION_GUARD: usize = 200_000;
+
+/// One peer network: its record, the client that reaches it, one target per gateway URL, and
+/// what its catalog said last.
+pub(crate) struct Link {
+    pub(crate) peer: Peer,
+    client: HttpsClient,
+    targets: Arc<[Target]>,
+    pub(crate) catalog: Mutex<CatalogState>,
+}
+
+/// What a peer's catalog said last, and when.
+#[derive(Debug, Default)]
+pub(crate) struct CatalogState {
+    /// The services it exports to us.
+    pub(crate) services: BTreeSet<String>,
+    /// When it last answered.
+    pub(crate) answered: Option<Instant>,
+    /// Whether it is up (answered within the staleness limit).
+    pub(crate) up: bool,
+    /// The fingerprint of the bundle it serves, as its catalog said.
+    pub(crate) bundle: Option<String>,
+}
+
+/// The federation of this gateway.
+pub struct Federation {
+    local: TrustDomain,
+    material: Arc<TlsMaterial>,
+    connect_timeout: Duration,
+    /// Peers' bundles, one root store per domain: what the front door verifies peer gateways by.
+    trust: TrustDomains,
+    links: ArcSwap<HashMap<TrustDomain, Arc<Link>>>,
+    exports: ArcSwap<HashMap<TrustDomain, BTreeSet<String>>>,
+    signer: Signer,
+    pub(crate) verifier: Verifier,
+    board: HealthBoard,
+}
+
+impl std::fmt::Debug for Federation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let peers: Vec<String> = self.links.load().keys().map(ToString::to_string).collect();
+        f.debug_struct("Federation")
+            .field("local", &self.local)
+            .field("peers", &peers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why federation could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FederationError {
+    /// The gateway's certificate carries no identity.
+    #[error("the gateway's certificate carries no spiffe:// identity")]
+    NoIdentity,
+    /// Its key cannot sign assertions.
+    #[error(transparent)]
+    Key(#[from] rampart_federation::assertion::SignError),
+}
+
+impl Federation {
+    /// Federation for the gateway of `local` holding `material` (its certificate signs
+    /// assertions and is presented to peers); `trust` is the front door's per-domain trust,
+    /// which this keeps equal to the peers' bundles.
+    pub fn new(
+        local: TrustDomain,
+        material: Arc<TlsMaterial>,
+        trust: TrustDomains,
+        config: &crate::GatewayConfig,
+    ) -> Result<Self, FederationError> {
+        let cert = material.chain.first().ok_or(FederationError::NoIdentity)?;
+        let identity = rampart_pki::presented::presented(cert.as_ref())
+            .ok()
+            .and_then(|p| p.identity)
+            .ok_or(FederationError::NoIdentity)?;
+        let pkcs8 = match &material.key {
+            rustls::pki_types::PrivateKeyDer::Pkcs8(k) => k.secret_pkcs8_der().to_vec(),
+            _ => Vec::new(),
+        };
+        let signer = Signer::new(identity, &pkcs8)?;
+        Ok(Federation {
+            verifier: Verifier::new(local.clone(), config.max_chain, ASSERTION_GUARD),
+            local,
+            material,
+            connect_timeout: Duration::from_millis(config.connect_timeout_ms),
+            trust,
+            links: Default::default(),
+            exports: Default::default(),
+            signer,
+            board: HealthBoard::default(),
+        })
+    }
+
+    /// The peer networks now.
+    pub(crate) fn links(&self) -> Arc<HashMap<TrustDomain, Arc<Link>>> {
+        self.links.load_full()
+    }
+
+    /// The services exported to `peer`.
+    pub(crate) fn exported_to(&self, peer: &TrustDomain) -> BTreeSet<String> {
+        self.exports.load().get(peer).cloned().unwrap_or_default()
+    }
+
+    /// Whether some peer's catalog offers `service`.
+    pub(crate) fn imports(&self, service: &str) -> bool {
+        self.links.load().values().any(|l| lock(&l.catalog).services.contains(service))
+    }
+
+    /// Reads peers and exports from the registry and applies them: new peers get a client and
+    /// their bundle is trusted, changed ones are rebuilt, removed ones forgotten.
+    pub(crate) async fn reload(&self, store: &dyn Store) -> Result<(), rampart_federation::PeerError> {
+        let listed = peers::list(store).await?;
+        let mut exported = HashMap::new();
+        let old = self.links.load_full();
+        let mut links = HashMap::new();
+        for peer in listed {
+            exported
+                .insert(peer.domain.clone(), exports::to(store, &peer.domain).await?.into_iter().collect());
+            if let Some(link) = old.get(&peer.domain).filter(|l| l.peer == peer) {
+                links.insert(peer.domain.clone(), link.clone());
+                continue;
+            }
+            match self.link(peer) {
+                Ok(link) => drop(links.insert(link.peer.domain.clone(), Arc::new(link))),
+                Err(e) => tracing::warn!("peer not usable: {e}"),
+            }
+        }
+        for gone in old.keys().filter(|d| !links.contains_key(*d)) {
+            self.trust.remove(gone);
+        }
+        self.exports.store(Arc::new(exported));
+        self.links.store(Arc::new(links));
+        Ok(())
+    }
+
+    /// A link to `peer`: its bundle trusted (for its gateways calling us) and a client to it.
+    fn link(&self, peer: Peer) -> Result<Link, String> {
+        let bundle = Bundle::parse(peer.bundle.as_bytes()).map_err(|e| format!("{}: {e}", peer.domain))?;
+        self.trust.set(&peer.domain, &bundle).map_err(|e| format!("{}: {e}", peer.domain))?;
+        let tls = rampart_net::tls::peer_client_config(&self.material, &peer.domain, &bundle)
+            .map_err(|e| format!("{}: {e}", peer.domain))?;
+        let client = rampart_net::client::https_client(tls, self.connect_timeout);
+        let targets: Arc<[Target]> = peer
+            .urls
+            .iter()
+            .map(|url| {
+                let authority = url.trim_start_matches("https://");
+                let name = format!("{}@{authority}", peer.domain);
+                Target {
+                    addr: authority.parse().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+                    health: self.board.get(&name),
+                    name,
+                }
+            })
+            .collect();
+        Ok(Link { peer, client, targets, catalog: Mutex::default() })
+    }
+
+    /// The link whose gateway `target` is.
+    fn link_of(&self, target: &str) -> Option<Arc<Link>> {
+        let domain = target.split('@').next()?;
+        self.links.load().values().find(|l| l.peer.domain.as_str() == domain).cloned()
+    }
+
+    /// The URL authority of a peer target (`west@host:port` → `host:port`).
+    pub(crate) fn authority(target: &Target) -> &str {
+        target.name.split_once('@').map_or("", |(_, a)| a)
+    }
+
+    /// The signer of this gateway's assertions.
+    pub(crate) fn signer(&self) -> &Signer {
+        &self.signer
+    }
+}
+
+/// The lock, even if a holder panicked (the state it guards stays consistent per field).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Upstreams for Federation {
+    fn knows(&self, service: &str) -> bool {
+        self.imports(service)
+    }
+
+    /// The gateways of the peers that are up and export `service` to us.
+    fn targets(&self, service: &str) -> Arc<[Target]> {
+        let links = self.links.load();
+        let mut out = Vec::new();
+        for link in links.values() {
+            let c = lock(&link.catalog);
+            if c.up && c.services.contains(service) {
+                out.extend(link.targets.iter().cloned());
+            }
+        }
+        out.into()
+    }
+
+    fn peers_of(&self, target: &str) -> Vec<Arc<NodeHealth>> {
+        self.link_of(target).map(|l| l.targets.iter().map(|t| t.health.clone()).collect()).unwrap_or_default()
+    }
+
+    fn board(&self) -> &HealthBoard {
+        &self.board
+    }
+}
+
+/// Requests to peers go through the client of the peer whose gateway the URI names.
+impl Transport for Federation {
+    fn send(&self, req: Request<Body>) -> Sent {
+        let authority = req.uri().authority().map(|a| a.as_str().to_owned()).unwrap_or_default();
+        let client = self
+            .links
+            .load()
+            .values()
+            .find(|l| l.targets.iter().any(|t| Federation::authority(t) == authority))
+            .map(|l| l.client.clone());
+        match client {
+            Some(client) => Transport::send(&client, req),
+            None => Box::pin(async move {
+                Err(SendError {
+                    maybe_sent: false,
+                    refused_certificate: None,
+                    detail: format!("{authority} is no peer's gateway any more"),
+                })
+            }),
+        }
+    }
+}
+
+/// Keeps `federation` equal to the peers and exports in the registry.
+pub(crate) async fn follow(federation: Arc<Federation>, store: Arc<dyn Store>) {
+    loop {
+        let watches =
+            (store.watch(peers::PEERS_PREFIX, None).await, store.watch(exports::EXPORTS_PREFIX, None).await);
+        if let Err(e) = federation.reload(store.as_ref()).await {
+            tracing::warn!("reading peers: {e}");
+        }
+        let (Ok(mut peers_watch), Ok(mut exports_watch)) = watches else {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        };
+        loop {
+            let changed = tokio::select! {
+                r = peers_watch.next() => r.is_ok(),
+                r = exports_watch.next() => r.is_ok(),
+            };
+            if !changed {
+                break;
+            }
+            if let Err(e) = federation.reload(store.as_ref()).await {
+                tracing::warn!("reading peers: {e}");
+            }
+        }
+    }
+}

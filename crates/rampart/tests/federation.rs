@@ -8,7 +8,12 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Network, ok, stderr, stdout};
+use rampart_federation::assertion::{ForRequest, Signer};
+use rampart_net::client::HttpsClient;
+use rampart_pki::{Role, TrustDomain};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use support::{Network, ok, spawn, stderr, stdout};
 
 /// East and west, peered both ways by their bundles; west hosts `echo` and `data` and exports
 /// `echo` to east; east hosts `hello` only.
@@ -68,6 +73,20 @@ fn a_west_service_answers_an_east_caller_policed_by_west() {
     assert_eq!(seen["path"], "/x");
     assert_eq!(seen["query"], "y=1", "the query string travels");
 
+    // A caller by certificate goes as its identity.
+    ok(&east.home, &["pki", "issue", "--role", "user", "--name", "carol"]);
+    ok(&east.home, &["policy", "allow", "--service", "echo", "--principal", "user/carol"]);
+    ok(
+        &west.home,
+        &["policy", "allow", "--service", "echo", "--principal", "peer:east/spiffe://east/user/carol"],
+    );
+    let issued = east.home.join("pki/east/issued");
+    let (cert, key) = (issued.join("carol.pem"), issued.join("carol.key"));
+    let out = east.call("/echo/", &["--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["principal"], "peer:east/spiffe://east/user/carol");
+
     // Bob: west's own 403, passed back; the event is west's.
     let out = east.call("/echo/x", &["--token", &bob, "-v"]);
     assert!(!out.status.success());
@@ -79,4 +98,175 @@ fn a_west_service_answers_an_east_caller_policed_by_west() {
     let out = east.call("/data/k", &["--token", &alice]);
     assert!(stdout(&out).contains("unknown_service"), "{}", stdout(&out));
     assert!(!events(&west).contains("\"peer_not_exported\""), "west was never asked");
+}
+
+/// A client presenting `cert`/`key` to the gateways of `net`, verifying them by its CA.
+fn client_to(
+    net: &Network,
+    domain: &str,
+    identity: (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
+) -> HttpsClient {
+    let ca = net.home.join(format!("pki/{domain}/ca.pem"));
+    let (roots, _) = rampart_net::TlsMaterial::load_roots(&ca, None).unwrap();
+    let domain = TrustDomain::new(domain).unwrap();
+    let tls = rampart_net::tls::client_config(&domain, roots, Vec::new(), Some(identity), &[Role::Gateway])
+        .unwrap();
+    rampart_net::client::https_client(tls, Duration::from_secs(2))
+}
+
+fn files(net: &Network, domain: &str, name: &str) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+    let dir = net.home.join(format!("pki/{domain}/issued"));
+    let cert = CertificateDer::from_pem_file(dir.join(format!("{name}.pem"))).unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.join(format!("{name}.key"))).unwrap();
+    (vec![cert], key)
+}
+
+/// A certificate for `spiffe` issued by the CA of `net`'s `domain` (stolen, for the test).
+fn minted(
+    net: &Network,
+    domain: &str,
+    spiffe: &str,
+) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+    let dir = net.home.join(format!("pki/{domain}"));
+    let ca_key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(dir.join("ca.key")).unwrap()).unwrap();
+    let ca = rcgen::Issuer::from_ca_cert_pem(&std::fs::read_to_string(dir.join("ca.pem")).unwrap(), ca_key)
+        .unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.subject_alt_names.push(rcgen::SanType::URI(spiffe.try_into().unwrap()));
+    params.extended_key_usages =
+        vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth, rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &ca).unwrap();
+    (vec![cert.der().clone()], PrivateKeyDer::Pkcs8(key.serialize_der().into()))
+}
+
+fn signer(
+    identity: &(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
+    key_of: &PrivateKeyDer<'static>,
+) -> Signer {
+    let id = rampart_pki::inspect::cert_from_der(identity.0[0].as_ref()).unwrap().identity.unwrap();
+    let PrivateKeyDer::Pkcs8(k) = key_of else { panic!("not PKCS#8") };
+    Signer::new(id, k.secret_pkcs8_der()).unwrap()
+}
+
+fn count(events: &str, kind: &str) -> usize {
+    events.matches(&format!("\"kind\":\"{kind}\"")).count()
+}
+
+#[test]
+fn assertions_replayed_forged_misbound_or_expired_are_refused_as_are_minted_identities() {
+    let Pair { east, west } = pair();
+    ok(&west.home, &["network", "export", "echo", "--to", "east"]);
+    ok(&west.home, &["policy", "allow", "--service", "echo", "--principal", "peer:east/*"]);
+    let gateway = files(&east, "east", "gateway");
+    let client = client_to(&west, "west", (gateway.0.clone(), gateway.1.clone_key()));
+    let honest = signer(&gateway, &gateway.1);
+    let other_key = signer(&gateway, &files(&east, "east", "admin").1);
+    let west_domain = TrustDomain::new("west").unwrap();
+    let sign = |s: &Signer, method: &str, pq: &str, at: u64| {
+        let req = ForRequest {
+            subject: "user/mallory",
+            audience: &west_domain,
+            method,
+            path_and_query: pq,
+            deadline: None,
+        };
+        s.sign(req, at).unwrap()
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let url = |pq: &str| format!("{}{pq}", west.url);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let send = |method: &str, pq: &str, assertion: Option<&str>| {
+        let headers: Vec<(&str, &str)> = assertion.map(|a| ("rampart-assertion", a)).into_iter().collect();
+        rt.block_on(support::request(&client, method, &url(pq), &headers, "")).unwrap()
+    };
+
+    let good = sign(&honest, "GET", "/echo/a", now);
+    let (status, body, _) = send("GET", "/echo/a", Some(&good));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("peer:east/user/mallory"), "{body}");
+    // Captured and sent again; signed by another key; for another method, path; expired; none.
+    let refused = [
+        ("GET", "/echo/a", Some(good.clone())),
+        ("GET", "/echo/a", Some(sign(&other_key, "GET", "/echo/a", now))),
+        ("POST", "/echo/a", Some(sign(&honest, "GET", "/echo/a", now))),
+        ("GET", "/echo/b", Some(sign(&honest, "GET", "/echo/a", now))),
+        ("GET", "/echo/a?admin=1", Some(sign(&honest, "GET", "/echo/a", now))),
+        ("GET", "/echo/a", Some(sign(&honest, "GET", "/echo/a", now - 120))),
+        ("GET", "/echo/a", None),
+    ];
+    for (method, pq, assertion) in &refused {
+        let (status, body, _) = send(method, pq, assertion.as_deref());
+        assert_eq!(status, 401, "{method} {pq}: {body}");
+        assert!(body.contains("assertion"), "{body}");
+    }
+    let seen = events(&west);
+    assert_eq!(count(&seen, "assertion_replayed"), 1, "{seen}");
+    assert_eq!(count(&seen, "assertion_refused"), refused.len() - 1, "{seen}");
+
+    // West's CA minting an east gateway is refused by east; east's CA (trusted at west for
+    // east's identities only) minting a west admin, or an east user posing as a gateway, is
+    // refused by west. Each a TLS refusal on the side that refused.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let hello = |net: &Network, domain: &str, id| {
+        let c = client_to(net, domain, id);
+        rt.block_on(support::request(&c, "GET", &format!("{}/hello/", net.url), &[], ""))
+    };
+    assert!(hello(&east, "east", minted(&west, "west", "spiffe://east/gateway/evil")).is_err());
+    assert!(hello(&west, "west", minted(&east, "east", "spiffe://west/admin/evil")).is_err());
+    assert!(hello(&west, "west", minted(&east, "east", "spiffe://east/user/evil")).is_err());
+    assert!(count(&events(&east), "tls_unknown_ca") >= 1, "{}", events(&east));
+    let west_events = events(&west);
+    assert!(count(&west_events, "tls_unknown_ca") >= 1, "{west_events}");
+    assert!(count(&west_events, "tls_wrong_role") >= 1, "{west_events}");
+}
+
+#[test]
+fn services_neither_network_hosts_are_never_bounced_between_them() {
+    let Pair { east, west } = pair();
+    let alice = east.user("alice");
+    ok(&east.home, &["policy", "allow", "--service", "*", "--principal", "user/alice"]);
+    ok(&west.home, &["policy", "allow", "--service", "*", "--principal", "peer:east/*"]);
+    // Each exports to the other a service neither hosts.
+    ok(&west.home, &["network", "export", "ghost", "--to", "east"]);
+    ok(&east.home, &["network", "export", "ghost", "--to", "west"]);
+    ok(&west.home, &["network", "export", "echo", "--to", "east"]);
+    assert!(
+        east.eventually(Duration::from_secs(10), || east
+            .call("/echo/", &["--token", &alice])
+            .status
+            .success())
+    );
+    let out = east.call("/ghost/", &["--token", &alice]);
+    assert!(stdout(&out).contains("unknown_service"), "cut at once: {}", stdout(&out));
+    assert!(!events(&west).contains("ghost"), "west was never asked");
+}
+
+#[test]
+fn a_killed_peer_gateway_is_answered_503_at_once_and_resumes_when_restarted() {
+    let Pair { east, mut west } = pair();
+    let alice = east.user("alice");
+    ok(&east.home, &["policy", "allow", "--service", "echo", "--principal", "user/alice"]);
+    ok(&west.home, &["policy", "allow", "--service", "echo", "--principal", "peer:east/user/alice"]);
+    ok(&west.home, &["network", "export", "echo", "--to", "east"]);
+    let call = || east.call("/echo/", &["--token", &alice, "-v"]);
+    assert!(east.eventually(Duration::from_secs(10), || call().status.success()));
+
+    west.gateway.signal("KILL");
+    let killed = std::time::Instant::now();
+    // Within a second or two: 503 with Retry-After, and east's event that west is down.
+    let unavailable = east.eventually(Duration::from_secs(3), || {
+        let out = call();
+        stderr(&out).contains("503") && stderr(&out).to_ascii_lowercase().contains("retry-after")
+    });
+    assert!(unavailable, "{}", stderr(&call()));
+    assert!(east.eventually(Duration::from_secs(4), || events(&east).contains("\"peer_down\"")));
+    eprintln!("peer down after {:?}", killed.elapsed());
+
+    // Restarted where it was: served again, nothing done at east.
+    let listen = west.url.trim_start_matches("https://").to_owned();
+    west.gateway =
+        spawn(&west.home, &["gateway", "--listen", &listen], "rampart gateway listening on ", "gateway2");
+    assert!(east.eventually(Duration::from_secs(15), || call().status.success()), "{}", stderr(&call()));
+    assert!(events(&east).contains("\"peer_up\""));
 }

@@ -73,6 +73,22 @@ fn a_west_service_answers_an_east_caller_policed_by_west() {
     assert_eq!(seen["path"], "/x");
     assert_eq!(seen["query"], "y=1", "the query string travels");
 
+    // Each side's view: east imports echo from west (up, catalog fresh), west exports it.
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok(&east.home, &["network", "list", "--json"])).unwrap();
+    assert_eq!(
+        (listed[0]["name"].as_str(), listed[0]["up"].as_bool()),
+        (Some("west"), Some(true)),
+        "{listed}"
+    );
+    assert_eq!(listed[0]["imports"], serde_json::json!(["echo"]));
+    assert!(listed[0]["catalog_age_ms"].as_u64().unwrap() < 3000);
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok(&west.home, &["network", "list", "--json"])).unwrap();
+    assert_eq!(listed[0]["exports"], serde_json::json!(["echo"]), "{listed}");
+    let table = ok(&east.home, &["network", "list"]);
+    assert!(table.contains("HEALTH") && table.contains(" up "), "{table}");
+
     // A caller by certificate goes as its identity.
     ok(&east.home, &["pki", "issue", "--role", "user", "--name", "carol"]);
     ok(&east.home, &["policy", "allow", "--service", "echo", "--principal", "user/carol"]);

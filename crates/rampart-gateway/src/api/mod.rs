@@ -13,6 +13,7 @@
 //! | `POST /_rampart/token` | a user, by basic auth | a token for a password |
 //! | `GET /_rampart/bundle` | anyone | this network's CA bundle (public; a peer pins its fingerprint) |
 //! | `GET /_rampart/federation/catalog` | a peer network's gateway (certificate) | what we export to it |
+//! | `GET /_rampart/federation/peers` | an admin | each peer now: up, catalog age, imports, exports |
 
 use std::future::Future;
 use std::sync::Arc;
@@ -89,8 +90,8 @@ async fn dispatch(
             return reply::after_body(req, reply::unauthenticated(&failure.reason)).await;
         }
     };
-    let admin_only =
-        matches!(rest, "/status" | "/metrics" | "/events" | "/bans") || rest.starts_with("/bans/");
+    let admin_only = matches!(rest, "/status" | "/metrics" | "/events" | "/bans" | "/federation/peers")
+        || rest.starts_with("/bans/");
     if admin_only && !principal.is_admin() {
         let why = format!("{principal} is not an administrator");
         state.event(EventKind::AdminForbidden, &*conn, Some(principal.name()), None, &why);
@@ -122,6 +123,10 @@ async fn dispatch(
             caller.as_node(|n| internal::internal(&caller, endpoint, n, &body)).await
         }
         (Method::GET, "/status") => admin::status(&state),
+        (Method::GET, "/federation/peers") => match &state.federation {
+            Some(federation) => crate::federation::catalog::peers(federation),
+            None => reply::json(StatusCode::OK, &serde_json::json!({"peers": []})),
+        },
         (Method::GET, "/metrics") => admin::metrics(&state),
         (Method::GET, "/bans") => {
             reply::json(StatusCode::OK, &serde_json::json!({"bans": state.admission.bans().list()}))

@@ -49,6 +49,31 @@ pub(crate) fn serve(state: &State, federation: &Federation, peer: &TrustDomain) 
     reply::json(StatusCode::OK, &serde_json::to_value(catalog).unwrap_or_default())
 }
 
+/// `GET /_rampart/federation/peers` (admins): each peer as this gateway sees it now — up or
+/// down, when its catalog last answered, what it exports to us and we to it.
+pub(crate) fn peers(federation: &Federation) -> Response<Body> {
+    let mut out: Vec<serde_json::Value> = federation
+        .links()
+        .values()
+        .map(|link| {
+            let c = lock(&link.catalog);
+            let exported: Vec<String> = federation.exported_to(&link.peer.domain).into_iter().collect();
+            serde_json::json!({
+                "name": link.peer.domain.as_str(),
+                "urls": link.peer.urls,
+                "fingerprint": link.peer.fingerprint,
+                "up": c.up,
+                "catalog_age_ms": c.answered.map(|t| u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)),
+                "imports": c.services,
+                "exports": exported,
+                "served_bundle": c.bundle,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    reply::json(StatusCode::OK, &serde_json::json!({"peers": out}))
+}
+
 /// Asks every peer for its catalog each `catalog_interval`, until the task is stopped.
 pub(crate) async fn follow(state: Arc<State>, federation: Arc<Federation>) {
     let every = Duration::from_millis(state.config.catalog_interval_ms);

@@ -82,6 +82,8 @@ pub mod path {
     pub const BUNDLE: &str = "/_rampart/bundle";
     /// What this network exports to the calling peer gateway (its catalog and heartbeat).
     pub const CATALOG: &str = "/_rampart/federation/catalog";
+    /// Each peer as the gateway sees it now (admins).
+    pub const PEERS: &str = "/_rampart/federation/peers";
 }
 
 /// The body of [`path::CATALOG`]'s answer.

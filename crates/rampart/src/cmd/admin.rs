@@ -39,7 +39,7 @@ async fn send(
     Ok(resp)
 }
 
-async fn get_json(home: &Home, path: &str) -> Result<serde_json::Value> {
+pub(crate) async fn get_json(home: &Home, path: &str) -> Result<serde_json::Value> {
     let body = get(home, path, media::JSON).await?.into_body().collect().await?.to_bytes();
     Ok(serde_json::from_slice(&body)?)
 }

@@ -36,8 +36,6 @@ pub mod header {
     /// Set by a gateway towards a peer network's gateway: its signed assertion of the caller
     /// (`rampart_federation::assertion`). Believed only from a peer gateway's connection.
     pub const ASSERTION: HeaderName = HeaderName::from_static("rampart-assertion");
-    /// Set by a gateway on an answer that came from a peer network: which one.
-    pub const NETWORK: HeaderName = HeaderName::from_static("rampart-network");
 
     /// Whether `name` is one of rampart's own headers (`Rampart-*`), never taken from outside.
     pub fn is_rampart(name: &HeaderName) -> bool {

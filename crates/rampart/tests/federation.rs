@@ -22,10 +22,12 @@ struct Pair {
     west: Network,
 }
 
-fn bundle_of(net: &Network, name: &str) -> String {
+/// `rampart pki bundle --out`: the file and the fingerprint.
+fn bundle_of(net: &Network, name: &str) -> (String, String) {
     let path = net.dir.path().join(format!("{name}.pem"));
-    ok(&net.home, &["pki", "bundle", "--out", path.to_str().unwrap()]);
-    path.display().to_string()
+    let out = support::run(&net.home, &["pki", "bundle", "--out", path.to_str().unwrap()], "");
+    let fingerprint = String::from_utf8_lossy(&out.stderr).lines().last().unwrap().trim().to_owned();
+    (path.display().to_string(), fingerprint)
 }
 
 fn pair() -> Pair {
@@ -33,8 +35,17 @@ fn pair() -> Pair {
     let mut west = Network::start_in("west", &[]);
     east.add_node("n1", &["--service", "hello"]);
     west.add_node("n1", &["--service", "echo", "--service", "data"]);
-    let (east_pem, west_pem) = (bundle_of(&east, "east"), bundle_of(&west, "west"));
-    ok(&east.home, &["network", "add", "west", "--url", &west.url, "--bundle", &west_pem]);
+    let ((east_pem, _), (_, west_fingerprint)) = (bundle_of(&east, "east"), bundle_of(&west, "west"));
+    // East fetches west's bundle from west's gateway and pins it by the fingerprint west's
+    // operator gave (another fingerprint: refused, nothing kept); west installs east's file.
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let why = support::refused(
+        &east.home,
+        &["network", "add", "west", "--url", &west.url, "--fingerprint", &wrong],
+        "",
+    );
+    assert!(why.contains("refusing to trust it"), "{why}");
+    ok(&east.home, &["network", "add", "west", "--url", &west.url, "--fingerprint", &west_fingerprint]);
     ok(&west.home, &["network", "add", "east", "--url", &east.url, "--bundle", &east_pem]);
     Pair { east, west }
 }

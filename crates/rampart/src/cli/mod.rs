@@ -111,9 +111,11 @@ pub enum NetworkCommand {
         #[arg(long = "url", value_name = "URL", required = true)]
         urls: Vec<String>,
         /// The peer's CA bundle (PEM), as `rampart pki bundle` wrote it on the peer.
-        #[arg(long, value_name = "FILE")]
-        bundle: PathBuf,
+        #[arg(long, value_name = "FILE", required_unless_present = "fingerprint")]
+        bundle: Option<PathBuf>,
         /// The fingerprint the peer's operator gave (sha256:…): the bundle must match it.
+        /// Without --bundle, the bundle is fetched once from the peer's GET /_rampart/bundle
+        /// (over TLS that cannot be verified yet) and kept only if it has this fingerprint.
         #[arg(long, value_name = "SHA256")]
         fingerprint: Option<String>,
     },

@@ -50,13 +50,51 @@ fn row(p: &serde_json::Value) -> Vec<String> {
     ]
 }
 
+/// The peer's bundle from the first of its gateways that serves one (`GET /_rampart/bundle`),
+/// at most a bundle's size. The channel is not verified: the caller pins what came by the
+/// fingerprint the peer's operator gave (`Peer::new` refuses any other).
+async fn fetch_bundle(urls: &[String]) -> Result<Vec<u8>> {
+    use http_body_util::BodyExt;
+    let tls = rampart_net::tls::unverified_client_config()?;
+    let client = rampart_net::client::https_client(tls, std::time::Duration::from_secs(5));
+    let mut why = Vec::new();
+    for url in urls {
+        let req = http::Request::get(format!("{url}{}", path::BUNDLE)).body(rampart_net::full(""))?;
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(10), client.request(req)).await;
+        let resp = match answer {
+            Ok(Ok(r)) if r.status().is_success() => r,
+            Ok(Ok(r)) => {
+                why.push(format!("{url}: {}", r.status()));
+                continue;
+            }
+            Ok(Err(e)) => {
+                why.push(format!("{url}: {e}"));
+                continue;
+            }
+            Err(_) => {
+                why.push(format!("{url}: no answer in 10 s"));
+                continue;
+            }
+        };
+        let limited = http_body_util::Limited::new(resp.into_body(), rampart_pki::bundle::MAX_BYTES + 1);
+        match limited.collect().await {
+            Ok(body) => return Ok(body.to_bytes().to_vec()),
+            Err(e) => why.push(format!("{url}: {e}")),
+        }
+    }
+    anyhow::bail!("no gateway of the peer served its CA bundle: {}", why.join("; "))
+}
+
 pub fn run(home: &Home, cmd: NetworkCommand) -> Result<()> {
     let config = home.config()?;
     block_on(async {
         let store = home.open_store().await?;
         match cmd {
             NetworkCommand::Add { name, urls, bundle, fingerprint } => {
-                let pem = read_bounded(&bundle)?;
+                let pem = match &bundle {
+                    Some(path) => read_bounded(path)?,
+                    None => fetch_bundle(&urls).await?,
+                };
                 let peer = Peer::new(&config.domain, name, urls, &pem, fingerprint.as_deref(), now_secs())?;
                 peers::add(store.as_ref(), &peer).await?;
                 outln!(

@@ -14,6 +14,7 @@
 //! `bnd` a hash binding it to the method, path and query, `jti` a one-time id, `iat`/`exp`
 //! (at most [`MAX_LIFETIME_SECS`] apart), and `dl` the caller's remaining deadline.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -200,7 +201,14 @@ pub struct Verifier {
     local: TrustDomain,
     max_chain: usize,
     seen: Mutex<rampart_crypto::ReplayGuard>,
+    /// The public keys of the peer gateway certificates seen lately, by certificate: parsed once,
+    /// not on every request of a pooled connection.
+    keys: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
 }
+
+/// Most certificates whose keys are remembered (a few per peer network; forgotten all at once
+/// when full).
+const KEYS_KEPT: usize = 64;
 
 /// The request an assertion came with, as this gateway received it.
 #[derive(Clone, Copy, Debug)]
@@ -219,7 +227,12 @@ impl Verifier {
     /// A verifier for network `local`, refusing chains longer than `max_chain`, remembering
     /// at most `capacity` unexpired ids.
     pub fn new(local: TrustDomain, max_chain: usize, capacity: usize) -> Self {
-        Verifier { local, max_chain, seen: Mutex::new(rampart_crypto::ReplayGuard::new(capacity)) }
+        Verifier {
+            local,
+            max_chain,
+            seen: Mutex::new(rampart_crypto::ReplayGuard::new(capacity)),
+            keys: Mutex::default(),
+        }
     }
 
     /// Checks `token`, sent with `req`, at `now`: the signature under the client's key (ES256
@@ -229,7 +242,7 @@ impl Verifier {
         if token.len() > MAX_BYTES {
             return Err(Refusal::Malformed(format!("longer than {MAX_BYTES} bytes")));
         }
-        let key = ec_public_key(req.client_cert).ok_or(Refusal::BadSignature)?;
+        let key = self.key_of(req.client_cert).ok_or(Refusal::BadSignature)?;
         let mut validation = Validation::new(Algorithm::ES256);
         // Time is checked below against the caller's `now`, not read here.
         validation.validate_exp = false;
@@ -278,6 +291,22 @@ impl Verifier {
             _ => Refusal::Replayed,
         })?;
         Ok(Vouched { subject: c.sub, chain, deadline: c.dl.map(Duration::from_millis) })
+    }
+}
+
+impl Verifier {
+    /// The P-256 key of `cert`, remembered.
+    fn key_of(&self, cert: &[u8]) -> Option<Vec<u8>> {
+        let mut keys = self.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(key) = keys.get(cert) {
+            return Some(key.clone());
+        }
+        let key = ec_public_key(cert)?;
+        if keys.len() >= KEYS_KEPT {
+            keys.clear();
+        }
+        keys.insert(cert.to_vec(), key.clone());
+        Some(key)
     }
 }
 

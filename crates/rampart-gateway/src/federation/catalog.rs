@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use rampart_auth::{Credential, Principal};
+use rampart_auth::{Credential, Principal, ServiceName};
 use rampart_events::EventKind;
 use rampart_net::Body;
 use rampart_net::contract::{Catalog, path};
@@ -107,8 +107,7 @@ async fn refresh(state: &State, link: &Link, timeout: Duration, stale: Duration)
     let domain = link.peer.domain.as_str();
     let why = match asked {
         Asked::Answered(catalog) => {
-            c.services = catalog.services.into_iter().collect();
-            c.bundle = catalog.bundle;
+            (c.services, c.bundle) = kept(catalog);
             c.answered = Some(now);
             if !c.up {
                 c.up = true;
@@ -134,6 +133,15 @@ async fn refresh(state: &State, link: &Link, timeout: Duration, stale: Duration)
     } else {
         tracing::debug!("peer {domain} not reachable: {why}");
     }
+}
+
+/// What of a peer's catalog is kept: its words are shown to operators and matched against
+/// requests, so only what is a service name or a fingerprint.
+fn kept(catalog: Catalog) -> (std::collections::BTreeSet<String>, Option<String>) {
+    let services = catalog.services.into_iter().filter(|s| ServiceName::parse(s).is_ok()).collect();
+    let bundle =
+        catalog.bundle.and_then(|b| rampart_pki::bundle::Fingerprint::parse(&b).ok()).map(|f| f.to_string());
+    (services, bundle)
 }
 
 /// One round of asking `link`'s gateways, in the order they were given.
@@ -183,4 +191,23 @@ async fn read(resp: Response<Body>) -> Option<Catalog> {
 fn peer_event(state: &State, kind: EventKind, domain: &str, why: &str) {
     let event = rampart_events::NewEvent::new(kind, format!("peer:{domain}"), why);
     state.events.record(event);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_service_names_and_a_fingerprint_are_kept_of_a_peer_catalog() {
+        let good = format!("sha256:{}", "ab".repeat(32));
+        let catalog = |services: &[&str], bundle: &str| Catalog {
+            domain: "west".into(),
+            services: services.iter().map(|s| (*s).to_owned()).collect(),
+            bundle: Some(bundle.to_owned()),
+        };
+        let (services, bundle) = kept(catalog(&["echo", "\u{1b}[2Jx", "a/b", "*", "_rampart", ""], &good));
+        assert_eq!(services.into_iter().collect::<Vec<_>>(), ["echo"]);
+        assert_eq!(bundle, Some(good));
+        assert_eq!(kept(catalog(&[], "\u{1b}]0;owned\u{7}")).1, None);
+    }
 }

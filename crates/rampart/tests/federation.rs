@@ -295,5 +295,7 @@ fn a_killed_peer_gateway_is_answered_503_at_once_and_resumes_when_restarted() {
     west.gateway =
         spawn(&west.home, &["gateway", "--listen", &listen], "rampart gateway listening on ", "gateway2");
     assert!(east.eventually(Duration::from_secs(15), || call().status.success()), "{}", stderr(&call()));
-    assert!(events(&east).contains("\"peer_up\""));
+    // Up when first reached, and up again after the restart.
+    assert_eq!(count(&events(&east), "peer_up"), 2, "{}", events(&east));
+    assert_eq!(count(&events(&east), "peer_down"), 1);
 }

@@ -49,7 +49,7 @@ pub(crate) fn admit(
     if let Err(refusal) = state.admission.principal(&caller.name()) {
         return Err(state.refused(refusal, conn, Some(caller.name()), Some(service)));
     }
-    let exported = federation.exported_to(peer).contains(service);
+    let exported = federation.exports_to(peer, service);
     if !exported || !Upstreams::knows(state.nodes.as_ref(), service) {
         let why = format!("{caller} asked for {service:?}, which this network does not export to {peer}");
         state.event(EventKind::PeerNotExported, conn, Some(caller.name()), Some(service), &why);

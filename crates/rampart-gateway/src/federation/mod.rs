@@ -46,7 +46,7 @@ pub(crate) struct Link {
 }
 
 /// What a peer's catalog said last, and when.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct CatalogState {
     /// The services it exports to us.
     pub(crate) services: BTreeSet<String>,
@@ -137,6 +137,11 @@ impl Federation {
         self.exports.load().get(peer).cloned().unwrap_or_default()
     }
 
+    /// Whether `service` is exported to `peer` (per request: no copy of the set).
+    pub(crate) fn exports_to(&self, peer: &TrustDomain, service: &str) -> bool {
+        self.exports.load().get(peer).is_some_and(|s| s.contains(service))
+    }
+
     /// Whether some peer's catalog offers `service`.
     pub(crate) fn imports(&self, service: &str) -> bool {
         self.links.load().values().any(|l| lock(&l.catalog).services.contains(service))
@@ -156,7 +161,10 @@ impl Federation {
                 links.insert(peer.domain.clone(), link.clone());
                 continue;
             }
-            match self.link(peer) {
+            // A changed record (new URLs, a rotated bundle) keeps what the catalog said: the peer
+            // stays up while the new link is made, and its next answer refreshes it.
+            let said = old.get(&peer.domain).map(|l| lock(&l.catalog).clone());
+            match self.link(peer, said.unwrap_or_default()) {
                 Ok(link) => drop(links.insert(link.peer.domain.clone(), Arc::new(link))),
                 Err(e) => tracing::warn!("peer not usable: {e}"),
             }
@@ -170,7 +178,7 @@ impl Federation {
     }
 
     /// A link to `peer`: its bundle trusted (for its gateways calling us) and a client to it.
-    fn link(&self, peer: Peer) -> Result<Link, String> {
+    fn link(&self, peer: Peer, catalog: CatalogState) -> Result<Link, String> {
         let bundle = Bundle::parse(peer.bundle.as_bytes()).map_err(|e| format!("{}: {e}", peer.domain))?;
         self.trust.set(&peer.domain, &bundle).map_err(|e| format!("{}: {e}", peer.domain))?;
         let tls = rampart_net::tls::peer_client_config(&self.material, &peer.domain, &bundle)
@@ -189,7 +197,7 @@ impl Federation {
                 }
             })
             .collect();
-        Ok(Link { peer, client, targets, catalog: Mutex::default() })
+        Ok(Link { peer, client, targets, catalog: Mutex::new(catalog) })
     }
 
     /// The link whose gateway `target` is.

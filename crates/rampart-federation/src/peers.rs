@@ -136,6 +136,29 @@ pub async fn list(store: &dyn Store) -> Result<Vec<Peer>, PeerError> {
         .collect()
 }
 
+/// Replaces the bundle of peer `domain` with `bundle` (a rotation the peer announced, fetched
+/// over the channel its current bundle verifies). `false` when the record already holds it, or
+/// changed meanwhile (another gateway of this network wrote first: its word stands).
+pub async fn replace_bundle(
+    store: &dyn Store,
+    domain: &TrustDomain,
+    bundle: &Bundle,
+) -> Result<bool, PeerError> {
+    let k = key(domain);
+    let Some(kv) = store.get(&k).await? else { return Err(PeerError::NoSuchPeer(domain.to_string())) };
+    let mut peer: Peer = serde_json::from_slice(&kv.value)
+        .map_err(|e| PeerError::Corrupt { key: k.clone(), reason: e.to_string() })?;
+    let fingerprint = bundle.fingerprint().to_string();
+    if peer.fingerprint == fingerprint {
+        return Ok(false);
+    }
+    (peer.bundle, peer.fingerprint) = (bundle.to_pem(), fingerprint);
+    let bytes = serde_json::to_vec(&peer)
+        .map_err(|e| PeerError::Corrupt { key: k.clone(), reason: e.to_string() })?;
+    let out = store.compare_and_set(&k, Expect::ModRevision(kv.mod_revision), Some(bytes), None).await?;
+    Ok(out.succeeded)
+}
+
 /// Forgets a peer.
 pub async fn remove(store: &dyn Store, domain: &TrustDomain) -> Result<(), PeerError> {
     if store.delete(&key(domain)).await? { Ok(()) } else { Err(PeerError::NoSuchPeer(domain.to_string())) }
@@ -174,9 +197,16 @@ mod tests {
         assert_eq!(peer.fingerprint, fp);
         add(&store, &peer).await.unwrap();
         assert!(matches!(add(&store, &peer).await, Err(PeerError::Exists(_))));
-        assert_eq!(list(&store).await.unwrap(), vec![peer]);
+        assert_eq!(list(&store).await.unwrap(), vec![peer.clone()]);
+        // A rotation: the record takes the new bundle once.
+        let (rotated, _) = bundle();
+        let rotated = Bundle::parse(rotated.as_bytes()).unwrap();
+        assert!(replace_bundle(&store, &west, &rotated).await.unwrap());
+        assert!(!replace_bundle(&store, &west, &rotated).await.unwrap());
+        assert_eq!(list(&store).await.unwrap()[0].fingerprint, rotated.fingerprint().to_string());
         remove(&store, &west).await.unwrap();
         assert!(matches!(remove(&store, &west).await, Err(PeerError::NoSuchPeer(_))));
+        assert!(matches!(replace_bundle(&store, &west, &rotated).await, Err(PeerError::NoSuchPeer(_))));
         assert!(list(&store).await.unwrap().is_empty());
     }
 }

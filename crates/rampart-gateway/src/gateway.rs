@@ -51,6 +51,7 @@ impl Gateway {
             Duration::from_millis(state.config.probe_interval_ms),
         ));
         tasks.spawn(follow_policy(state.store.clone(), state.policy.clone()));
+        tasks.spawn(state.bundle.clone().follow(Duration::from_secs(1)));
         if let Some(federation) = &state.federation {
             tasks.spawn(crate::federation::follow(federation.clone(), state.store.clone()));
             tasks.spawn(crate::federation::catalog::follow(state.clone(), federation.clone()));
@@ -167,7 +168,7 @@ mod tests {
             let store: Arc<dyn Store> = Arc::new(rampart_store::EmbeddedStore::open(&path).unwrap());
             let held = Arc::downgrade(&store);
             let mut gateway = Gateway::start(state(dir.path(), store), shared);
-            assert_eq!(gateway.tasks.len(), if shared { 6 } else { 4 });
+            assert_eq!(gateway.tasks.len(), if shared { 7 } else { 5 });
             assert!(Arc::strong_count(&gateway.state) > 1, "the tasks hold the state");
             gateway.stop().await;
             assert!(gateway.tasks.is_empty());

@@ -18,6 +18,7 @@
 //! - `membership`: nodes joining under leases, renewing, leaving and draining;
 //! - [`api`]: `/_rampart/…` — `admin`, `internal` (what nodes call), `registry` (the store
 //!   API), `token`; the dashboard's assets (`dashboard`) and event stream (`stream`);
+//! - [`bundle`]: this network's CA bundle, as peers fetch it;
 //! - [`envelopes`]: the network-wide replay guard nodes claim envelopes through;
 //! - [`federation`]: peer networks — trust, exports, their catalogs, requests to and from them;
 //! - `events`: refusals and node changes as security events; [`metrics`]: their counters;
@@ -30,6 +31,7 @@
 pub mod admission;
 pub mod api;
 mod authn;
+pub mod bundle;
 pub mod cluster;
 pub mod config;
 mod dashboard;
@@ -92,7 +94,7 @@ pub struct State {
     /// The leases of the envelope claims this gateway wrote (the network-wide replay guard).
     pub(crate) claim_leases: envelopes::ClaimLeases,
     /// This network's CA bundle, served to peers (`GET /_rampart/bundle`).
-    pub(crate) bundle: Option<rampart_pki::bundle::Bundle>,
+    pub(crate) bundle: Arc<bundle::OwnBundle>,
     /// Peer networks: whom we trust, what we export and import.
     pub(crate) federation: Option<Arc<federation::Federation>>,
     /// Turns true when the gateway begins to stop: what never ends by itself (event
@@ -130,7 +132,7 @@ impl State {
             admission: admission::Admission::new(c),
             draining: Default::default(),
             claim_leases: Default::default(),
-            bundle: None,
+            bundle: Default::default(),
             federation: None,
             closing: tokio::sync::watch::Sender::new(false),
             config,
@@ -139,9 +141,9 @@ impl State {
 }
 
 impl State {
-    /// Serves `bundle` as this network's CA bundle.
-    pub fn with_bundle(mut self, bundle: rampart_pki::bundle::Bundle) -> Self {
-        self.bundle = Some(bundle);
+    /// Serves the CA bundle in `path` as this network's, read again when it changes.
+    pub fn with_bundle_file(mut self, path: std::path::PathBuf) -> Self {
+        self.bundle = Arc::new(bundle::OwnBundle::from_file(path));
         self
     }
 

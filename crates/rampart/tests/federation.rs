@@ -299,3 +299,53 @@ fn a_killed_peer_gateway_is_answered_503_at_once_and_resumes_when_restarted() {
     assert_eq!(count(&events(&east), "peer_up"), 2, "{}", events(&east));
     assert_eq!(count(&events(&east), "peer_down"), 1);
 }
+
+#[test]
+fn a_peer_adding_a_ca_to_its_bundle_is_followed_without_a_command_and_no_request_fails() {
+    let Pair { east, west } = pair();
+    let alice = east.user("alice");
+    ok(&east.home, &["policy", "allow", "--service", "echo", "--principal", "user/alice"]);
+    ok(&west.home, &["policy", "allow", "--service", "echo", "--principal", "peer:east/*"]);
+    ok(&west.home, &["network", "export", "echo", "--to", "east"]);
+    let call = || east.call("/echo/", &["--token", &alice]);
+    assert!(east.eventually(Duration::from_secs(10), || call().status.success()));
+    let fingerprint_at_east = || {
+        let listed: serde_json::Value =
+            serde_json::from_str(&ok(&east.home, &["network", "list", "--json"])).unwrap();
+        listed[0]["fingerprint"].as_str().unwrap().to_owned()
+    };
+    let before = fingerprint_at_east();
+
+    // West's rotation begins: a new CA beside the old one in its bundle.
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.distinguished_name.push(rcgen::DnType::CommonName, "west CA 2");
+    let new_ca = params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap();
+    let ca_file = west.home.join("pki/west/ca.pem");
+    let mut pem = std::fs::read_to_string(&ca_file).unwrap();
+    pem.push_str(&new_ca.pem());
+    std::fs::write(&ca_file, pem).unwrap();
+    let (_, rotated) = bundle_of(&west, "west-rotated");
+    assert_ne!(rotated, before);
+
+    let mut failed = Vec::new();
+    let mut calls = 0;
+    let followed = east.eventually(Duration::from_secs(10), || {
+        let out = call();
+        calls += 1;
+        if !out.status.success() {
+            failed.push(stderr(&out));
+        }
+        fingerprint_at_east() == rotated
+    });
+    assert!(followed, "east still trusts {}", fingerprint_at_east());
+    // And after the switch to the new trust.
+    for _ in 0..5 {
+        let out = call();
+        calls += 1;
+        if !out.status.success() {
+            failed.push(stderr(&out));
+        }
+    }
+    assert!(failed.is_empty(), "{} of {calls} calls failed: {failed:?}", failed.len());
+}

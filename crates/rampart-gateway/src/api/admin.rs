@@ -57,7 +57,7 @@ pub(super) fn status(state: &State) -> Response<Body> {
 /// `GET /_rampart/bundle`: this network's CA bundle as PEM (public: it holds no secret, and a
 /// peer's operator checks it against the fingerprint they were given).
 pub(super) fn bundle(state: &State) -> Response<Body> {
-    let Some(bundle) = &state.bundle else {
+    let Some(bundle) = state.bundle.current() else {
         return reply::error(StatusCode::NOT_FOUND, "not_found", "this gateway serves no CA bundle");
     };
     let mut r = Response::new(rampart_net::full(bundle.to_pem()));

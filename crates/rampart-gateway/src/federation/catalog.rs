@@ -44,7 +44,7 @@ pub(crate) fn serve(state: &State, federation: &Federation, peer: &TrustDomain) 
     let catalog = Catalog {
         domain: state.domain.to_string(),
         services,
-        bundle: state.bundle.as_ref().map(|b| b.fingerprint().to_string()),
+        bundle: state.bundle.current().map(|b| b.fingerprint().to_string()),
     };
     reply::json(StatusCode::OK, &serde_json::to_value(catalog).unwrap_or_default())
 }
@@ -92,7 +92,8 @@ pub(crate) async fn follow(state: Arc<State>, federation: Arc<Federation>) {
 
 /// How asking one peer went.
 enum Asked {
-    Answered(Catalog),
+    /// Its catalog, and the gateway URL that answered.
+    Answered(Catalog, String),
     /// Every gateway refused the connection: nobody is there.
     Refused(String),
     /// Something else failed (a timeout, a bad answer): down once stale.
@@ -101,38 +102,63 @@ enum Asked {
 
 /// Asks `link`'s gateways in turn for its catalog and records what came.
 async fn refresh(state: &State, link: &Link, timeout: Duration, stale: Duration) {
-    let asked = ask(link, timeout).await;
-    let now = Instant::now();
-    let mut c = lock(&link.catalog);
     let domain = link.peer.domain.as_str();
-    let why = match asked {
-        Asked::Answered(catalog) => {
-            (c.services, c.bundle) = kept(catalog);
-            c.answered = Some(now);
-            if !c.up {
-                c.up = true;
-                let services: Vec<&str> = c.services.iter().map(String::as_str).collect();
+    match record(link, ask(link, timeout).await, stale) {
+        Change::None => {}
+        Change::Up { services, rotated } => {
+            if let Some(services) = services {
                 let why = format!("peer {domain} answers; it exports to us: {}", services.join(", "));
-                drop(c);
                 peer_event(state, EventKind::PeerUp, domain, &why);
             }
-            return;
+            if let Some((url, announced)) = rotated {
+                follow_rotation(state, link, &url, &announced, timeout).await;
+            }
+        }
+        Change::Down { why, was_up: true } => {
+            peer_event(state, EventKind::PeerDown, domain, &format!("peer {domain} is down: {why}"))
+        }
+        // Never up yet: down without an event (it may not run yet), said in the log.
+        Change::Down { why, was_up: false } => tracing::debug!("peer {domain} not reachable: {why}"),
+    }
+}
+
+/// What an answer (or its absence) changed.
+enum Change {
+    None,
+    /// It answered: the services when it just came up, and the URL and fingerprint of a bundle
+    /// it announces that we do not hold.
+    Up {
+        services: Option<Vec<String>>,
+        rotated: Option<(String, String)>,
+    },
+    /// It is down now, for `why`.
+    Down {
+        why: String,
+        was_up: bool,
+    },
+}
+
+/// Records what asking `link` gave.
+fn record(link: &Link, asked: Asked, stale: Duration) -> Change {
+    let now = Instant::now();
+    let mut c = lock(&link.catalog);
+    let why = match asked {
+        Asked::Answered(catalog, url) => {
+            (c.services, c.bundle) = kept(catalog);
+            c.answered = Some(now);
+            let came_up = !std::mem::replace(&mut c.up, true);
+            let rotated = c.bundle.clone().filter(|b| *b != link.peer.fingerprint).map(|b| (url, b));
+            let services = came_up.then(|| c.services.iter().cloned().collect());
+            return Change::Up { services, rotated };
         }
         Asked::Refused(why) => why,
         Asked::Failed(why) if c.answered.is_some_and(|t| now - t < stale) => {
-            tracing::debug!("peer {domain}: {why}");
-            return;
+            tracing::debug!("peer {}: {why}", link.peer.domain);
+            return Change::None;
         }
         Asked::Failed(why) => format!("no catalog for {} ms: {why}", stale.as_millis()),
     };
-    // Never up yet: down without an event (it may not run yet), said in the log.
-    let was_up = std::mem::replace(&mut c.up, false);
-    drop(c);
-    if was_up {
-        peer_event(state, EventKind::PeerDown, domain, &format!("peer {domain} is down: {why}"));
-    } else {
-        tracing::debug!("peer {domain} not reachable: {why}");
-    }
+    Change::Down { why, was_up: std::mem::replace(&mut c.up, false) }
 }
 
 /// What of a peer's catalog is kept: its words are shown to operators and matched against
@@ -142,6 +168,38 @@ fn kept(catalog: Catalog) -> (std::collections::BTreeSet<String>, Option<String>
     let bundle =
         catalog.bundle.and_then(|b| rampart_pki::bundle::Fingerprint::parse(&b).ok()).map(|f| f.to_string());
     (services, bundle)
+}
+
+/// The peer announces another bundle than the one we hold (its CA rotates): fetch it from the
+/// gateway at `url` over the channel the bundle we hold verifies, and keep it in the registry
+/// if it is the one announced — every gateway of this network then trusts it, without a command.
+async fn follow_rotation(state: &State, link: &Link, url: &str, announced: &str, timeout: Duration) {
+    let domain = &link.peer.domain;
+    let fetched = async {
+        let req = Request::get(format!("{url}{}", path::BUNDLE)).body(rampart_net::full("")).ok()?;
+        let resp = tokio::time::timeout(timeout, Transport::send(&link.client, req)).await.ok()?.ok()?;
+        if resp.status() != StatusCode::OK {
+            return None;
+        }
+        let pem = read_bytes(resp, rampart_pki::bundle::MAX_BYTES).await?;
+        rampart_pki::bundle::Bundle::parse(&pem).ok()
+    };
+    let Some(bundle) = fetched.await else {
+        tracing::warn!("peer {domain} announces the CA bundle {announced}, but {url} did not serve it");
+        return;
+    };
+    if bundle.fingerprint().to_string() != announced {
+        tracing::warn!(
+            "peer {domain} announces {announced} but serves {}: kept the old one",
+            bundle.fingerprint()
+        );
+        return;
+    }
+    match rampart_federation::peers::replace_bundle(state.store.as_ref(), domain, &bundle).await {
+        Ok(true) => tracing::info!("peer {domain} rotated its CA bundle: now trusting {announced}"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!("keeping peer {domain}'s new CA bundle: {e}"),
+    }
 }
 
 /// One round of asking `link`'s gateways, in the order they were given.
@@ -155,7 +213,7 @@ async fn ask(link: &Link, timeout: Duration) -> Asked {
         match tokio::time::timeout(timeout, Transport::send(&link.client, req)).await {
             Ok(Ok(resp)) if resp.status() == StatusCode::OK => match read(resp).await {
                 Some(catalog) if catalog.domain == link.peer.domain.as_str() => {
-                    return Asked::Answered(catalog);
+                    return Asked::Answered(catalog, url.clone());
                 }
                 Some(catalog) => failed = Some(format!("{url} answers as {:?}", catalog.domain)),
                 None => failed = Some(format!("{url}: an unreadable catalog")),
@@ -174,17 +232,22 @@ async fn ask(link: &Link, timeout: Duration) -> Asked {
 
 /// A catalog answer, read up to [`MAX_CATALOG_BYTES`].
 async fn read(resp: Response<Body>) -> Option<Catalog> {
+    serde_json::from_slice(&read_bytes(resp, MAX_CATALOG_BYTES).await?).ok()
+}
+
+/// An answer's body, `None` past `max` bytes or broken.
+async fn read_bytes(resp: Response<Body>, max: usize) -> Option<Vec<u8>> {
     let mut body = resp.into_body();
     let mut bytes = Vec::new();
     while let Some(frame) = body.frame().await {
         if let Ok(data) = frame.ok()?.into_data() {
-            if bytes.len() + data.len() > MAX_CATALOG_BYTES {
+            if bytes.len() + data.len() > max {
                 return None;
             }
             bytes.extend_from_slice(&data);
         }
     }
-    serde_json::from_slice(&bytes).ok()
+    Some(bytes)
 }
 
 /// An event about a peer network (source: its domain).

@@ -105,9 +105,7 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
             events,
             config.gateway.clone(),
         );
-        if let Some(bundle) = bundle_of(home, &config) {
-            state = state.with_bundle(bundle);
-        }
+        state = state.with_bundle_file(home.pki().domain_dir(&config.domain).join("ca.pem"));
         match rampart_gateway::federation::Federation::new(
             config.domain.clone(),
             material.clone(),
@@ -138,13 +136,6 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
         }
         Ok(())
     })
-}
-
-/// This network's CA bundle, to serve to peers (none, said in the log, when it cannot be read).
-fn bundle_of(home: &Home, config: &crate::home::Config) -> Option<rampart_pki::bundle::Bundle> {
-    rampart_pki::bundle::of_domain(&home.pki(), &config.domain)
-        .inspect_err(|e| tracing::warn!("not serving a CA bundle: {e}"))
-        .ok()
 }
 
 /// When the gateway's certificate and the CA's expire, for the metrics.

@@ -349,3 +349,35 @@ fn a_peer_adding_a_ca_to_its_bundle_is_followed_without_a_command_and_no_request
     }
     assert!(failed.is_empty(), "{} of {calls} calls failed: {failed:?}", failed.len());
 }
+
+#[test]
+fn an_envelope_passes_both_gateways_unopened_and_only_a_west_node_holding_the_keyring_opens_it() {
+    let Pair { east, mut west } = pair();
+    let alice = east.user("alice");
+    ok(&east.home, &["policy", "allow", "--service", "echo", "--principal", "user/alice"]);
+    ok(&west.home, &["policy", "allow", "--service", "echo", "--principal", "peer:east/*"]);
+    ok(&west.home, &["network", "export", "echo", "--to", "east"]);
+    let sealed = || east.call("/echo/", &["--token", &alice, "--encrypt", "-d", "sealed words", "-v"]);
+    assert!(
+        east.eventually(Duration::from_secs(10), || east
+            .call("/echo/", &["--token", &alice])
+            .status
+            .success())
+    );
+
+    // West's node holds west's own keyring: it cannot open east's envelope, and says so.
+    let out = sealed();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("400"), "{}", stderr(&out));
+    assert!(stdout(&out).contains("bad_envelope"), "{}", stdout(&out));
+    assert!(events(&west).contains("\"envelope_refused\""), "the refusal is west's event");
+
+    // A west node holding the keyring the caller uses (copied by a channel the operators trust).
+    std::fs::copy(east.home.join("keys/payload.keys"), west.home.join("keys/payload.keys")).unwrap();
+    west.nodes.clear(); // n1, with the old keyring, is gone
+    west.add_node("n2", &["--service", "echo"]);
+    let opened = east.eventually(Duration::from_secs(10), || sealed().status.success());
+    assert!(opened, "{}", stderr(&sealed()));
+    let seen: serde_json::Value = serde_json::from_slice(&sealed().stdout).unwrap();
+    assert_eq!(seen["body"], "sealed words", "opened by west's node, sealed again for the caller");
+}

@@ -1,5 +1,5 @@
 // The security dashboard in a real browser (Debian's Chromium, driven by playwright-core):
-// sign in with the admin token, see the node and the live feed, watch a bad-token request
+// sign in with the admin token, see the node, a peer network and the live feed, watch a bad-token request
 // appear as an event, and check the page loads nothing from outside the gateway.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -40,6 +40,13 @@ test("the dashboard signs in, shows the node and a bad-token event live, and loa
   const home = join(mkdtempSync(join(tmpdir(), "rampart-ui-")), "home");
   execFileSync(bin, ["--home", home, "init"], { stdio: "ignore" });
   const token = readFileSync(join(home, "admin.token"), "utf8").trim();
+  // A peer network that is not running (nothing listens at its URL): shown down, with our export.
+  const west = join(dirname(home), "west");
+  execFileSync(bin, ["--home", west, "init", "--domain", "west"], { stdio: "ignore" });
+  execFileSync(bin, ["--home", west, "pki", "bundle", "--out", join(dirname(home), "west.pem")], { stdio: "ignore" });
+  execFileSync(bin, ["--home", home, "network", "add", "west", "--url", "https://127.0.0.1:1", "--bundle",
+    join(dirname(home), "west.pem")], { stdio: "ignore" });
+  execFileSync(bin, ["--home", home, "network", "export", "hello", "--to", "west"], { stdio: "ignore" });
   const gateway = await start(home, ["gateway", "--listen", "127.0.0.1:0"], "rampart gateway listening on ");
   const url = gateway.line.split(" ")[4];
   const node = await start(home, ["node", "--name", "n1", "--listen", "127.0.0.1:0", "--gateway", url], "rampart node ");
@@ -61,6 +68,11 @@ test("the dashboard signs in, shows the node and a bad-token event live, and loa
     await page.fill("#token", token);
     await page.click("button[type=submit]");
     await page.waitForSelector("#nodes td:has-text('n1')", { timeout: 15000 });
+    await page.waitForSelector("#peers tr:has-text('west')", { timeout: 15000 });
+    const peer = await page.textContent("#peers tr:has-text('west')");
+    assert.match(peer, /down/);
+    assert.match(peer, /never/);
+    assert.match(peer, /hello/);
     assert.equal(await page.evaluate(() => window.location.href.includes("rpt_")), false, "token in the URL");
     assert.equal(await page.evaluate(() => document.cookie), "", "token in a cookie");
     await page.waitForFunction(() => document.querySelector("#status").textContent === "live", null, { timeout: 15000 });

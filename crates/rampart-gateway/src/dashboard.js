@@ -72,6 +72,17 @@ async function poll() {
         const s = await st.json(); const body = $("nodes"); body.replaceChildren();
         for (const n of s.nodes) { const tr = document.createElement("tr"); tr.append(cell(n.name, "up"), cell(n.addr), cell(n.services.join(", "))); body.append(tr); }
       }
+      const pr = await fetch("/_rampart/federation/peers", { headers: headers() });
+      if (pr.ok) {
+        const body = $("peers"); body.replaceChildren();
+        for (const p of (await pr.json()).peers) {
+          const tr = document.createElement("tr");
+          const age = p.catalog_age_ms == null ? "never" : (p.catalog_age_ms / 1000).toFixed(1) + " s ago";
+          tr.append(cell(p.name), cell(p.up ? "up" : "down", p.up ? "up" : "down"), cell(age),
+            cell(p.imports.join(", ")), cell(p.exports.join(", ")));
+          body.append(tr);
+        }
+      }
       const mt = await fetch("/_rampart/metrics", { headers: headers() });
       if (mt.ok) {
         const now = { at: Date.now(), data: parseMetrics(await mt.text()) };

@@ -164,6 +164,8 @@ kinds! {
     FederationLoop = "federation_loop", Warning;
     /// A peer asked for a service not exported to it (or not hosted here).
     PeerNotExported = "peer_not_exported", Warning;
+    /// A request for a service only peer networks serve, none of them up: 503.
+    PeerUnavailable = "peer_unavailable", Warning;
 }
 
 impl fmt::Display for EventKind {

@@ -160,6 +160,8 @@ struct Federation {
     peer_stale_after: Option<Duration>,
     #[serde(default)]
     max_chain: Option<usize>,
+    #[serde(default)]
+    prefer_peers: Option<Vec<String>>,
 }
 
 /// Durations as humans write them, in and out.
@@ -346,6 +348,7 @@ impl TryFrom<GatewayFile> for GatewayConfig {
         set!(catalog_interval_ms, interval, None, ("federation.catalog_interval", ""));
         set!(peer_stale_after_ms, stale, None, ("federation.peer_stale_after", ""));
         set!(max_chain, fed.max_chain, None, ("federation.max_chain", ""));
+        set!(prefer_peers, fed.prefer_peers, None, ("federation.prefer_peers", ""));
         check(&c)?;
         Ok(c)
     }
@@ -380,6 +383,9 @@ fn check(c: &GatewayConfig) -> Result<(), String> {
             "federation.peer_stale_after",
             "must be longer than federation.catalog_interval, which must be longer than 0",
         );
+    }
+    if let Some(bad) = c.prefer_peers.iter().find(|s| rampart_auth::ServiceName::parse(s).is_err()) {
+        return fail("federation.prefer_peers", &format!("{bad:?} is not a service name"));
     }
     if c.max_chain == 0 {
         return fail("federation.max_chain", "must be at least 1 (the network a request comes from)");
@@ -437,6 +443,7 @@ impl From<GatewayConfig> for GatewayFile {
                 catalog_interval: Some(d(c.catalog_interval_ms)),
                 peer_stale_after: Some(d(c.peer_stale_after_ms)),
                 max_chain: Some(c.max_chain),
+                prefer_peers: Some(c.prefer_peers),
             }),
             ..GatewayFile::default()
         }

@@ -99,6 +99,10 @@ pub struct GatewayConfig {
     pub peer_stale_after_ms: u64,
     /// Most networks a request may have passed to be served (508 beyond). Default: 4.
     pub max_chain: usize,
+    /// Services that go to a peer network exporting them even while a local replica is live
+    /// (the local replicas then serve only while no peer exporting them is up). Default: none —
+    /// local first.
+    pub prefer_peers: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -136,6 +140,7 @@ impl Default for GatewayConfig {
             catalog_interval_ms: 1000,
             peer_stale_after_ms: 3000,
             max_chain: 4,
+            prefer_peers: Vec::new(),
             proxy_protocol_from: Vec::new(),
             trusted_proxies: Vec::new(),
         }

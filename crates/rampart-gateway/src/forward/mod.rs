@@ -75,8 +75,8 @@ pub async fn forward(
         budget: &state.budget,
         limits: retry_limits,
     };
-    let finished = match to_peer(state, service, principal) {
-        Some((federation, subject)) => {
+    let finished = match route(state, service, principal) {
+        Route::Peer(federation, subject) => {
             let call = PeerOutgoing {
                 call: &outgoing,
                 subject,
@@ -86,7 +86,13 @@ pub async fn forward(
             let attempts = Attempts { upstreams: federation, transport: federation, ..local };
             attempts.run(service, replay_safe, &call).await
         }
-        None => local.run(service, replay_safe, &outgoing).await,
+        Route::PeerDown => {
+            let why =
+                format!("no live replica of {service:?} here, and every peer network exporting it is down");
+            state.event(EventKind::PeerUnavailable, conn, Some(principal.name()), Some(service), &why);
+            return reply::unavailable(&why);
+        }
+        Route::Local => local.run(service, replay_safe, &outgoing).await,
     };
     match finished {
         Finished::Answered(resp, n) => match record {
@@ -100,15 +106,33 @@ pub async fn forward(
     }
 }
 
-/// The federation and the caller to vouch for, when `service` goes to a peer: no local replica
-/// is live, a peer exports it to us, and the caller is ours (a caller a peer vouched for is
-/// never passed on to another).
-fn to_peer<'a>(state: &'a State, service: &str, principal: &Principal) -> Option<(&'a Federation, String)> {
-    let federation = state.federation.as_deref()?;
-    if !state.nodes.targets(service).is_empty() || !federation.imports(service) {
-        return None;
+/// Where a request goes.
+enum Route<'a> {
+    /// To a local replica (or the local "no live replica" answer).
+    Local,
+    /// To a peer network that exports the service, vouching for the caller as this.
+    Peer(&'a Federation, String),
+    /// Only peers could serve it, and none is up.
+    PeerDown,
+}
+
+/// Where a request for `service` goes: local replicas first, unless the service is one of
+/// `prefer_peers`; a peer only when one that exports it is up and the caller is ours (a caller
+/// a peer vouched for is never passed on to another).
+fn route<'a>(state: &'a State, service: &str, principal: &Principal) -> Route<'a> {
+    let Some(federation) = state.federation.as_deref().filter(|f| f.imports(service)) else {
+        return Route::Local;
+    };
+    let local_live = !state.nodes.targets(service).is_empty();
+    let peer_live = !federation.targets(service).is_empty();
+    let prefer_peer = state.config.prefer_peers.iter().any(|s| s == service);
+    match (local_live, peer_live) {
+        (true, true) if !prefer_peer => Route::Local,
+        (true, false) => Route::Local,
+        (_, true) => principal.vouchable().map_or(Route::Local, |subject| Route::Peer(federation, subject)),
+        (false, false) if principal.vouchable().is_none() => Route::Local,
+        (false, false) => Route::PeerDown,
     }
-    Some((federation, principal.vouchable()?))
 }
 
 /// The refusal of a body that could not be read, and its event.

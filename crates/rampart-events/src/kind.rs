@@ -166,6 +166,12 @@ kinds! {
     PeerNotExported = "peer_not_exported", Warning;
     /// A request for a service only peer networks serve, none of them up: 503.
     PeerUnavailable = "peer_unavailable", Warning;
+    /// One gateway of a peer network kept failing and was taken out of the pool.
+    PeerGatewayEjected = "peer_gateway_ejected", Warning;
+    /// An ejected gateway of a peer network answers again.
+    PeerGatewayRejoined = "peer_gateway_rejoined", Info;
+    /// A peer network's gateway presented a certificate its bundle does not verify.
+    PeerCertificateRefused = "peer_certificate_refused", Critical;
 }
 
 impl fmt::Display for EventKind {

@@ -99,4 +99,26 @@ fn either_gateway_of_a_clustered_peer_serves_and_one_killed_is_passed_over() {
     let listed: serde_json::Value =
         serde_json::from_str(&ok(&east.home, &["network", "list", "--json"])).unwrap();
     assert_eq!(listed[0]["up"], true, "west is still up through g2: {listed}");
+    let events = || std::fs::read_to_string(east.home.join("audit.jsonl")).unwrap_or_default();
+    let seen = |kind: &str| {
+        east.eventually(Duration::from_secs(10), || events().contains(&format!("\"kind\":\"{kind}\"")))
+    };
+    assert!(seen("peer_gateway_ejected"), "{}", events());
+
+    // g1 back where it was: it rejoins east's pool by answering its catalog, and serves again.
+    let listen = urls[0].trim_start_matches("https://").to_owned();
+    gateways.insert(
+        0,
+        spawn(
+            &west,
+            &["gateway", "--name", "g1", "--listen", &listen],
+            "rampart gateway listening on ",
+            "g1b",
+        ),
+    );
+    assert!(seen("peer_gateway_rejoined"), "{}", events());
+    let before = served(&urls[0]);
+    assert!(
+        east.eventually(Duration::from_secs(10), || call().status.success() && served(&urls[0]) > before)
+    );
 }

@@ -16,7 +16,7 @@ use rampart_net::contract::{Catalog, path};
 use rampart_pki::{Role, TrustDomain};
 
 use super::{Federation, Link, lock};
-use crate::upstream::{Transport, Upstreams};
+use crate::upstream::{TargetEvents, Transport, Upstreams};
 use crate::{State, reply};
 
 /// Largest catalog read from a peer.
@@ -81,8 +81,8 @@ pub(crate) async fn follow(state: Arc<State>, federation: Arc<Federation>) {
     loop {
         let mut asks = tokio::task::JoinSet::new();
         for link in federation.links().values() {
-            let (state, link) = (state.clone(), link.clone());
-            asks.spawn(async move { refresh(&state, &link, every, stale).await });
+            let (state, federation, link) = (state.clone(), federation.clone(), link.clone());
+            asks.spawn(async move { refresh(&state, &federation, &link, (every, stale)).await });
         }
         let next = tokio::time::sleep(every);
         while asks.join_next().await.is_some() {}
@@ -101,9 +101,16 @@ enum Asked {
 }
 
 /// Asks `link`'s gateways in turn for its catalog and records what came.
-async fn refresh(state: &State, link: &Link, timeout: Duration, stale: Duration) {
+async fn refresh(
+    state: &State,
+    federation: &Federation,
+    link: &Link,
+    (timeout, stale): (Duration, Duration),
+) {
     let domain = link.peer.domain.as_str();
-    match record(link, ask(link, timeout).await, stale) {
+    let asked = ask(link, timeout).await;
+    probed(state, federation, link, &asked);
+    match record(link, asked, stale) {
         Change::None => {}
         Change::Up { services, rotated } => {
             if let Some(services) = services {
@@ -119,6 +126,29 @@ async fn refresh(state: &State, link: &Link, timeout: Duration, stale: Duration)
         }
         // Never up yet: down without an event (it may not run yet), said in the log.
         Change::Down { why, was_up: false } => tracing::debug!("peer {domain} not reachable: {why}"),
+    }
+}
+
+/// Asking for the catalog is also each gateway's health probe: the gateways asked before the
+/// one that answered failed, that one passed. A gateway ejected by failed requests comes back
+/// this way (two passes after its back-off), as a node does through its probes.
+fn probed(state: &State, federation: &Federation, link: &Link, asked: &Asked) {
+    let events = super::PeerGateways(state);
+    let answered = match asked {
+        Asked::Answered(_, url) => Some(url.as_str()),
+        _ => None,
+    };
+    let pool: Vec<_> = link.targets.iter().map(|t| t.health.clone()).collect();
+    for (url, target) in link.peer.urls.iter().zip(link.targets.iter()) {
+        if Some(url.as_str()) == answered {
+            if target.health.succeeded() {
+                events.rejoined(&target.name, "answers its catalog again");
+            }
+            return;
+        }
+        if target.health.failed() && federation.board().maybe_eject(&target.health, &pool, "catalog failed") {
+            events.ejected(&target.name, "its catalog failed");
+        }
     }
 }
 
@@ -251,7 +281,7 @@ async fn read_bytes(resp: Response<Body>, max: usize) -> Option<Vec<u8>> {
 }
 
 /// An event about a peer network (source: its domain).
-fn peer_event(state: &State, kind: EventKind, domain: &str, why: &str) {
+pub(crate) fn peer_event(state: &State, kind: EventKind, domain: &str, why: &str) {
     let event = rampart_events::NewEvent::new(kind, format!("peer:{domain}"), why);
     state.events.record(event);
 }

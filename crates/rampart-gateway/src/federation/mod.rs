@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use http::Request;
+use rampart_events::EventKind;
 use rampart_federation::assertion::{Signer, Verifier};
 use rampart_federation::{Peer, exports, peers};
 use rampart_net::client::HttpsClient;
@@ -269,6 +270,32 @@ impl Transport for Federation {
                 })
             }),
         }
+    }
+}
+
+/// What happens to peers' gateways, as events of their own (a peer's gateway is no node).
+pub(crate) struct PeerGateways<'a>(pub(crate) &'a crate::State);
+
+impl crate::upstream::TargetEvents for PeerGateways<'_> {
+    fn rejoined(&self, target: &str, why: &str) {
+        self.event(EventKind::PeerGatewayRejoined, target, why);
+    }
+
+    fn ejected(&self, target: &str, why: &str) {
+        self.0.metrics.ejections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.event(EventKind::PeerGatewayEjected, target, why);
+    }
+
+    fn certificate_refused(&self, target: &str, why: &str) {
+        self.event(EventKind::PeerCertificateRefused, target, why);
+    }
+}
+
+impl PeerGateways<'_> {
+    /// `target` is `<domain>@<host:port>`.
+    fn event(&self, kind: EventKind, target: &str, why: &str) {
+        let domain = target.split('@').next().unwrap_or(target);
+        catalog::peer_event(self.0, kind, domain, &format!("{target}: {why}"));
     }
 }
 

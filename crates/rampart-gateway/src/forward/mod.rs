@@ -20,8 +20,8 @@ use rampart_net::{Body, ConnInfo};
 use self::attempt::{Attempts, Finished};
 use self::body::BodyError;
 use self::outgoing::Outgoing;
-use crate::federation::Federation;
 use crate::federation::outbound::PeerOutgoing;
+use crate::federation::{Federation, PeerGateways};
 use crate::upstream::Upstreams;
 use crate::{State, reply};
 
@@ -83,7 +83,9 @@ pub async fn forward(
                 federation,
                 deadline: tokio::time::Instant::now() + deadline,
             };
-            let attempts = Attempts { upstreams: federation, transport: federation, ..local };
+            let events = PeerGateways(state);
+            let attempts =
+                Attempts { upstreams: federation, transport: federation, events: &events, ..local };
             attempts.run(service, replay_safe, &call).await
         }
         Route::PeerDown => {

@@ -129,3 +129,29 @@ fn serve_keeps_the_network_up_for_the_dashboard_until_ctrl_c() {
     assert!(status.success(), "a served demo ended by Ctrl-C is a success");
     assert!(processes_mentioning(home.to_str().unwrap()).is_empty(), "the demo left processes running");
 }
+
+#[test]
+fn the_federation_demo_shows_each_step_and_leaves_nothing_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("fed");
+    let out = Command::new(BIN)
+        .arg("--home")
+        .arg(&root)
+        .args(["demo", "--federation"])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "demo failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    for step in [
+        "west's node saw \"peer:east/user/alice\"",
+        "→ 403",
+        "policy_denied for peer:east/user/bob",
+        "east answers 503 with Retry-After",
+        "alice served again",
+        "ok: every step",
+    ] {
+        assert!(text.contains(step), "{step:?} missing from:\n{text}");
+    }
+    assert!(processes_mentioning(root.to_str().unwrap()).is_empty(), "the demo left processes running");
+}

@@ -217,6 +217,11 @@ pub struct DemoArgs {
     /// and call it with `rampart call`.
     #[arg(long)]
     pub serve: bool,
+    /// Two networks instead, east and west: a west-only service called through east's
+    /// gateway, west's policy allowing one east user and refusing another, west's gateway
+    /// killed and restarted (--duration and --clients do not apply).
+    #[arg(long, conflicts_with_all = ["serve", "clients"])]
+    pub federation: bool,
 }
 
 /// `rampart gateway`.

@@ -4,6 +4,9 @@
 //! progress and a final table, and exits non-zero if any request failed or any acknowledged
 //! write is missing or doubled. Ctrl-C stops everything it started. With `--serve` the network
 //! keeps running afterwards until Ctrl-C, with the dashboard's address and calls to try.
+//! `--federation` runs the two-network demo instead (`federation.rs`).
+
+mod federation;
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -35,6 +38,7 @@ impl Drop for Proc {
     }
 }
 
+/// Starts `rampart --home HOME ARGS` (its log in HOME) and waits for its `ready` line.
 fn spawn(home: &Path, args: &[&str], ready: &str) -> Result<Proc> {
     let exe = std::env::current_exe().context("finding this binary")?;
     // gateway.log, n1.log, …: a node's log is named after the node.
@@ -86,6 +90,9 @@ struct Stats {
 }
 
 pub fn run(explicit_home: Option<PathBuf>, args: DemoArgs) -> Result<()> {
+    if args.federation {
+        return federation::run(explicit_home, &args);
+    }
     let temp = match &explicit_home {
         Some(_) => None,
         None => Some(tempfile::Builder::new().prefix("rampart-demo-").tempdir()?),

@@ -6,6 +6,8 @@
 
 mod support;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rampart_federation::assertion::{ForRequest, Signer};
@@ -281,6 +283,53 @@ fn a_killed_peer_gateway_is_answered_503_at_once_and_resumes_when_restarted() {
     let call = || east.call("/echo/", &["--token", &alice, "-v"]);
     assert!(east.eventually(Duration::from_secs(10), || call().status.success()));
 
+    // Under load: four clients loop GET /echo/ through east for the whole test (bounded).
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (roots, _) =
+            rampart_net::TlsMaterial::load_roots(&east.home.join("pki/east/ca.pem"), None).unwrap();
+        let tls = rampart_net::tls::client_config(
+            &TrustDomain::new("east").unwrap(),
+            roots,
+            Vec::new(),
+            None,
+            &[Role::Gateway],
+        )
+        .unwrap();
+        let client = rampart_net::client::https_client(tls, Duration::from_secs(2));
+        let (url, token, stop) = (format!("{}/echo/", east.url), alice.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async move {
+                let tasks: Vec<_> = (0..4)
+                    .map(|_| {
+                        let (client, url, token, stop) =
+                            (client.clone(), url.clone(), token.clone(), stop.clone());
+                        tokio::spawn(async move {
+                            let auth = format!("Bearer {token}");
+                            let mut seen = Vec::new();
+                            while !stop.load(Ordering::Relaxed) && seen.len() < 20_000 {
+                                let answer =
+                                    support::request(&client, "GET", &url, &[("authorization", &auth)], "")
+                                        .await;
+                                seen.push(match answer {
+                                    Ok((status, _, headers)) => (status, headers.contains_key("retry-after")),
+                                    Err(_) => (0, false),
+                                });
+                            }
+                            seen
+                        })
+                    })
+                    .collect();
+                let mut all = Vec::new();
+                for t in tasks {
+                    all.extend(t.await.unwrap());
+                }
+                all
+            })
+        })
+    };
+
     west.gateway.signal("KILL");
     let killed = std::time::Instant::now();
     // Within a second or two: 503 with Retry-After, and east's event that west is down.
@@ -304,6 +353,20 @@ fn a_killed_peer_gateway_is_answered_503_at_once_and_resumes_when_restarted() {
     // Up when first reached, and up again after the restart.
     assert_eq!(count(&events(&east), "peer_up"), 2, "{}", events(&east));
     assert_eq!(count(&events(&east), "peer_down"), 1);
+    // Every answer under load was served, or 503 with Retry-After: nothing else.
+    stop.store(true, Ordering::Relaxed);
+    let seen = load.join().unwrap();
+    let served = seen.iter().filter(|s| s.0 == 200).count();
+    let told_later = seen.iter().filter(|s| **s == (503, true)).count();
+    let other: Vec<_> = seen.iter().filter(|s| s.0 != 200 && **s != (503, true)).collect();
+    eprintln!("under load: {} requests, {served} served, {told_later} told 503 with Retry-After", seen.len());
+    assert!(served > 0 && told_later > 0, "{served} served, {told_later} refused");
+    assert!(
+        other.is_empty(),
+        "{} answers neither 200 nor 503 with Retry-After: {:?}",
+        other.len(),
+        &other[..other.len().min(10)]
+    );
 }
 
 #[test]

@@ -248,6 +248,20 @@ impl Upstreams for Federation {
     fn board(&self) -> &HealthBoard {
         &self.board
     }
+
+    fn describe(&self, target: &Target) -> String {
+        format!(
+            "the gateway {} of peer network {}",
+            Federation::authority(target),
+            target.name.split('@').next().unwrap_or("")
+        )
+    }
+
+    /// A peer network none of whose gateways could be reached is unavailable for now: 503 with
+    /// `Retry-After`, as when it is known to be down.
+    fn unreachable(&self, target: &Target) -> http::Response<Body> {
+        crate::reply::unavailable(&format!("{} could not be reached", self.describe(target)))
+    }
 }
 
 /// Requests to peers go through the client of the peer whose gateway the URI names.

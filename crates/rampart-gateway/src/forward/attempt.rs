@@ -58,22 +58,18 @@ impl Outcome {
         }
     }
 
-    /// The caller's answer when this attempt is the last.
-    fn into_finished(self, target: &Target, attempts: u32) -> Finished {
-        let node = &target.name;
+    /// The caller's answer when this attempt is the last; `upstreams` names the target.
+    fn into_finished(self, upstreams: &dyn Upstreams, target: &Target, attempts: u32) -> Finished {
+        let who = upstreams.describe(target);
         Finished::Reply(match self {
             Outcome::Answered(r) | Outcome::Unavailable(r) => return Finished::Answered(r, attempts),
             Outcome::RegistryDown(r) => finish(r, attempts),
-            Outcome::NotSent(_) => reply::error(
-                StatusCode::BAD_GATEWAY,
-                "upstream_unreachable",
-                &format!("node {node} could not be reached"),
-            ),
+            Outcome::NotSent(_) => upstreams.unreachable(target),
             Outcome::MayHaveActed(_) => reply::error(
                 StatusCode::BAD_GATEWAY,
                 "outcome_unknown",
                 &format!(
-                    "node {node} failed after receiving the request; it may or may not have acted on it, so it was not \
+                    "{who} failed after receiving the request; it may or may not have acted on it, so it was not \
                      repeated (send an Idempotency-Key to make such requests safe to retry)"
                 ),
             ),
@@ -81,7 +77,7 @@ impl Outcome {
                 StatusCode::GATEWAY_TIMEOUT,
                 "outcome_unknown",
                 &format!(
-                    "node {node} did not answer in time; the outcome is unknown and the request was not repeated"
+                    "{who} did not answer in time; the outcome is unknown and the request was not repeated"
                 ),
             ),
         })
@@ -186,12 +182,12 @@ impl Attempts<'_> {
                 }
             }
             let Verdict::Retry { backoff: wait } = verdict else {
-                return outcome.into_finished(target, attempt);
+                return outcome.into_finished(self.upstreams, target, attempt);
             };
             if !self.may_retry(attempt, deadline) {
                 return match outcome {
                     Outcome::Unavailable(r) => Finished::Reply(finish(r, attempt)),
-                    other => other.into_finished(target, attempt),
+                    other => other.into_finished(self.upstreams, target, attempt),
                 };
             }
             if let Outcome::Unavailable(r) = outcome {

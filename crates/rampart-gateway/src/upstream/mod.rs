@@ -44,6 +44,21 @@ pub trait Upstreams: Send + Sync {
 
     /// The health board its targets' health lives on.
     fn board(&self) -> &HealthBoard;
+
+    /// How answers name `target` ("node n1").
+    fn describe(&self, target: &Target) -> String {
+        format!("node {}", target.name)
+    }
+
+    /// The answer when a request reached none of the service's targets, `target` the last
+    /// tried: 502 for a node (the service is here, its replicas unreachable).
+    fn unreachable(&self, target: &Target) -> http::Response<rampart_net::Body> {
+        crate::reply::error(
+            http::StatusCode::BAD_GATEWAY,
+            "upstream_unreachable",
+            &format!("{} could not be reached", self.describe(target)),
+        )
+    }
 }
 
 /// Who hears what happens to targets: the gateway's events and metrics.

@@ -71,8 +71,8 @@ impl fmt::Display for ClientAuth {
     }
 }
 
-/// What a TLS endpoint of a trust domain holds: its certificate and key, the domain's CA
-/// and CRL.
+/// What a TLS endpoint of a trust domain holds: its certificate and key, the domain's CAs
+/// and CRLs (one of each, or two of each while the CA rotates).
 #[derive(Debug)]
 pub struct TlsMaterial {
     /// The trust domain.
@@ -81,9 +81,9 @@ pub struct TlsMaterial {
     pub chain: Vec<CertificateDer<'static>>,
     /// Our private key.
     pub key: PrivateKeyDer<'static>,
-    /// The domain's CA.
+    /// The domain's CAs.
     pub roots: Arc<RootCertStore>,
-    /// The domain's CRL, if there is one.
+    /// The domain's CRLs, if there are.
     pub crls: Vec<CertificateRevocationListDer<'static>>,
 }
 
@@ -91,18 +91,10 @@ impl TlsMaterial {
     /// Loads PEM files. The key's contents never appear in an error.
     pub fn load(domain: TrustDomain, ca: &Path, cert: &Path, key: &Path, crl: Option<&Path>) -> Result<Self> {
         let bad = |path: &Path, what: &str| NetError::Tls(format!("{}: not a PEM {what}", path.display()));
-        let mut roots = RootCertStore::empty();
-        let ca_der = CertificateDer::from_pem_file(ca).map_err(|_| bad(ca, "certificate"))?;
-        roots.add(ca_der).map_err(|e| NetError::Tls(format!("{}: {e}", ca.display())))?;
+        let (roots, crls) = TlsMaterial::load_roots(ca, crl)?;
         let chain = vec![CertificateDer::from_pem_file(cert).map_err(|_| bad(cert, "certificate"))?];
         let key = PrivateKeyDer::from_pem_file(key).map_err(|_| bad(key, "private key"))?;
-        let crls = match crl {
-            Some(p) if p.exists() => {
-                vec![CertificateRevocationListDer::from_pem_file(p).map_err(|_| bad(p, "CRL"))?]
-            }
-            _ => Vec::new(),
-        };
-        Ok(TlsMaterial { domain, chain, key, roots: Arc::new(roots), crls })
+        Ok(TlsMaterial { domain, chain, key, roots, crls })
     }
 
     /// A client config presenting this certificate to servers of `server_roles` in our domain.
@@ -118,19 +110,39 @@ impl TlsMaterial {
         ca: &Path,
         crl: Option<&Path>,
     ) -> Result<(Arc<RootCertStore>, Vec<CertificateRevocationListDer<'static>>)> {
-        let mut roots = RootCertStore::empty();
-        let ca_der = CertificateDer::from_pem_file(ca)
-            .map_err(|_| NetError::Tls(format!("{}: not a PEM certificate", ca.display())))?;
-        roots.add(ca_der).map_err(|e| NetError::Tls(format!("{}: {e}", ca.display())))?;
         let crls = match crl {
-            Some(p) if p.exists() => vec![
-                CertificateRevocationListDer::from_pem_file(p)
-                    .map_err(|_| NetError::Tls(format!("{}: not a PEM CRL", p.display())))?,
-            ],
+            Some(p) if p.exists() => crls_from(p)?,
             _ => Vec::new(),
         };
-        Ok((Arc::new(roots), crls))
+        Ok((Arc::new(roots_from(ca)?), crls))
     }
+}
+
+/// Every CA certificate in a PEM file, as roots: a CA being rotated has the new one beside the
+/// old, and certificates of both verify. At least one.
+pub fn roots_from(ca: &Path) -> Result<RootCertStore> {
+    let bad = || NetError::Tls(format!("{}: not a PEM certificate", ca.display()));
+    let mut roots = RootCertStore::empty();
+    for der in CertificateDer::pem_file_iter(ca).map_err(|_| bad())? {
+        roots.add(der.map_err(|_| bad())?).map_err(|e| NetError::Tls(format!("{}: {e}", ca.display())))?;
+    }
+    if roots.is_empty() {
+        return Err(bad());
+    }
+    Ok(roots)
+}
+
+/// Every CRL in a PEM file (one per CA of the domain). At least one.
+pub fn crls_from(crl: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>> {
+    let bad = || NetError::Tls(format!("{}: not a PEM CRL", crl.display()));
+    let crls = CertificateRevocationListDer::pem_file_iter(crl)
+        .map_err(|_| bad())?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|_| bad())?;
+    if crls.is_empty() {
+        return Err(bad());
+    }
+    Ok(crls)
 }
 
 /// A TLS 1.2 handshake signature checked with the provider's algorithms (for verifiers that
@@ -257,4 +269,84 @@ pub enum IdentityError {
         /// The address dialled.
         address: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A CA, a client certificate it issues, and its CRL revoking `revoked` serial numbers.
+    struct Ca {
+        issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+        pem: String,
+    }
+
+    impl Ca {
+        fn new(name: &str) -> Self {
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params.distinguished_name.push(rcgen::DnType::CommonName, name);
+            params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+            let key = rcgen::KeyPair::generate().unwrap();
+            let pem = params.self_signed(&key).unwrap().pem();
+            Ca { pem, issuer: rcgen::Issuer::new(params, key) }
+        }
+
+        fn issue(&self, serial: u64) -> CertificateDer<'static> {
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.serial_number = Some(serial.into());
+            params.subject_alt_names = vec![rcgen::SanType::URI("spiffe://local/user/u".try_into().unwrap())];
+            params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+            params.signed_by(&rcgen::KeyPair::generate().unwrap(), &self.issuer).unwrap().der().clone()
+        }
+
+        fn crl(&self, revoked: &[u64]) -> String {
+            let now = rcgen::date_time_ymd(2026, 1, 1);
+            let params = rcgen::CertificateRevocationListParams {
+                this_update: now,
+                next_update: rcgen::date_time_ymd(2100, 1, 1),
+                crl_number: 1u64.into(),
+                issuing_distribution_point: None,
+                revoked_certs: revoked
+                    .iter()
+                    .map(|s| rcgen::RevokedCertParams {
+                        serial_number: (*s).into(),
+                        revocation_time: now,
+                        reason_code: None,
+                        invalidity_date: None,
+                    })
+                    .collect(),
+                key_identifier_method: rcgen::KeyIdMethod::Sha256,
+            };
+            params.signed_by(&self.issuer).unwrap().pem().unwrap()
+        }
+    }
+
+    /// While a CA rotates, its file holds the new CA beside the old, and the CRL file a CRL of
+    /// each: certificates of both verify, and each CA's revocations hold.
+    #[test]
+    fn every_ca_and_crl_of_the_files_is_trusted_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) = (Ca::new("old"), Ca::new("new"));
+        let (ca, crl) = (dir.path().join("ca.pem"), dir.path().join("crl.pem"));
+        std::fs::write(&ca, format!("{}{}", new.pem, old.pem)).unwrap();
+        std::fs::write(&crl, format!("{}{}", new.crl(&[7]), old.crl(&[3]))).unwrap();
+        let (roots, crls) = TlsMaterial::load_roots(&ca, Some(&crl)).unwrap();
+        assert_eq!((roots.len(), crls.len()), (2, 2));
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider())
+            .with_crls(crls)
+            .build()
+            .unwrap();
+        let now = rustls::pki_types::UnixTime::now();
+        assert!(verifier.verify_client_cert(&old.issue(1), &[], now).is_ok());
+        assert!(verifier.verify_client_cert(&new.issue(2), &[], now).is_ok());
+        assert!(verifier.verify_client_cert(&old.issue(3), &[], now).is_err(), "revoked by the old CA");
+        assert!(verifier.verify_client_cert(&new.issue(7), &[], now).is_err(), "revoked by the new CA");
+        // Nothing in the file: refused, not an empty trust.
+        std::fs::write(&ca, "").unwrap();
+        assert!(roots_from(&ca).is_err());
+        std::fs::write(&crl, "not a crl").unwrap();
+        assert!(crls_from(&crl).is_err());
+    }
 }

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use rampart_pki::{Role, SpiffeId, TrustDomain};
 use rustls::client::danger::HandshakeSignatureValid;
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
@@ -125,7 +124,8 @@ impl CrlUpdater {
 }
 
 /// Reloads `crl` into `updater` whenever the file changes (checked every `every`), until the
-/// task is dropped. A CRL that does not parse is logged and the previous one kept.
+/// task is dropped (every CRL in the file: one per CA). A file that does not parse is logged
+/// and the previous CRLs kept.
 pub async fn follow_crl(crl: std::path::PathBuf, updater: CrlUpdater, every: std::time::Duration) {
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let mut seen = modified(&crl);
@@ -136,8 +136,8 @@ pub async fn follow_crl(crl: std::path::PathBuf, updater: CrlUpdater, every: std
             continue;
         }
         seen = now;
-        match CertificateRevocationListDer::from_pem_file(&crl) {
-            Ok(der) => match updater.update(vec![der]) {
+        match super::crls_from(&crl) {
+            Ok(crls) => match updater.update(crls) {
                 Ok(()) => tracing::info!("reloaded the CRL {}", crl.display()),
                 Err(e) => tracing::warn!("CRL {} refused, keeping the previous one: {e}", crl.display()),
             },

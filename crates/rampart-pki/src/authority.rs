@@ -7,6 +7,8 @@
 //! pki/<domain>/issued/<name>.pem     current certificate and key of each holder
 //! pki/<domain>/issued/<name>.key
 //! pki/<domain>/archive/<name>.<serial>.pem   certificates replaced by renewal
+//! pki/<domain>/previous/ca.pem, ca.key       the CA being retired, while the CA rotates
+//!                                            (`rotation`): ca.pem then holds both CAs
 //! ```
 
 use std::fs;
@@ -225,10 +227,12 @@ pub enum RevokeTarget {
 /// One trust domain's CA, loaded and checked: its certificate is a CA allowed to sign
 /// certificates and CRLs, and its key matches the certificate.
 pub struct Authority {
-    domain: TrustDomain,
-    dir: PathBuf,
-    ca: CertInfo,
-    issuer: Issuer<'static, KeyPair>,
+    pub(crate) domain: TrustDomain,
+    pub(crate) dir: PathBuf,
+    pub(crate) ca: CertInfo,
+    pub(crate) issuer: Issuer<'static, KeyPair>,
+    /// The CA being retired while the CA rotates: it still signs a CRL for what it issued.
+    pub(crate) previous: Option<(CertInfo, Issuer<'static, KeyPair>)>,
 }
 
 impl std::fmt::Debug for Authority {
@@ -242,31 +246,14 @@ impl std::fmt::Debug for Authority {
 }
 
 impl Authority {
-    fn load(domain: TrustDomain, dir: PathBuf) -> Result<Self> {
-        let ca_path = dir.join("ca.pem");
-        let key_path = dir.join("ca.key");
-        let ca = inspect::read_cert_file(&ca_path)?;
-        let malformed = |path: &Path, reason: &str| PkiError::Malformed {
-            path: path.to_owned(),
-            reason: reason.to_owned(),
+    pub(crate) fn load(domain: TrustDomain, dir: PathBuf) -> Result<Self> {
+        let (ca, issuer) = load_ca(&dir)?;
+        let previous = if dir.join("previous").join("ca.pem").exists() {
+            Some(load_ca(&dir.join("previous"))?)
+        } else {
+            None
         };
-        if !ca.is_ca || !ca.key_usage.iter().any(|u| u == "keyCertSign") {
-            return Err(malformed(
-                &ca_path,
-                "not a CA certificate (needs CA:TRUE and keyCertSign); refusing to issue from it",
-            ));
-        }
-        let key_pem =
-            Zeroizing::new(fs::read_to_string(&key_path).map_err(PkiError::io("reading", &key_path))?);
-        // The parse error may quote the input; say only that the key is unusable.
-        let key = KeyPair::from_pem(&key_pem)
-            .map_err(|_| malformed(&key_path, "not a PKCS#8 private key in PEM form"))?;
-        if !spki_matches(&ca.der, key.public_key_raw()) {
-            return Err(malformed(&key_path, "this key does not belong to the CA certificate beside it"));
-        }
-        let issuer = Issuer::from_ca_cert_der(&ca.der.clone().into(), key)
-            .map_err(|e| malformed(&ca_path, &e.to_string()))?;
-        Ok(Authority { domain, dir, ca, issuer })
+        Ok(Authority { domain, dir, ca, issuer, previous })
     }
 
     /// The trust domain.
@@ -299,7 +286,7 @@ impl Authority {
         self.dir.join("issued").join(format!("{name}.key"))
     }
 
-    fn index_path(&self) -> PathBuf {
+    pub(crate) fn index_path(&self) -> PathBuf {
         self.dir.join("index.json")
     }
 
@@ -452,7 +439,7 @@ impl Authority {
         self.write_crl_locked(&mut index, OffsetDateTime::now_utc())
     }
 
-    fn write_crl_locked(&self, index: &mut Index, now: OffsetDateTime) -> Result<CrlInfo> {
+    pub(crate) fn write_crl_locked(&self, index: &mut Index, now: OffsetDateTime) -> Result<CrlInfo> {
         index.crl_number += 1;
         let now = now.replace_nanosecond(0).unwrap_or(now);
         let revoked_certs = index
@@ -479,8 +466,18 @@ impl Authority {
             key_identifier_method: inspect::subject_key_id(&self.ca.der)
                 .map_or(KeyIdMethod::Sha256, KeyIdMethod::PreSpecified),
         };
-        let crl = params.signed_by(&self.issuer)?;
-        let pem = crl.pem()?;
+        let mut pem = params.signed_by(&self.issuer)?.pem()?;
+        // While the CA rotates, the retiring CA signs one too (every revoked serial in both: a
+        // CRL speaks only of what its issuer issued, and serials are random, so the extra
+        // entries are inert). Ours first: readers of one CRL take the first.
+        if let Some((ca, issuer)) = &self.previous {
+            let params = CertificateRevocationListParams {
+                key_identifier_method: inspect::subject_key_id(&ca.der)
+                    .map_or(KeyIdMethod::Sha256, KeyIdMethod::PreSpecified),
+                ..params
+            };
+            pem.push_str(&params.signed_by(issuer)?.pem()?);
+        }
         index.save(&self.index_path())?;
         files::write_atomic(&self.crl_path(), pem.as_bytes(), files::PUBLIC)?;
         inspect::crl_from_bytes(pem.as_bytes(), &self.ca.der)
@@ -502,6 +499,32 @@ impl Authority {
 /// Whether a serial typed by a person (any case, maybe `0x`-prefixed) is the recorded one.
 fn serial_matches(recorded: &str, typed: &str) -> bool {
     recorded.eq_ignore_ascii_case(typed.trim_start_matches("0x"))
+}
+
+/// The CA in `dir` (`ca.pem`, its first certificate, and `ca.key`), checked: a CA allowed to
+/// sign certificates, and the key its own.
+fn load_ca(dir: &Path) -> Result<(CertInfo, Issuer<'static, KeyPair>)> {
+    let ca_path = dir.join("ca.pem");
+    let key_path = dir.join("ca.key");
+    let ca = inspect::read_cert_file(&ca_path)?;
+    let malformed =
+        |path: &Path, reason: &str| PkiError::Malformed { path: path.to_owned(), reason: reason.to_owned() };
+    if !ca.is_ca || !ca.key_usage.iter().any(|u| u == "keyCertSign") {
+        return Err(malformed(
+            &ca_path,
+            "not a CA certificate (needs CA:TRUE and keyCertSign); refusing to issue from it",
+        ));
+    }
+    let key_pem = Zeroizing::new(fs::read_to_string(&key_path).map_err(PkiError::io("reading", &key_path))?);
+    // The parse error may quote the input; say only that the key is unusable.
+    let key = KeyPair::from_pem(&key_pem)
+        .map_err(|_| malformed(&key_path, "not a PKCS#8 private key in PEM form"))?;
+    if !spki_matches(&ca.der, key.public_key_raw()) {
+        return Err(malformed(&key_path, "this key does not belong to the CA certificate beside it"));
+    }
+    let issuer = Issuer::from_ca_cert_der(&ca.der.clone().into(), key)
+        .map_err(|e| malformed(&ca_path, &e.to_string()))?;
+    Ok((ca, issuer))
 }
 
 /// Whether the certificate's subject public key is `raw` (rcgen's raw public key bytes).

@@ -72,6 +72,22 @@ pub enum PkiError {
         /// Where its CA was looked for.
         path: PathBuf,
     },
+    /// A CA rotation was begun already.
+    #[error(
+        "the CA of {0:?} is being rotated already: renew the holders, then finish it (rampart pki rotate-ca --finish)"
+    )]
+    RotationUnderWay(String),
+    /// No CA rotation to finish.
+    #[error("the CA of {0:?} is not being rotated (begin with rampart pki rotate-ca)")]
+    NoRotation(String),
+    /// Holders whose current certificate still comes from the retiring CA.
+    #[error("these holders of {domain:?} still have a certificate of the old CA; renew them first (rampart pki renew --name NAME): {}", names.join(", "))]
+    NotYetRenewed {
+        /// The domain.
+        domain: String,
+        /// The holders.
+        names: Vec<String>,
+    },
     /// A CA already exists where a new one was asked for.
     #[error("a CA for trust domain {domain:?} already exists in {path}; pass --force to replace it")]
     CaExists {

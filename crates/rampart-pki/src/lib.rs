@@ -28,7 +28,8 @@
 //! - [`identity`]: trust domains, names, roles and the SPIFFE identity they form;
 //! - [`keys`]: key types and their generation;
 //! - `profile`: what each kind of certificate contains (validity, serials, usages, SANs);
-//! - [`authority`]: the CAs on disk: create, issue, renew, revoke, CRLs;
+//! - [`authority`]: the CAs on disk: create, issue, renew, revoke, CRLs; `rotation`: replacing
+//!   a CA by a new one in two steps, both trusted between them;
 //! - [`index`]: the per-CA record of every certificate issued;
 //! - [`bundle`]: a trust domain's CA bundle and its fingerprint, for peer networks;
 //! - [`inspect`]: reading certificates and CRLs back; [`presented`]: the identity a
@@ -48,6 +49,7 @@ pub mod inspect;
 pub mod keys;
 pub mod presented;
 mod profile;
+mod rotation;
 
 pub use authority::{Authority, CRL_VALIDITY, CaOptions, CreatedCa, IssueRequest, Issued, Pki, RevokeTarget};
 pub use error::{PkiError, Result};

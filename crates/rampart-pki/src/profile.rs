@@ -23,8 +23,19 @@ pub const MAX_DAYS: u32 = 36_500;
 /// Parameters of a trust domain's root CA: CA:TRUE with path length 0 (it signs only leaves),
 /// keyCertSign + cRLSign, explicit validity, a random serial; rcgen adds the SKI.
 pub fn ca_params(domain: &TrustDomain, days: u32, now: OffsetDateTime) -> Result<CertificateParams> {
+    ca_params_named(domain, &format!("rampart {domain} CA"), days, now)
+}
+
+/// [`ca_params`] under another common name: a CA replacing another of the same domain must not
+/// share its name, since verifiers pick a CRL by its issuer's name.
+pub fn ca_params_named(
+    domain: &TrustDomain,
+    common_name: &str,
+    days: u32,
+    now: OffsetDateTime,
+) -> Result<CertificateParams> {
     let mut p = CertificateParams::default();
-    p.distinguished_name = dn(&format!("rampart {domain} CA"), domain);
+    p.distinguished_name = dn(common_name, domain);
     p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     p.key_usages =
         vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];

@@ -134,6 +134,25 @@ pub enum PkiCommand {
         #[arg(long)]
         domain: Option<TrustDomain>,
     },
+    /// Rotate the domain's CA in two steps. Without --finish: a new CA issues from now on, and
+    /// ca.pem holds it beside the old one, so restarted processes trust certificates of both
+    /// (a peer network follows the bundle by itself). Then renew every holder (rampart pki
+    /// renew --name NAME) and restart it. With --finish: the old CA is no longer trusted (refused
+    /// while a holder still has its certificate); restart the processes once more.
+    RotateCa {
+        /// Trust domain [default: the home's domain].
+        #[arg(long)]
+        domain: Option<TrustDomain>,
+        /// End the rotation begun before.
+        #[arg(long)]
+        finish: bool,
+        /// Validity of the new CA certificate, in days.
+        #[arg(long, default_value_t = 3650, value_name = "DAYS", conflicts_with = "finish")]
+        days: u32,
+        /// Key type of the new CA.
+        #[arg(long, default_value = "p256", value_name = "TYPE", value_parser = key_types(), conflicts_with = "finish")]
+        key_type: KeyType,
+    },
     /// Write the domain's CA bundle (PEM) for a peer network to install, and its fingerprint
     /// (sha256:…, on standard error) for the peer's operator to compare or pin.
     Bundle {

@@ -68,6 +68,35 @@ pub fn run(home: &Home, cmd: PkiCommand) -> Result<()> {
             Ok(())
         }
         PkiCommand::Bundle { domain, out } => bundle(home, domain, out.as_deref()),
+        PkiCommand::RotateCa { domain, finish: false, days, key_type } => {
+            let ca = open(home, domain)?.begin_rotation(&CaOptions { days, key_type })?;
+            let left = ca.issued_by_previous()?;
+            outln!(
+                "Rotating the CA of {:?}: {} issues from now on",
+                ca.domain().as_str(),
+                ca.ca_cert().subject
+            );
+            outln!(
+                "  {} holds the new CA and the old one: restart the gateways and nodes to trust both",
+                ca.ca_path().display()
+            );
+            let names: Vec<String> = left.iter().map(|r| r.name.to_string()).collect();
+            outln!(
+                "Then renew (rampart pki renew --name NAME) and restart each holder ({}), and finish: rampart pki rotate-ca --finish",
+                names.join(", ")
+            );
+            Ok(())
+        }
+        PkiCommand::RotateCa { domain, finish: true, .. } => {
+            let ca = open(home, domain)?.finish_rotation()?;
+            outln!(
+                "The CA of {:?} is {} alone; the old one was moved to pki/.replaced/",
+                ca.domain().as_str(),
+                ca.ca_cert().subject
+            );
+            outln!("Restart the gateways and nodes once more, so that they stop trusting the old CA.");
+            Ok(())
+        }
         PkiCommand::Crl { domain } => {
             let ca = open(home, domain)?;
             let crl = ca.generate_crl()?;

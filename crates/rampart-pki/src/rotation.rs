@@ -39,6 +39,8 @@ impl Authority {
         let old_key = files::read(&self.dir.join("ca.key"))?;
         files::write_atomic(&previous.join("ca.key"), &old_key, files::PRIVATE)?;
         files::write_atomic(&previous.join("ca.pem"), pem_of(&self.ca.der).as_bytes(), files::PUBLIC)?;
+        // Two files, each written atomically: should this stop between them, `previous/` holds
+        // the old CA whole, and copying it back restores the domain as it was.
         let both = format!("{}{}", cert.pem(), pem_of(&self.ca.der));
         files::write_atomic(
             &self.dir.join("ca.key"),

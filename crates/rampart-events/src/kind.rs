@@ -150,6 +150,12 @@ kinds! {
     EnvelopeReplayed = "envelope_replayed", Critical;
     /// The replay guard is full: encrypted requests are refused until claims expire.
     ReplayGuardFull = "replay_guard_full", Critical;
+    /// A service program of a node failed: it exited non-zero, died by a signal, ran past its
+    /// timeout or its output cap.
+    ProgramFailed = "program_failed", Warning;
+    /// A file in a node's services folder was not taken as a service (world-writable, owned by
+    /// someone else, a bad name).
+    ProgramRefused = "program_refused", Warning;
     // Federation.
     /// A peer network's gateway stopped answering its catalog (or answered too late).
     PeerDown = "peer_down", Warning;

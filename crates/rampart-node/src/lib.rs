@@ -9,13 +9,16 @@
 //! - [`services`]: the built-in services; [`upstream`]: an app on loopback as a service;
 //! - [`registration`]: lease, heartbeat, deregistration, event reports, envelope claims;
 //! - [`envelope`]: Fernet envelopes (TTL; claimed in the network-wide replay guard);
-//! - [`health`]: plain-HTTP readiness for orchestrators, on a listener of its own.
+//! - [`health`]: plain-HTTP readiness for orchestrators, on a listener of its own;
+//! - [`program`]: executables as services, run CGI-style under limits, from a services folder
+//!   followed live (`program/folder.rs`).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod envelope;
 pub mod health;
+pub mod program;
 pub mod registration;
 pub mod service;
 pub mod services;
@@ -46,8 +49,8 @@ pub type Services = BTreeMap<String, Arc<dyn Service>>;
 pub struct Node {
     /// Its name.
     pub name: String,
-    /// The services it hosts, by name.
-    services: Services,
+    /// The services it hosts, by name (replaced when a services folder changes).
+    services: arc_swap::ArcSwap<Services>,
     /// Payload envelopes; `None` when the node has no keyring.
     pub envelopes: Option<Envelopes>,
     /// Where refusals are reported (the gateway).
@@ -66,12 +69,26 @@ impl std::fmt::Debug for Node {
 impl Node {
     /// A node hosting `services` (by name).
     pub fn new(name: String, services: Services, envelopes: Option<Envelopes>) -> Self {
-        Node { name, services, envelopes, reporter: None }
+        Node { name, services: arc_swap::ArcSwap::from_pointee(services), envelopes, reporter: None }
     }
 
     /// The names of the services it hosts, in order: what it registers.
     pub fn services(&self) -> Vec<String> {
-        self.services.keys().cloned().collect()
+        self.services.load().keys().cloned().collect()
+    }
+
+    /// The services it hosts now.
+    pub fn hosted(&self) -> Services {
+        Services::clone(&self.services.load())
+    }
+
+    /// Hosts `services` from the next request on (requests under way finish with what they
+    /// had), and registers the new list.
+    pub fn replace_services(&self, services: Services) {
+        self.services.store(Arc::new(services));
+        if let Some(membership) = &self.reporter {
+            membership.set_services(self.services());
+        }
     }
 }
 
@@ -113,11 +130,25 @@ fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Bo
 
 fn answer(a: Answer) -> Response<Body> {
     let down = a.registry_down;
-    let mut r = respond(a.status, a.content_type, a.body);
+    let mut r = respond(a.status, &a.content_type, a.body);
+    with_headers(&mut r, a.headers);
     if down {
         r.headers_mut().insert(header::REGISTRY, HeaderValue::from_static("unavailable"));
     }
     r
+}
+
+/// A service's own headers on its answer: never the node's (`Rampart-*`), nor what describes the
+/// connection or the body's framing, which hyper sets.
+fn with_headers(r: &mut Response<Body>, headers: http::HeaderMap) {
+    use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+    for (name, value) in headers.iter() {
+        let own = header::is_rampart(name)
+            || [CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING, CONTENT_TYPE].contains(name);
+        if !own {
+            r.headers_mut().append(name.clone(), value.clone());
+        }
+    }
 }
 
 async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
@@ -171,7 +202,8 @@ async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Respons
     } else {
         body
     };
-    let a = match node.services.get(&service) {
+    let hosted = node.services.load().get(&service).cloned();
+    let a = match hosted {
         Some(hosted) => {
             let client = header::text(&headers, &header::CLIENT).unwrap_or("");
             let idempotency_key = header::text(&headers, &header::IDEMPOTENCY_KEY);
@@ -195,7 +227,11 @@ async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Respons
     };
     let resp = match (&node.envelopes, seal_out) {
         (Some(env), true) => match env.seal(&a.body) {
-            Ok(token) => respond(a.status, FERNET, token.into_bytes()),
+            Ok(token) => {
+                let mut r = respond(a.status, FERNET, token.into_bytes());
+                with_headers(&mut r, a.headers);
+                r
+            }
             Err(e) => answer(Answer::error(StatusCode::INTERNAL_SERVER_ERROR, "internal", &e.to_string())),
         },
         _ => answer(a),

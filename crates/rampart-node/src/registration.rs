@@ -67,7 +67,10 @@ pub struct Membership {
     client: HttpsClient,
     gateways: Arc<Gateways>,
     addr: SocketAddr,
-    services: Vec<String>,
+    /// The services registered; replaced when a services folder changes.
+    services: Arc<arc_swap::ArcSwap<Vec<String>>>,
+    /// The services changed since the last registration: register again.
+    changed: Arc<tokio::sync::Notify>,
     /// Whether the node is registered now (its readiness).
     registered: Arc<AtomicBool>,
 }
@@ -80,7 +83,21 @@ impl Membership {
         addr: SocketAddr,
         services: Vec<String>,
     ) -> Self {
-        Membership { client, gateways, addr, services, registered: Arc::new(AtomicBool::new(false)) }
+        Membership {
+            client,
+            gateways,
+            addr,
+            services: Arc::new(arc_swap::ArcSwap::from_pointee(services)),
+            changed: Arc::default(),
+            registered: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The node now hosts `services`: registered again at once (a registration replaces the
+    /// one before), so the gateways route by the new list.
+    pub fn set_services(&self, services: Vec<String>) {
+        self.services.store(Arc::new(services));
+        self.changed.notify_one();
     }
 
     /// Whether the node is registered with the network now: its readiness.
@@ -165,7 +182,7 @@ impl Membership {
 
     /// Registers; returns the heartbeat interval the gateway asks for.
     pub async fn register(&self) -> Result<Duration, String> {
-        let registration = Registration { addr: self.addr, services: self.services.clone() };
+        let registration = Registration { addr: self.addr, services: self.services.load().to_vec() };
         let (status, body) = self.post(Endpoint::Register, &registration).await?;
         if status != StatusCode::OK {
             return Err(format!("gateway answered {status}: {body}"));
@@ -224,6 +241,7 @@ impl Membership {
             tokio::select! {
                 _ = stop.changed() => {}
                 () = tokio::time::sleep(beat) => {}
+                () = self.changed.notified() => registered = false,
             }
         }
         // Also when the last heartbeat or registration was refused: the record may still be
@@ -235,5 +253,33 @@ impl Membership {
                 Err(e) => tracing::warn!("deregistering failed: {e}"),
             }
         }
+    }
+}
+
+/// A program's failure, or a file of the services folder not run: an event in the gateway's
+/// audit log (sent beside the request, which does not wait for it).
+impl crate::program::Failures for Membership {
+    fn failed(&self, service: &str, principal: &str, why: &str) {
+        self.spawn_report(EventKind::ProgramFailed, service, Some(principal.to_owned()), why);
+    }
+
+    fn refused(&self, name: &str, why: &str) {
+        self.spawn_report(EventKind::ProgramRefused, name, None, why);
+    }
+}
+
+impl Membership {
+    fn spawn_report(&self, kind: EventKind, service: &str, principal: Option<String>, why: &str) {
+        let (m, service, why) = (self.clone(), service.to_owned(), why.to_owned());
+        tokio::spawn(async move {
+            let r = Report {
+                kind,
+                source: &service,
+                principal: principal.as_deref(),
+                service: Some(&service),
+                reason: &why,
+            };
+            m.report_event(r).await;
+        });
     }
 }

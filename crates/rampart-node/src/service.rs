@@ -38,13 +38,16 @@ pub trait Service: Send + Sync {
     fn call<'a>(&'a self, call: Call<'a>) -> Answering<'a>;
 }
 
-/// What a service answers: status, content type and body.
+/// What a service answers: status, content type, other headers and body.
 #[derive(Debug)]
 pub struct Answer {
     /// HTTP status.
     pub status: StatusCode,
     /// Content type.
-    pub content_type: &'static str,
+    pub content_type: std::borrow::Cow<'static, str>,
+    /// Other headers the service sets (a program's CGI header block); the node's own
+    /// `Rampart-*` headers are never taken from here.
+    pub headers: HeaderMap,
     /// Body.
     pub body: Vec<u8>,
     /// The registry could not be reached: not this node's fault, and no other node would do
@@ -55,10 +58,20 @@ pub struct Answer {
 impl Answer {
     /// A JSON answer.
     pub fn json(status: StatusCode, v: &Value) -> Self {
+        Answer::new(status, "application/json", v.to_string().into_bytes())
+    }
+
+    /// An answer of `content_type`.
+    pub fn new(
+        status: StatusCode,
+        content_type: impl Into<std::borrow::Cow<'static, str>>,
+        body: Vec<u8>,
+    ) -> Self {
         Answer {
             status,
-            content_type: "application/json",
-            body: v.to_string().into_bytes(),
+            content_type: content_type.into(),
+            headers: HeaderMap::new(),
+            body,
             registry_down: false,
         }
     }

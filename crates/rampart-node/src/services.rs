@@ -74,12 +74,7 @@ fn hello(method: &Method) -> Answer {
     if method != Method::GET && method != Method::HEAD {
         return Answer::error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "hello answers GET");
     }
-    Answer {
-        status: StatusCode::OK,
-        content_type: "text/plain; charset=utf-8",
-        body: b"Hello World!".to_vec(),
-        registry_down: false,
-    }
+    Answer::new(StatusCode::OK, "text/plain; charset=utf-8", b"Hello World!".to_vec())
 }
 
 /// What the node received, as JSON, with the client address the gateway saw.

@@ -138,7 +138,7 @@ async fn forward(client: &PlainClient, base: &str, call: Call<'_>) -> Answer {
         _ => "application/octet-stream",
     };
     match http_body_util::Limited::new(resp.into_body(), 8 << 20).collect().await {
-        Ok(b) => Answer { status, content_type, body: b.to_bytes().to_vec(), registry_down: false },
+        Ok(b) => Answer::new(status, content_type, b.to_bytes().to_vec()),
         Err(_) => {
             Answer::error(StatusCode::BAD_GATEWAY, "upstream_failed", "upstream answer too large or cut")
         }

@@ -11,10 +11,17 @@ use rampart_net::contract::internal::{Endpoint, HeartbeatAnswer, Registered, Reg
 use super::Caller;
 use crate::{State, reply};
 
-/// The kinds of event a node may report: what it refused. Nothing else — a node must not be
-/// able to ban an address network-wide, or speak for the gateway.
-pub(super) const NODE_REPORTS: [EventKind; 3] =
-    [EventKind::NodeRefusedCaller, EventKind::EnvelopeRefused, EventKind::EnvelopeReplayed];
+/// The kinds of event a node may report: what it refused, and its programs that failed or were
+/// not taken.
+/// Nothing else — a node must not be able to ban an address network-wide, or speak for the
+/// gateway.
+pub(super) const NODE_REPORTS: [EventKind; 5] = [
+    EventKind::NodeRefusedCaller,
+    EventKind::EnvelopeRefused,
+    EventKind::EnvelopeReplayed,
+    EventKind::ProgramFailed,
+    EventKind::ProgramRefused,
+];
 
 /// An event a node reports (a caller it refused).
 pub(super) async fn node_reported(caller: &Caller<'_>, node: &str, body: &[u8]) -> Response<Body> {
@@ -61,11 +68,14 @@ pub(super) async fn register(caller: &Caller<'_>, node: &str, body: &[u8]) -> Re
             "expected {\"addr\": \"ip:port\", \"services\": [...]}",
         );
     };
-    if reg.services.is_empty() || reg.services.iter().any(|s| rampart_auth::ServiceName::parse(s).is_err()) {
+    // No service is allowed: a node whose services folder is empty yet (it registers again
+    // when programs come).
+    if reg.services.len() > 1024 || reg.services.iter().any(|s| rampart_auth::ServiceName::parse(s).is_err())
+    {
         return caller.refuse(
             StatusCode::BAD_REQUEST,
             EventKind::BadRegistration,
-            "services must be valid service names",
+            "services must be valid service names (at most 1024)",
         );
     }
     // A node listening on every address (0.0.0.0:7001 in a container) is reached at the

@@ -38,11 +38,21 @@ struct Table {
 }
 
 impl Table {
-    /// The table for `nodes`; services of `previous` that no node offers now stay known, with
-    /// no target.
+    /// The table for `nodes`. A service of `previous` that no node offers now stays known,
+    /// with no target (503: its nodes may come back), unless it was withdrawn: every node that
+    /// offered it is still registered and no longer lists it (a program removed from a
+    /// services folder). Then it is unknown again (404).
     fn build(nodes: Vec<NodeRecord>, previous: &Table, board: &HealthBoard) -> Self {
-        let mut services: HashMap<String, Vec<Target>> =
-            previous.services.keys().map(|k| (k.clone(), Vec::new())).collect();
+        let still: std::collections::HashSet<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+        let withdrawn = |targets: &[Target]| {
+            !targets.is_empty() && targets.iter().all(|t| still.contains(t.name.as_str()))
+        };
+        let mut services: HashMap<String, Vec<Target>> = previous
+            .services
+            .iter()
+            .filter(|(_, targets)| !withdrawn(targets))
+            .map(|(k, _)| (k.clone(), Vec::new()))
+            .collect();
         for n in &nodes {
             let health = board.get(&n.name);
             for s in &n.services {

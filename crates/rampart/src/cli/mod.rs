@@ -261,6 +261,26 @@ pub struct NodeArgs {
     /// Host an app as service NAME: http://127.0.0.1:PORT on loopback (repeatable).
     #[arg(long = "upstream", value_name = "NAME=URL")]
     pub upstreams: Vec<String>,
+    /// Host every executable in DIR (or folder in DIR with an executable `run`) as a service
+    /// named after it, run once per request CGI-style: the request in environment variables
+    /// and on stdin, the answer on stdout (an optional `Status:` / header block first).
+    /// Files added, replaced or removed are picked up live. Install a program by writing it
+    /// beside (`NAME.tmp`) and renaming it into place.
+    #[arg(long, value_name = "DIR")]
+    pub services_dir: Option<PathBuf>,
+    /// Time one run of a program may take; past it the program and everything it started are
+    /// killed and the answer is 504.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub program_timeout: std::time::Duration,
+    /// Most bytes a program may write as its answer (502, and killed, beyond).
+    #[arg(long, default_value_t = 8 << 20, value_name = "BYTES")]
+    pub program_max_output: usize,
+    /// Largest request body a program is given (413 beyond, before it starts).
+    #[arg(long, default_value_t = 8 << 20, value_name = "BYTES")]
+    pub program_max_body: usize,
+    /// Runs of one program at once (429 with Retry-After beyond, answered at once).
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub program_max_runs: usize,
     /// Refuse payload envelopes older than this many seconds.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub payload_ttl: u64,

@@ -169,7 +169,7 @@ fn services_of(args: &NodeArgs) -> Result<(Services, Vec<String>)> {
         services.insert(name, Arc::new(app));
     }
     let mut builtins = args.services.clone();
-    if builtins.is_empty() && services.is_empty() {
+    if builtins.is_empty() && services.is_empty() && args.services_dir.is_none() {
         builtins = BUILTINS.iter().map(|s| (*s).to_owned()).collect();
     }
     builtins.retain(|s| !services.contains_key(s));
@@ -243,6 +243,7 @@ pub fn node(home: &Home, args: NodeArgs) -> Result<()> {
             node.services(),
         ));
         node.reporter = Some(membership.clone());
+        let base = node.hosted();
         if let Some(addr) = args.health_listen {
             let health = tokio::net::TcpListener::bind(addr)
                 .await
@@ -250,6 +251,25 @@ pub fn node(home: &Home, args: NodeArgs) -> Result<()> {
             tokio::spawn(rampart_node::health::serve(health, membership.registered()));
         }
         let node = Arc::new(node);
+        if let Some(dir) = args.services_dir.clone() {
+            if !dir.is_dir() {
+                bail!("--services-dir {}: not a folder", dir.display());
+            }
+            let failures: Arc<dyn rampart_node::program::Failures> = membership.clone();
+            tokio::spawn(rampart_node::program::folder::follow(
+                dir,
+                node.clone(),
+                base,
+                rampart_node::program::Limits {
+                    timeout: args.program_timeout,
+                    max_output: args.program_max_output,
+                    max_body: args.program_max_body,
+                    max_runs: args.program_max_runs,
+                },
+                Some(failures),
+                Duration::from_millis(500),
+            ));
+        }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let keeper = tokio::spawn(membership.maintain(stop_rx, Some(ready_tx)));

@@ -1,0 +1,186 @@
+//! Services as files: executables dropped into a running node's folder answer through the
+//! gateway, CGI-style, with only the variables they are allowed, under the node's limits.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use support::{Network, admin_client, stderr, stdout};
+
+/// A network whose node n1 hosts the programs of a folder, with small limits.
+fn network() -> (Network, PathBuf) {
+    let mut net = Network::start(0, &[]);
+    let dir = net.dir.path().join("services");
+    std::fs::create_dir(&dir).unwrap();
+    let d = dir.to_str().unwrap().to_owned();
+    let limits = [
+        "--services-dir",
+        &d,
+        "--program-timeout",
+        "1s",
+        "--program-max-output",
+        "1048576",
+        "--program-max-body",
+        "1024",
+        "--program-max-runs",
+        "2",
+    ];
+    net.add_node("n1", &limits);
+    (net, dir)
+}
+
+/// Installs `script` as `name` the safe way: written beside, then renamed into place.
+fn install(dir: &Path, name: &str, script: &str) {
+    let tmp = dir.join(format!("{name}.tmp"));
+    std::fs::write(&tmp, script).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
+/// Whether some process's command line holds `marker`.
+fn running(marker: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+    })
+}
+
+#[test]
+fn a_dropped_file_answers_live_and_goes_when_removed() {
+    let (net, dir) = network();
+    install(
+        &dir,
+        "hello_world",
+        "#!/bin/sh\nprintf 'Status: 201 Created\\nX-Made-By: sh\\n\\nhello from sh %s\\n' \"$PATH_INFO\"\n",
+    );
+    let answers = || net.call("/hello_world/a/b", &["-v"]);
+    assert!(net.eventually(Duration::from_secs(2), || answers().status.success()), "{}", stderr(&answers()));
+    let out = answers();
+    assert_eq!(stdout(&out), "hello from sh /a/b\n");
+    assert!(
+        stderr(&out).contains("201") && stderr(&out).to_ascii_lowercase().contains("x-made-by: sh"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Replaced: the new version answers.
+    install(&dir, "hello_world", "#!/bin/sh\necho version two\n");
+    assert!(net.eventually(Duration::from_secs(2), || stdout(&answers()) == "version two\n"));
+    // Removed: unknown within 2 s.
+    std::fs::remove_file(dir.join("hello_world")).unwrap();
+    assert!(net.eventually(Duration::from_secs(2), || stdout(&answers()).contains("unknown_service")));
+    // Half-written files are not taken: a temporary name is passed over.
+    std::fs::write(dir.join("slowcopy.tmp"), "#!/bin/sh\necho half").unwrap();
+    std::fs::set_permissions(dir.join("slowcopy.tmp"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A file installed after it shows: the folder was looked at since, and the half-written one
+    // is still no service.
+    install(&dir, "after", "#!/bin/sh\necho after\n");
+    assert!(net.eventually(Duration::from_secs(2), || net.call("/after", &[]).status.success()));
+    assert!(stdout(&net.call("/slowcopy.tmp", &[])).contains("unknown_service"));
+    // A file anyone may write is refused, with an event.
+    install(&dir, "open", "#!/bin/sh\necho open\n");
+    std::fs::set_permissions(dir.join("open"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let events = || std::fs::read_to_string(net.home.join("audit.jsonl")).unwrap_or_default();
+    assert!(
+        net.eventually(Duration::from_secs(3), || events().contains("\"program_refused\"")),
+        "{}",
+        events()
+    );
+}
+
+#[test]
+fn a_program_sees_only_its_variables_and_is_held_to_its_limits() {
+    let (net, dir) = network();
+    install(&dir, "env", "#!/bin/sh\nenv | sort\n");
+    install(&dir, "hang", "#!/bin/sh\nsleep 1001 &\nsleep 1002\n");
+    install(&dir, "flood", "#!/bin/sh\nexec yes\n");
+    install(&dir, "crash", "#!/bin/sh\necho partial\nexit 3\n");
+    install(&dir, "chatty", "#!/bin/sh\necho secret-on-stderr >&2\necho ok\n");
+    install(&dir, "marks", &format!("#!/bin/sh\ntouch {}\necho ran\n", dir.join("ran-marker").display()));
+    install(&dir, "slow", "#!/bin/sh\nsleep 0.5\necho slow\n");
+    assert!(net.eventually(Duration::from_secs(3), || net.call("/slow", &[]).status.success()));
+
+    // Only the allow-list: nothing of the node's environment, no Proxy, no Authorization, and
+    // the principal the gateway verified however the request tries to forge one.
+    let out = net.call(
+        "/env/x?q=1",
+        &["-H", "Proxy: http://evil:1", "-H", "Rampart-Principal: user/mallory", "-H", "X-Trace: t1"],
+    );
+    let env = stdout(&out);
+    for line in [
+        "REQUEST_METHOD=GET",
+        "PATH_INFO=/x",
+        "QUERY_STRING=q=1",
+        "RAMPART_PRINCIPAL=spiffe://local/admin/admin",
+        "RAMPART_SERVICE=env",
+        "HTTP_X_TRACE=t1",
+    ] {
+        assert!(env.lines().any(|l| l == line), "{line} missing from:\n{env}");
+    }
+    for absent in
+        ["HTTP_PROXY", "HTTP_AUTHORIZATION", "HOME=", "RAMPART_HOME", "RUST_", "mallory", "HTTP_RAMPART"]
+    {
+        assert!(!env.contains(absent), "{absent} leaked:\n{env}");
+    }
+
+    // A hang is killed at the timeout with everything it started; the others are served meanwhile.
+    let hung = std::thread::scope(|s| {
+        let hang = s.spawn(|| net.call("/hang", &["-v"]));
+        assert!(net.call("/env", &[]).status.success(), "another service is served meanwhile");
+        hang.join().unwrap()
+    });
+    assert!(stderr(&hung).contains("504"), "{}", stderr(&hung));
+    assert!(!running("sleep 1001") && !running("sleep 1002"), "a descendant outlived the timeout");
+
+    // Output cap, crash, stderr.
+    let out = net.call("/flood", &["-v"]);
+    assert!(
+        stderr(&out).contains("502") && stdout(&out).contains("more than 1048576 bytes"),
+        "{}",
+        stdout(&out)
+    );
+    let out = net.call("/crash", &["-v"]);
+    assert!(stderr(&out).contains("502") && !stdout(&out).contains("partial"), "{}", stdout(&out));
+    let events = || std::fs::read_to_string(net.home.join("audit.jsonl")).unwrap_or_default();
+    assert!(
+        net.eventually(Duration::from_secs(3), || events().contains("\"program_failed\"")),
+        "{}",
+        events()
+    );
+    let out = net.call("/chatty", &[]);
+    assert_eq!(stdout(&out), "ok\n");
+    let log = net.home.join("n1.log");
+    assert!(net.eventually(Duration::from_secs(3), || {
+        std::fs::read_to_string(&log).unwrap_or_default().contains("secret-on-stderr")
+    }));
+
+    // A body over the cap: 413 before the program starts.
+    let big = "x".repeat(2048);
+    let out = net.call("/marks", &["-d", &big, "-v"]);
+    assert!(stderr(&out).contains("413"), "{}", stderr(&out));
+    assert!(!dir.join("ran-marker").exists(), "the program ran");
+
+    // Two runs at once: of ten parallel calls, two run and the rest are 429 at once.
+    let client = admin_client(&net.home);
+    let url = format!("{}/slow", net.url);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let statuses: Vec<u16> = rt.block_on(async {
+        let calls: Vec<_> = (0..10)
+            .map(|_| {
+                let (client, url) = (client.clone(), url.clone());
+                tokio::spawn(async move { support::request(&client, "GET", &url, &[], "").await.unwrap().0 })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for c in calls {
+            out.push(c.await.unwrap());
+        }
+        out
+    });
+    let ran = statuses.iter().filter(|s| **s == 200).count();
+    let busy = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((ran, busy), (2, 8), "{statuses:?}");
+}

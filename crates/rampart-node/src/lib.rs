@@ -77,6 +77,17 @@ impl Node {
         self.services.load().keys().cloned().collect()
     }
 
+    /// How long its services that bound their answers may take, in milliseconds: registered.
+    pub fn timeouts_ms(&self) -> BTreeMap<String, u64> {
+        let services = self.services.load();
+        services
+            .iter()
+            .filter_map(|(name, s)| {
+                Some((name.clone(), u64::try_from(s.takes()?.as_millis()).unwrap_or(u64::MAX)))
+            })
+            .collect()
+    }
+
     /// The services it hosts now.
     pub fn hosted(&self) -> Services {
         Services::clone(&self.services.load())
@@ -87,7 +98,7 @@ impl Node {
     pub fn replace_services(&self, services: Services) {
         self.services.store(Arc::new(services));
         if let Some(membership) = &self.reporter {
-            membership.set_services(self.services());
+            membership.set_services(self.services(), self.timeouts_ms());
         }
     }
 }

@@ -4,6 +4,7 @@
 //! share the registry), a node talks to one and moves to the next when it cannot be reached:
 //! its lease lives in the shared registry, so heartbeats through another gateway renew it.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,14 +62,18 @@ pub enum ClaimError {
     Full,
 }
 
+/// What a node offers: its services, and how long those that bound their answers may take (ms).
+type Offered = (Vec<String>, BTreeMap<String, u64>);
+
 /// Talks to the gateways' `/_rampart/internal/…` API.
 #[derive(Clone, Debug)]
 pub struct Membership {
     client: HttpsClient,
     gateways: Arc<Gateways>,
     addr: SocketAddr,
-    /// The services registered; replaced when a services folder changes.
-    services: Arc<arc_swap::ArcSwap<Vec<String>>>,
+    /// The services registered, and how long those that bound their answers may take (ms);
+    /// replaced when a services folder changes.
+    services: Arc<arc_swap::ArcSwap<Offered>>,
     /// The services changed since the last registration: register again.
     changed: Arc<tokio::sync::Notify>,
     /// Whether the node is registered now (its readiness).
@@ -87,7 +92,7 @@ impl Membership {
             client,
             gateways,
             addr,
-            services: Arc::new(arc_swap::ArcSwap::from_pointee(services)),
+            services: Arc::new(arc_swap::ArcSwap::from_pointee((services, BTreeMap::new()))),
             changed: Arc::default(),
             registered: Arc::new(AtomicBool::new(false)),
         }
@@ -95,8 +100,8 @@ impl Membership {
 
     /// The node now hosts `services`: registered again at once (a registration replaces the
     /// one before), so the gateways route by the new list.
-    pub fn set_services(&self, services: Vec<String>) {
-        self.services.store(Arc::new(services));
+    pub fn set_services(&self, services: Vec<String>, timeouts_ms: BTreeMap<String, u64>) {
+        self.services.store(Arc::new((services, timeouts_ms)));
         self.changed.notify_one();
     }
 
@@ -182,7 +187,8 @@ impl Membership {
 
     /// Registers; returns the heartbeat interval the gateway asks for.
     pub async fn register(&self) -> Result<Duration, String> {
-        let registration = Registration { addr: self.addr, services: self.services.load().to_vec() };
+        let (services, timeouts_ms) = self.services.load().as_ref().clone();
+        let registration = Registration { addr: self.addr, services, timeouts_ms };
         let (status, body) = self.post(Endpoint::Register, &registration).await?;
         if status != StatusCode::OK {
             return Err(format!("gateway answered {status}: {body}"));

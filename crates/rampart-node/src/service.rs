@@ -36,6 +36,12 @@ pub type Answering<'a> = Pin<Box<dyn Future<Output = Answer> + Send + 'a>>;
 pub trait Service: Send + Sync {
     /// Answers `call`.
     fn call<'a>(&'a self, call: Call<'a>) -> Answering<'a>;
+
+    /// How long an answer may take, when the service bounds it itself (a program's timeout):
+    /// registered, so that the gateway waits that long.
+    fn takes(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// What a service answers: status, content type, other headers and body.

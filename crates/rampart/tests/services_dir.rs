@@ -184,3 +184,21 @@ fn a_program_sees_only_its_variables_and_is_held_to_its_limits() {
     let busy = statuses.iter().filter(|s| **s == 429).count();
     assert_eq!((ran, busy), (2, 8), "{statuses:?}");
 }
+
+/// A program slower than the gateway's own per-try timeout, within its own: the node said how
+/// long it may take when it registered, so the gateway waits — no 504, no node ejected.
+#[test]
+fn the_gateway_waits_as_long_as_a_program_may_take() {
+    let mut net = Network::start_with(0, &[], &[("try_timeout", "\"300ms\"")]);
+    let dir = net.dir.path().join("services");
+    std::fs::create_dir(&dir).unwrap();
+    install(&dir, "ponder", "#!/bin/sh\nsleep 0.8\necho pondered\n");
+    net.add_node("n1", &["--services-dir", dir.to_str().unwrap(), "--program-timeout", "2s"]);
+    assert!(net.eventually(Duration::from_secs(3), || stdout(&net.call("/ponder", &[])) == "pondered\n"));
+    for _ in 0..3 {
+        let out = net.call("/ponder", &["-v"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let events = std::fs::read_to_string(net.home.join("audit.jsonl")).unwrap_or_default();
+    assert!(!events.contains("node_ejected"), "{events}");
+}

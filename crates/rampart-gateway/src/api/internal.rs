@@ -85,7 +85,7 @@ pub(super) async fn register(caller: &Caller<'_>, node: &str, body: &[u8]) -> Re
     } else {
         reg.addr
     };
-    match state.join(node, addr, reg.services).await {
+    match state.join(node, addr, (reg.services, reg.timeouts_ms)).await {
         Ok(lease) => {
             let c = &state.config;
             let answer =

@@ -61,12 +61,13 @@ pub async fn forward(
         return resp;
     }
     let outgoing = Outgoing { parts: &parts, body, client: conn.remote, service, rest, principal };
-    let deadline = Duration::from_millis(c.deadline_ms).min(deadline.unwrap_or(Duration::MAX));
-    let retry_limits = retry::RetryLimits {
-        max_attempts: c.max_attempts,
-        try_timeout: Duration::from_millis(c.try_timeout_ms),
-        deadline,
-    };
+    // A service that says it may take longer (a program's timeout, and a second for its
+    // answer to come back) is waited for that long, within a deadline at least as long.
+    let try_timeout = Duration::from_millis(c.try_timeout_ms)
+        .max(state.nodes.takes(service).map_or(Duration::ZERO, |t| t + Duration::from_secs(1)));
+    let deadline =
+        Duration::from_millis(c.deadline_ms).max(try_timeout).min(deadline.unwrap_or(Duration::MAX));
+    let retry_limits = retry::RetryLimits { max_attempts: c.max_attempts, try_timeout, deadline };
     let replay_safe = idempotent(&parts.method) || key.is_some();
     let local = Attempts {
         upstreams: state.nodes.as_ref(),

@@ -45,6 +45,12 @@ pub trait Upstreams: Send + Sync {
     /// The health board its targets' health lives on.
     fn board(&self) -> &HealthBoard;
 
+    /// How long `service` may take to answer, when its targets said (a program's timeout):
+    /// each attempt waits at least that long, so that a slow answer is not taken for a hang.
+    fn takes(&self, _service: &str) -> Option<std::time::Duration> {
+        None
+    }
+
     /// How answers name `target` ("node n1").
     fn describe(&self, target: &Target) -> String {
         format!("node {}", target.name)

@@ -26,6 +26,9 @@ pub struct NodeRecord {
     pub addr: SocketAddr,
     /// The services it hosts.
     pub services: Vec<String>,
+    /// How long some of them may take, in milliseconds (programs' timeouts).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub timeouts_ms: std::collections::BTreeMap<String, u64>,
     /// Its lease.
     pub lease: i64,
 }
@@ -34,6 +37,8 @@ pub struct NodeRecord {
 #[derive(Debug, Default)]
 struct Table {
     services: HashMap<String, Arc<[Target]>>,
+    /// The longest a service's nodes say it may take.
+    timeouts: HashMap<String, Duration>,
     nodes: Vec<NodeRecord>,
 }
 
@@ -64,7 +69,12 @@ impl Table {
             }
         }
         board.retain(&nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>());
-        Table { services: services.into_iter().map(|(k, v)| (k, v.into())).collect(), nodes }
+        let mut timeouts: HashMap<String, Duration> = HashMap::new();
+        for (service, ms) in nodes.iter().flat_map(|n| n.timeouts_ms.iter()) {
+            let t = timeouts.entry(service.clone()).or_default();
+            *t = (*t).max(Duration::from_millis(*ms));
+        }
+        Table { services: services.into_iter().map(|(k, v)| (k, v.into())).collect(), timeouts, nodes }
     }
 }
 
@@ -156,6 +166,10 @@ impl Upstreams for Nodes {
         self.table.load().services.get(service).cloned().unwrap_or_else(|| Arc::new([]))
     }
 
+    fn takes(&self, service: &str) -> Option<Duration> {
+        self.table.load().timeouts.get(service).copied()
+    }
+
     fn peers_of(&self, node: &str) -> Vec<Arc<NodeHealth>> {
         let table = self.table.load();
         let mut out: Vec<Arc<NodeHealth>> = Vec::new();
@@ -186,6 +200,7 @@ mod tests {
 
     fn record(name: &str, port: u16, services: &[&str]) -> NodeRecord {
         NodeRecord {
+            timeouts_ms: Default::default(),
             name: name.to_owned(),
             addr: ([127, 0, 0, 1], port).into(),
             services: services.iter().map(|s| (*s).to_owned()).collect(),

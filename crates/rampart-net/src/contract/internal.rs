@@ -55,6 +55,10 @@ pub struct Registration {
     pub addr: SocketAddr,
     /// The services it hosts (service names, never the policy wildcard).
     pub services: Vec<String>,
+    /// How long some of its services may take to answer, in milliseconds (a program's
+    /// timeout): the gateway waits that long on them rather than taking the node for hung.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub timeouts_ms: std::collections::BTreeMap<String, u64>,
 }
 
 /// The gateway's answer to a [`Registration`].

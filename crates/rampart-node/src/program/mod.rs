@@ -224,4 +224,8 @@ impl Service for Program {
     fn call<'a>(&'a self, call: Call<'a>) -> Answering<'a> {
         Box::pin(self.run(call))
     }
+
+    fn takes(&self) -> Option<Duration> {
+        Some(self.limits.timeout)
+    }
 }

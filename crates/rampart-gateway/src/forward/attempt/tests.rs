@@ -112,6 +112,7 @@ impl World {
         let nodes = Nodes::default();
         let records = (1..=acts.len() as u16)
             .map(|p| NodeRecord {
+                timeouts_ms: Default::default(),
                 name: format!("t{p}"),
                 addr: ([127, 0, 0, 1], p).into(),
                 services: vec!["svc".into()],

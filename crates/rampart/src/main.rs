@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Command::Node(args) => cmd::serve::node(&home, args),
         Command::Call(args) => cmd::call::run(&home, args),
         Command::Demo(args) => cmd::demo::run(explicit_home, args),
+        Command::RunProgram(args) => cmd::run_program::run(args),
         Command::Deploy(cmd) => cmd::deploy::run(&home, cmd),
         Command::Status => cmd::admin::status(&home),
         Command::Bans(cli::BansCommand::List { json }) => cmd::admin::bans_list(&home, json),

@@ -11,13 +11,24 @@ use std::time::Duration;
 
 use support::{Network, admin_client, stderr, stdout};
 
-/// A network whose node n1 hosts the programs of a folder, with small limits.
-fn network() -> (Network, PathBuf) {
-    let mut net = Network::start(0, &[]);
+/// The services folder of `net`, which programs (run as nobody) can reach.
+fn folder(net: &Network) -> PathBuf {
     let dir = net.dir.path().join("services");
     std::fs::create_dir(&dir).unwrap();
+    for d in [net.dir.path(), &dir] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    dir
+}
+
+/// A network whose node n1 hosts the programs of a folder as nobody, with small limits.
+fn network() -> (Network, PathBuf) {
+    let mut net = Network::start(0, &[]);
+    let dir = folder(&net);
     let d = dir.to_str().unwrap().to_owned();
     let limits = [
+        "--run-as",
+        "nobody",
         "--services-dir",
         &d,
         "--program-timeout",
@@ -99,7 +110,9 @@ fn a_program_sees_only_its_variables_and_is_held_to_its_limits() {
     install(&dir, "flood", "#!/bin/sh\nexec yes\n");
     install(&dir, "crash", "#!/bin/sh\necho partial\nexit 3\n");
     install(&dir, "chatty", "#!/bin/sh\necho secret-on-stderr >&2\necho ok\n");
-    install(&dir, "marks", &format!("#!/bin/sh\ntouch {}\necho ran\n", dir.join("ran-marker").display()));
+    let marker = std::env::temp_dir().join(format!("rampart-ran-{}", std::process::id()));
+    install(&dir, "marks", &format!("#!/bin/sh\ntouch {}\necho ran\n", marker.display()));
+    install(&dir, "whoami", "#!/bin/sh\nid -u\n");
     install(&dir, "slow", "#!/bin/sh\nsleep 0.5\necho slow\n");
     assert!(net.eventually(Duration::from_secs(3), || net.call("/slow", &[]).status.success()));
 
@@ -161,7 +174,13 @@ fn a_program_sees_only_its_variables_and_is_held_to_its_limits() {
     let big = "x".repeat(2048);
     let out = net.call("/marks", &["-d", &big, "-v"]);
     assert!(stderr(&out).contains("413"), "{}", stderr(&out));
-    assert!(!dir.join("ran-marker").exists(), "the program ran");
+    assert!(!marker.exists(), "the program ran");
+    // Within the cap it runs (so the check above could fail).
+    assert!(net.call("/marks", &["-d", "small"]).status.success());
+    assert!(marker.exists());
+    let _ = std::fs::remove_file(&marker);
+    // As the user asked for, never as the node's root.
+    assert_eq!(stdout(&net.call("/whoami", &[])), "65534\n");
 
     // Two runs at once: of ten parallel calls, two run and the rest are 429 at once.
     let client = admin_client(&net.home);
@@ -190,10 +209,12 @@ fn a_program_sees_only_its_variables_and_is_held_to_its_limits() {
 #[test]
 fn the_gateway_waits_as_long_as_a_program_may_take() {
     let mut net = Network::start_with(0, &[], &[("try_timeout", "\"300ms\"")]);
-    let dir = net.dir.path().join("services");
-    std::fs::create_dir(&dir).unwrap();
+    let dir = folder(&net);
     install(&dir, "ponder", "#!/bin/sh\nsleep 0.8\necho pondered\n");
-    net.add_node("n1", &["--services-dir", dir.to_str().unwrap(), "--program-timeout", "2s"]);
+    net.add_node(
+        "n1",
+        &["--run-as", "nobody", "--services-dir", dir.to_str().unwrap(), "--program-timeout", "2s"],
+    );
     assert!(net.eventually(Duration::from_secs(3), || stdout(&net.call("/ponder", &[])) == "pondered\n"));
     for _ in 0..3 {
         let out = net.call("/ponder", &["-v"]);
@@ -201,4 +222,48 @@ fn the_gateway_waits_as_long_as_a_program_may_take() {
     }
     let events = std::fs::read_to_string(net.home.join("audit.jsonl")).unwrap_or_default();
     assert!(!events.contains("node_ejected"), "{events}");
+}
+
+/// A node running as root does not start programs as root: it wants --run-as.
+#[test]
+fn a_root_node_refuses_to_run_programs_as_root() {
+    if !rustix::process::getuid().is_root() {
+        return; // only root can be refused this way; CI runs as root
+    }
+    let net = Network::start(0, &[]);
+    let dir = folder(&net);
+    let why = support::refused(
+        &net.home,
+        &[
+            "node",
+            "--name",
+            "n9",
+            "--listen",
+            "127.0.0.1:0",
+            "--gateway",
+            &net.url,
+            "--services-dir",
+            dir.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(why.contains("--run-as"), "{why}");
+    let why = support::refused(
+        &net.home,
+        &[
+            "node",
+            "--name",
+            "n9",
+            "--listen",
+            "127.0.0.1:0",
+            "--gateway",
+            &net.url,
+            "--services-dir",
+            dir.to_str().unwrap(),
+            "--run-as",
+            "0:0",
+        ],
+        "",
+    );
+    assert!(why.contains("must not run as root"), "{why}");
 }

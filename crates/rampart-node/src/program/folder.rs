@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Failures, Limits, Program};
+use super::{Failures, Limits, Program, Sandbox};
 use crate::Services;
 
 /// What a scan found: the programs by service name, and what was left out and why.
@@ -81,7 +81,7 @@ pub async fn follow(
     dir: PathBuf,
     node: Arc<crate::Node>,
     base: Services,
-    limits: Limits,
+    (limits, sandbox): (Limits, Option<Sandbox>),
     failures: Option<Arc<dyn Failures>>,
     every: Duration,
 ) {
@@ -105,7 +105,12 @@ pub async fn follow(
                     .map(|(name, exe)| {
                         let program = match hosted.get(&name) {
                             Some(p) if p.path() == exe => p.clone(),
-                            _ => Arc::new(Program::new(name.clone(), exe, limits, failures.clone())),
+                            _ => Arc::new(Program::new(
+                                name.clone(),
+                                exe,
+                                (limits, sandbox.clone()),
+                                failures.clone(),
+                            )),
                         };
                         (name, program)
                     })

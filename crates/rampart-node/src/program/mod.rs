@@ -44,6 +44,43 @@ impl Default for Limits {
     }
 }
 
+/// How a program is started: through a launcher (the `rampart run-program` command) that sets
+/// its resource limits and `no_new_privs`, and its user, then execs it — in the child alone,
+/// after the fork, where the node itself cannot reach without unsafe code.
+#[derive(Clone, Debug)]
+pub struct Sandbox {
+    /// The launcher: the rampart binary.
+    pub launcher: PathBuf,
+    /// The user (uid, gid) programs run as; `None`: the node's.
+    pub run_as: Option<(u32, u32)>,
+    /// Most open files of a run.
+    pub max_files: u64,
+    /// Largest file a run may write, in bytes.
+    pub max_file_bytes: u64,
+    /// Most processes of the user programs run as.
+    pub max_procs: u64,
+}
+
+impl Sandbox {
+    /// The launcher's arguments for `exe` with a CPU time limit of `cpu_secs`.
+    fn args(&self, cpu_secs: u64, exe: &std::path::Path) -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "run-program".into(),
+            format!("--cpu-secs={cpu_secs}").into(),
+            format!("--max-files={}", self.max_files).into(),
+            format!("--max-file-bytes={}", self.max_file_bytes).into(),
+            format!("--max-procs={}", self.max_procs).into(),
+        ];
+        if let Some((uid, gid)) = self.run_as {
+            args.push(format!("--uid={uid}").into());
+            args.push(format!("--gid={gid}").into());
+        }
+        args.push("--".into());
+        args.push(exe.as_os_str().to_owned());
+        args
+    }
+}
+
 /// Who hears of programs that failed or were refused: the gateway's audit log, through the node.
 pub trait Failures: Send + Sync {
     /// `service`'s program failed for `why`, called by `principal`.
@@ -57,6 +94,7 @@ pub struct Program {
     name: String,
     path: PathBuf,
     limits: Limits,
+    sandbox: Option<Sandbox>,
     runs: Arc<Semaphore>,
     failures: Option<Arc<dyn Failures>>,
 }
@@ -75,9 +113,22 @@ enum Ran {
 }
 
 impl Program {
-    /// The program at `path`, served as `name` under `limits`.
-    pub fn new(name: String, path: PathBuf, limits: Limits, failures: Option<Arc<dyn Failures>>) -> Self {
-        Program { name, path, runs: Arc::new(Semaphore::new(limits.max_runs.max(1))), limits, failures }
+    /// The program at `path`, served as `name` under `limits`, started through `sandbox`
+    /// (directly without one).
+    pub fn new(
+        name: String,
+        path: PathBuf,
+        (limits, sandbox): (Limits, Option<Sandbox>),
+        failures: Option<Arc<dyn Failures>>,
+    ) -> Self {
+        Program {
+            name,
+            path,
+            runs: Arc::new(Semaphore::new(limits.max_runs.max(1))),
+            limits,
+            sandbox,
+            failures,
+        }
     }
 
     /// Its executable.
@@ -140,7 +191,14 @@ impl Program {
         let dir = self.path.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
         let mut delay = Duration::from_millis(10);
         loop {
-            let mut cmd = tokio::process::Command::new(&self.path);
+            let mut cmd = match &self.sandbox {
+                Some(sandbox) => {
+                    let mut cmd = tokio::process::Command::new(&sandbox.launcher);
+                    cmd.args(sandbox.args(self.limits.timeout.as_secs() + 1, &self.path));
+                    cmd
+                }
+                None => tokio::process::Command::new(&self.path),
+            };
             cmd.env_clear()
                 .envs(cgi::environment(call, &self.name))
                 .current_dir(&dir)

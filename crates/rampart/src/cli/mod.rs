@@ -57,6 +57,10 @@ pub enum Command {
     Call(CallArgs),
     /// A whole network on this machine under load, with a node killed and restarted.
     Demo(DemoArgs),
+    /// How a node starts one of its programs (not for people): sets the resource limits,
+    /// no_new_privs and the user, then becomes the program.
+    #[command(hide = true)]
+    RunProgram(RunProgramArgs),
     /// Deploying to Kubernetes: Secrets made from this home, and the home a pod unpacks.
     #[command(subcommand)]
     Deploy(DeployCommand),
@@ -281,6 +285,10 @@ pub struct NodeArgs {
     /// Runs of one program at once (429 with Retry-After beyond, answered at once).
     #[arg(long, default_value_t = 16, value_name = "N")]
     pub program_max_runs: usize,
+    /// Run programs as this user (a name from /etc/passwd, or UID:GID). A node running as root
+    /// refuses to start programs without one.
+    #[arg(long, value_name = "USER")]
+    pub run_as: Option<String>,
     /// Refuse payload envelopes older than this many seconds.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub payload_ttl: u64,
@@ -288,6 +296,32 @@ pub struct NodeArgs {
     /// not), for orchestrators' probes: the internal listener takes gateways' certificates only.
     #[arg(long, value_name = "ADDR")]
     pub health_listen: Option<std::net::SocketAddr>,
+}
+
+/// `rampart run-program`.
+#[derive(Debug, Args)]
+pub struct RunProgramArgs {
+    /// CPU seconds.
+    #[arg(long)]
+    pub cpu_secs: u64,
+    /// Open files.
+    #[arg(long)]
+    pub max_files: u64,
+    /// Largest file written, in bytes.
+    #[arg(long)]
+    pub max_file_bytes: u64,
+    /// Processes of the user.
+    #[arg(long)]
+    pub max_procs: u64,
+    /// Run as this user id.
+    #[arg(long, requires = "gid")]
+    pub uid: Option<u32>,
+    /// And group id.
+    #[arg(long, requires = "uid")]
+    pub gid: Option<u32>,
+    /// The program.
+    #[arg(last = true, required = true)]
+    pub program: PathBuf,
 }
 
 /// `rampart call`.

@@ -22,6 +22,7 @@ pub mod init;
 pub mod keys;
 pub mod network;
 pub mod pki;
+pub mod run_program;
 pub mod serve;
 
 use std::future::Future;

@@ -181,6 +181,43 @@ fn services_of(args: &NodeArgs) -> Result<(Services, Vec<String>)> {
     Ok((services, builtins))
 }
 
+/// How the node's programs are started: through this binary's `run-program`, with resource
+/// limits, `no_new_privs`, and `--run-as`'s user — required when the node runs as root.
+fn sandbox_of(args: &NodeArgs) -> Result<rampart_node::program::Sandbox> {
+    let run_as = args.run_as.as_deref().map(user_ids).transpose()?;
+    if run_as.is_none() && rustix::process::getuid().is_root() {
+        bail!(
+            "this node runs as root: its programs would too. Pass --run-as USER (an unprivileged user, such as nobody)"
+        );
+    }
+    if run_as.is_some_and(|(uid, _)| uid == 0) {
+        bail!("--run-as: programs must not run as root");
+    }
+    Ok(rampart_node::program::Sandbox {
+        launcher: std::env::current_exe().context("finding this binary")?,
+        run_as,
+        max_files: 256,
+        max_file_bytes: 64 << 20,
+        max_procs: 256,
+    })
+}
+
+/// A user's (uid, gid): `UID:GID`, or a name looked up in /etc/passwd.
+fn user_ids(user: &str) -> Result<(u32, u32)> {
+    if let Some((u, g)) = user.split_once(':')
+        && let (Ok(u), Ok(g)) = (u.parse(), g.parse())
+    {
+        return Ok((u, g));
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").context("reading /etc/passwd")?;
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 3 && f[0] == user)
+        .and_then(|f| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
+        .with_context(|| format!("--run-as {user:?}: no such user in /etc/passwd (or give UID:GID)"))
+}
+
 /// The gateways a node registers with: `--gateway`, or the home's.
 fn gateways_of(
     home: &Home,
@@ -201,6 +238,8 @@ pub fn node(home: &Home, args: NodeArgs) -> Result<()> {
     init_logging();
     let config = home.config()?;
     let (mut services, builtins) = services_of(&args)?;
+    // Checked before anything is issued or started: a root node without --run-as stops here.
+    let sandbox = args.services_dir.as_ref().map(|_| sandbox_of(&args)).transpose()?;
     let material = node_material(home, &config, &args.name)?;
     let (tls, crl_updates) = rampart_net::tls::server_config_with_crl_updates(
         &material,
@@ -260,12 +299,15 @@ pub fn node(home: &Home, args: NodeArgs) -> Result<()> {
                 dir,
                 node.clone(),
                 base,
-                rampart_node::program::Limits {
-                    timeout: args.program_timeout,
-                    max_output: args.program_max_output,
-                    max_body: args.program_max_body,
-                    max_runs: args.program_max_runs,
-                },
+                (
+                    rampart_node::program::Limits {
+                        timeout: args.program_timeout,
+                        max_output: args.program_max_output,
+                        max_body: args.program_max_body,
+                        max_runs: args.program_max_runs,
+                    },
+                    sandbox.clone(),
+                ),
                 Some(failures),
                 Duration::from_millis(500),
             ));

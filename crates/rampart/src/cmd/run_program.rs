@@ -1,0 +1,30 @@
+//! `rampart run-program`: how a node starts one of its programs. Between the node's fork and
+//! the program's exec, limits must be set in the child alone; doing it in the node would take
+//! unsafe code (`pre_exec`). So the node starts this command instead, which sets the resource
+//! limits and `no_new_privs` on itself, and execs the program as the user asked (the standard
+//! library drops the supplementary groups when root changes user).
+
+use std::os::unix::process::CommandExt;
+
+use anyhow::{Context, Result, bail};
+use rustix::process::{Resource, Rlimit, setrlimit};
+
+use crate::cli::RunProgramArgs;
+
+pub fn run(args: RunProgramArgs) -> Result<()> {
+    let limit = |resource, n: u64, what: &str| {
+        setrlimit(resource, Rlimit { current: Some(n), maximum: Some(n) })
+            .with_context(|| format!("limiting {what}"))
+    };
+    limit(Resource::Cpu, args.cpu_secs, "CPU time")?;
+    limit(Resource::Nofile, args.max_files, "open files")?;
+    limit(Resource::Fsize, args.max_file_bytes, "file size")?;
+    limit(Resource::Nproc, args.max_procs, "processes")?;
+    rustix::thread::set_no_new_privs(true).context("setting no_new_privs")?;
+    let mut program = std::process::Command::new(&args.program);
+    if let (Some(uid), Some(gid)) = (args.uid, args.gid) {
+        program.uid(uid).gid(gid);
+    }
+    let err = program.exec();
+    bail!("starting {}: {err}", args.program.display())
+}

@@ -267,3 +267,38 @@ fn a_root_node_refuses_to_run_programs_as_root() {
     );
     assert!(why.contains("must not run as root"), "{why}");
 }
+
+/// The examples of `examples/services/` (shell, Python, Perl), dropped into a folder, answer
+/// through `rampart call` (plain and sealed) and `curl` with a token.
+#[test]
+fn the_examples_answer_through_call_and_curl_plain_and_encrypted() {
+    let (net, dir) = network();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/services");
+    for name in ["hello_world", "sorter", "json_echo"] {
+        std::fs::copy(examples.join(name), dir.join(name)).unwrap();
+    }
+    assert!(net.eventually(Duration::from_secs(3), || net.call("/json_echo", &[]).status.success()));
+    let out = net.call("/hello_world/a", &[]);
+    assert_eq!(stdout(&out), "Hello, spiffe://local/admin/admin! (you asked for /a)\n");
+    assert_eq!(stdout(&net.call("/sorter?order=desc", &["-d", "3, 1 2"])).trim(), "[3, 2, 1]");
+    assert_eq!(stdout(&net.call("/sorter", &["-d", "5 4.5", "--encrypt"])).trim(), "[4.5, 5]");
+    let bad = net.call("/sorter", &["-d", "three", "-v"]);
+    assert!(stderr(&bad).contains("400") && stdout(&bad).contains("not_a_number"), "{}", stdout(&bad));
+    let echo: serde_json::Value =
+        serde_json::from_slice(&net.call("/json_echo/p?q=1", &["-d", "hi"]).stdout).unwrap();
+    assert_eq!(echo["method"], "POST");
+    assert_eq!(
+        (echo["path"].as_str(), echo["query"].as_str(), echo["body"].as_str()),
+        (Some("/p"), Some("q=1"), Some("hi"))
+    );
+
+    // curl, as an outside client with a token.
+    let token = net.user("alice");
+    support::ok(&net.home, &["policy", "allow", "--service", "sorter", "--principal", "user/alice"]);
+    let curl = std::process::Command::new("curl")
+        .args(["-s", "--cacert", &net.pki_file("../ca.pem"), "-H", &format!("Authorization: Bearer {token}")])
+        .args(["--data-binary", "2 10 1", &format!("{}/sorter", net.url)])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&curl.stdout).trim(), "[1, 2, 10]");
+}

@@ -31,6 +31,27 @@ pub struct Config {
     /// The gateway of this home.
     #[serde(default)]
     pub gateway: rampart_gateway::GatewayConfig,
+    /// Defaults for this home's nodes (`rampart node`'s flags win).
+    #[serde(default, skip_serializing_if = "NodeConfig::is_empty")]
+    pub node: NodeConfig,
+}
+
+/// `[node]` in `rampart.toml`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The services folder (`--services-dir`), relative to the home unless absolute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub services_dir: Option<PathBuf>,
+    /// The user programs run as (`--run-as`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<String>,
+}
+
+impl NodeConfig {
+    fn is_empty(&self) -> bool {
+        self.services_dir.is_none() && self.run_as.is_none()
+    }
 }
 
 /// `store` in `rampart.toml`.

@@ -302,3 +302,25 @@ fn the_examples_answer_through_call_and_curl_plain_and_encrypted() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&curl.stdout).trim(), "[1, 2, 10]");
 }
+
+/// `[node]` in rampart.toml gives the folder (relative to the home) and the user when no flag
+/// does.
+#[test]
+fn the_folder_and_user_can_come_from_the_home_configuration() {
+    let mut net = Network::start(0, &[]);
+    let dir = folder(&net);
+    install(&dir, "whoami", "#!/bin/sh\nid -u\n");
+    let toml = net.home.join("rampart.toml");
+    let mut text = std::fs::read_to_string(&toml).unwrap();
+    text.push_str("\n[node]\nservices_dir = \"../services\"\nrun_as = \"nobody\"\n");
+    std::fs::write(&toml, text).unwrap();
+    net.add_node("n1", &[]);
+    let whoami = || net.call("/whoami", &[]);
+    assert!(
+        net.eventually(Duration::from_secs(3), || stdout(&whoami()) == "65534\n"),
+        "{}{}\n{}",
+        stdout(&whoami()),
+        stderr(&whoami()),
+        std::fs::read_to_string(net.home.join("n1.log")).unwrap_or_default()
+    );
+}

@@ -269,7 +269,8 @@ pub struct NodeArgs {
     /// named after it, run once per request CGI-style: the request in environment variables
     /// and on stdin, the answer on stdout (an optional `Status:` / header block first).
     /// Files added, replaced or removed are picked up live. Install a program by writing it
-    /// beside (`NAME.tmp`) and renaming it into place.
+    /// beside (`NAME.tmp`) and renaming it into place [default: rampart.toml's
+    /// node.services_dir, relative to the home].
     #[arg(long, value_name = "DIR")]
     pub services_dir: Option<PathBuf>,
     /// Time one run of a program may take; past it the program and everything it started are
@@ -286,7 +287,7 @@ pub struct NodeArgs {
     #[arg(long, default_value_t = 16, value_name = "N")]
     pub program_max_runs: usize,
     /// Run programs as this user (a name from /etc/passwd, or UID:GID). A node running as root
-    /// refuses to start programs without one.
+    /// refuses to start programs without one [default: rampart.toml's node.run_as].
     #[arg(long, value_name = "USER")]
     pub run_as: Option<String>,
     /// Refuse payload envelopes older than this many seconds.

@@ -74,7 +74,13 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
     let keyring_path = home.keyring_path();
     let keyring_note = keyring(&keyring_path, args.force)?;
     let (tokens, gateway_config, _) = previous.unwrap_or_default();
-    let config = Config { domain: args.domain.clone(), store, tokens, gateway: gateway_config };
+    let config = Config {
+        domain: args.domain.clone(),
+        store,
+        tokens,
+        gateway: gateway_config,
+        node: Default::default(),
+    };
     home.write_config(&config)?;
     let admin_token = block_on(first_admin(home, &config, &admin.record.identity.to_string()))??;
 

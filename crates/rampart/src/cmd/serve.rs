@@ -234,9 +234,21 @@ fn gateways_of(
     Ok(rampart_net::gateways::Gateways::new(&urls))
 }
 
-pub fn node(home: &Home, args: NodeArgs) -> Result<()> {
+pub fn node(home: &Home, mut args: NodeArgs) -> Result<()> {
     init_logging();
     let config = home.config()?;
+    // rampart.toml's [node] where no flag says otherwise.
+    if args.services_dir.is_none() {
+        args.services_dir = config.node.services_dir.as_ref().map(|d| home.root().join(d));
+    }
+    // Resolved, so that the programs' user need not pass through the home (private) on the way.
+    if let Some(dir) = &args.services_dir {
+        let resolved = std::fs::canonicalize(dir);
+        args.services_dir = Some(resolved.with_context(|| format!("--services-dir {}", dir.display()))?);
+    }
+    if args.run_as.is_none() {
+        args.run_as.clone_from(&config.node.run_as);
+    }
     let (mut services, builtins) = services_of(&args)?;
     // Checked before anything is issued or started: a root node without --run-as stops here.
     let sandbox = args.services_dir.as_ref().map(|_| sandbox_of(&args)).transpose()?;

@@ -237,6 +237,11 @@ impl PolicySet {
         set
     }
 
+    /// Whether it holds no rule (everything is denied).
+    pub fn is_empty(&self) -> bool {
+        self.by_service.is_empty() && self.any_service.is_empty()
+    }
+
     /// Decides whether `principal` may call `method` on `service`.
     pub fn authorize(
         &self,

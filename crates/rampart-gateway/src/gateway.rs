@@ -63,6 +63,35 @@ impl Gateway {
         Gateway { state, tasks }
     }
 
+    /// Reads, once, what routing and policy need before the first request is served: the
+    /// nodes, the policy, the peers and their catalogs. The followers started by
+    /// [`Gateway::start`] would read them too, but a moment later: a gateway restarted under
+    /// load would answer that moment's requests 503 (no node known yet) or 403 (no rule read
+    /// yet), where the gateways that stayed up answer them. Bounded by `within`: a registry
+    /// that does not answer leaves the followers to catch up, and the gateway serves meanwhile.
+    pub async fn warm_up(&self, within: Duration) {
+        let state = &self.state;
+        let first_reads = async {
+            match upstream::nodes::load(state.store.as_ref()).await {
+                Ok(nodes) => drop(state.nodes.replace(nodes)),
+                Err(e) => tracing::warn!("reading nodes before serving: {e}"),
+            }
+            match rampart_auth::policy::list(state.store.as_ref()).await {
+                Ok(rules) => state.policy.store(Arc::new(PolicySet::new(rules))),
+                Err(e) => tracing::warn!("reading policy before serving: {e}"),
+            }
+            if let Some(federation) = &state.federation {
+                match federation.reload(state.store.as_ref()).await {
+                    Ok(()) => crate::federation::catalog::ask_all(state, federation).await,
+                    Err(e) => tracing::warn!("reading peers before serving: {e}"),
+                }
+            }
+        };
+        if tokio::time::timeout(within, first_reads).await.is_err() {
+            tracing::warn!("the registry did not answer within {within:?}: serving while it catches up");
+        }
+    }
+
     /// Its metrics (for the binary to note certificate expiries).
     pub fn metrics(&self) -> &crate::metrics::Metrics {
         &self.state.metrics
@@ -183,5 +212,34 @@ mod tests {
             }
             assert_eq!(held.strong_count(), 0, "something still holds the registry");
         }
+    }
+
+    /// Once warmed up, before any follower has had a turn (a current-thread runtime runs
+    /// none until this test yields), the gateway routes to the registered node and holds the
+    /// policy: a restarted gateway's first requests are answered as the others answer them.
+    #[tokio::test]
+    async fn a_warmed_up_gateway_knows_the_nodes_and_the_policy_before_it_serves() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(rampart_store::EmbeddedStore::open(&dir.path().join("registry.redb")).unwrap());
+        let record = upstream::nodes::NodeRecord {
+            name: "n1".into(),
+            addr: ([127, 0, 0, 1], 9).into(),
+            services: vec!["echo".into()],
+            timeouts_ms: Default::default(),
+            lease: 0,
+        };
+        let key = format!("{}n1", upstream::nodes::NODES_PREFIX);
+        store.put(&key, serde_json::to_vec(&record).unwrap(), None).await.unwrap();
+        let allow = rampart_auth::policy::Effect::Allow;
+        rampart_auth::policy::add(store.as_ref(), "echo", "user/alice", &[], allow).await.unwrap();
+
+        let mut gateway = Gateway::start(state(dir.path(), store), false);
+        assert!(gateway.state.nodes.list().is_empty(), "no follower has run yet");
+        assert!(gateway.state.policy.load().is_empty(), "no follower has run yet");
+        gateway.warm_up(Duration::from_secs(5)).await;
+        assert_eq!(gateway.state.nodes.list().len(), 1);
+        assert!(!gateway.state.policy.load().is_empty());
+        gateway.stop().await;
     }
 }

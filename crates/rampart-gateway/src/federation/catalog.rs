@@ -77,17 +77,24 @@ pub(crate) fn peers(federation: &Federation) -> Response<Body> {
 /// Asks every peer for its catalog each `catalog_interval`, until the task is stopped.
 pub(crate) async fn follow(state: Arc<State>, federation: Arc<Federation>) {
     let every = Duration::from_millis(state.config.catalog_interval_ms);
-    let stale = Duration::from_millis(state.config.peer_stale_after_ms);
     loop {
-        let mut asks = tokio::task::JoinSet::new();
-        for link in federation.links().values() {
-            let (state, federation, link) = (state.clone(), federation.clone(), link.clone());
-            asks.spawn(async move { refresh(&state, &federation, &link, (every, stale)).await });
-        }
         let next = tokio::time::sleep(every);
-        while asks.join_next().await.is_some() {}
+        ask_all(&state, &federation).await;
         next.await;
     }
+}
+
+/// Asks every peer for its catalog once, all at the same time (each ask bounded by
+/// `catalog_interval`).
+pub(crate) async fn ask_all(state: &Arc<State>, federation: &Arc<Federation>) {
+    let every = Duration::from_millis(state.config.catalog_interval_ms);
+    let stale = Duration::from_millis(state.config.peer_stale_after_ms);
+    let mut asks = tokio::task::JoinSet::new();
+    for link in federation.links().values() {
+        let (state, federation, link) = (state.clone(), federation.clone(), link.clone());
+        asks.spawn(async move { refresh(&state, &federation, &link, (every, stale)).await });
+    }
+    while asks.join_next().await.is_some() {}
 }
 
 /// How asking one peer went.

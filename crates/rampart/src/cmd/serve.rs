@@ -117,6 +117,8 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
         }
         // Other gateways sharing this registry share events and bans with this one.
         let gateway = rampart_gateway::Gateway::start(state, shared);
+        // Ready only once it routes as the other gateways do (a restart under load drops nothing).
+        gateway.warm_up(Duration::from_secs(5)).await;
         note_expiries(gateway.metrics(), home, &config, &material);
         // Tell the CLI and local nodes where this gateway is (it may have picked its port).
         let url_file = home.gateway_url_path();

@@ -20,6 +20,12 @@ pub const BASE_BACKOFF: Duration = Duration::from_secs(1);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// At most this share of a service's nodes is ejected at once (never the last one).
 pub const MAX_EJECTED_SHARE: f64 = 0.5;
+/// A target's latency counts half as much for each such while it has not been measured: with
+/// two targets, power of two choices compares both every time, and one slow answer would
+/// otherwise keep a target out of use for good (never chosen, never measured again).
+pub const LATENCY_HALF_LIFE: Duration = Duration::from_secs(1);
+/// The latency a target starts with, and starts again with when it returns to the pool.
+const FRESH_LATENCY_US: u64 = 1_000;
 
 /// What the gateway knows about one node. Shared by every routing table that lists the node.
 #[derive(Debug)]
@@ -28,6 +34,9 @@ pub struct NodeHealth {
     pub name: String,
     /// Latency EWMA, microseconds.
     ewma_us: AtomicU64,
+    /// When it was last measured: milliseconds since `born`.
+    measured_ms: AtomicU64,
+    born: Instant,
     /// Requests in flight to it.
     in_flight: AtomicU64,
     failures: AtomicU32,
@@ -43,7 +52,9 @@ impl NodeHealth {
     fn new(name: &str) -> Self {
         NodeHealth {
             name: name.to_owned(),
-            ewma_us: AtomicU64::new(1_000),
+            ewma_us: AtomicU64::new(FRESH_LATENCY_US),
+            measured_ms: AtomicU64::new(0),
+            born: Instant::now(),
             in_flight: AtomicU64::new(0),
             failures: AtomicU32::new(0),
             passes: AtomicU32::new(0),
@@ -59,9 +70,16 @@ impl NodeHealth {
         self.ejected.load(Ordering::Acquire)
     }
 
-    /// Lower is better: latency weighted by load.
+    /// Lower is better: latency (fading while unmeasured) weighted by load.
     pub fn score(&self) -> u64 {
-        self.ewma_us.load(Ordering::Relaxed).max(1) * (self.in_flight.load(Ordering::Relaxed) + 1)
+        let idle = self.age_ms().saturating_sub(self.measured_ms.load(Ordering::Relaxed));
+        let halvings = (idle / LATENCY_HALF_LIFE.as_millis().max(1) as u64).min(63);
+        (self.ewma_us.load(Ordering::Relaxed) >> halvings).max(1)
+            * (self.in_flight.load(Ordering::Relaxed) + 1)
+    }
+
+    fn age_ms(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Marks a request as sent; the guard records its outcome.
@@ -74,7 +92,8 @@ impl NodeHealth {
         let sample = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         let old = self.ewma_us.load(Ordering::Relaxed);
         // alpha = 1/4: recent enough to react within a few requests, smooth enough to ignore one.
-        self.ewma_us.store((old * 3 + sample) / 4, Ordering::Relaxed);
+        self.ewma_us.store(old.saturating_mul(3).saturating_add(sample) / 4, Ordering::Relaxed);
+        self.measured_ms.store(self.age_ms(), Ordering::Relaxed);
     }
 
     /// A success (a request answered, or a probe passed); returns true when this brought an
@@ -91,6 +110,8 @@ impl NodeHealth {
             self.ejected_until.lock().map(|u| u.is_none_or(|t| Instant::now() >= t)).unwrap_or(true);
         if passes >= RETURN_AFTER && backoff_over && self.ejected.swap(false, Ordering::AcqRel) {
             self.passes.store(0, Ordering::Relaxed);
+            // What it measured before (the timeouts that ejected it) says nothing of it now.
+            self.ewma_us.store(FRESH_LATENCY_US, Ordering::Relaxed);
             tracing::info!("node {} rejoined the pool after passing probes", self.name);
             return true;
         }
@@ -226,6 +247,46 @@ mod tests {
         }
         let _ = board.maybe_eject(&only[0], &only, "test");
         assert!(!only[0].is_ejected());
+    }
+
+    /// With two targets, a target measured slow once (or ejected after timeouts) is chosen
+    /// again: its latency fades while unmeasured, and a return to the pool starts it afresh.
+    #[tokio::test(start_paused = true)]
+    async fn a_target_measured_slow_is_not_shut_out_for_good() {
+        let board = HealthBoard::default();
+        let (slow, quick) = (board.get("slow"), board.get("quick"));
+        let pool = [slow.clone(), quick.clone()];
+        let measure = |t: &Arc<NodeHealth>, took: Duration| {
+            let sent = t.start();
+            let at = Instant::now();
+            async move {
+                tokio::time::advance(took).await;
+                assert!(at.elapsed() >= took);
+                sent.ok()
+            }
+        };
+        measure(&slow, Duration::from_secs(2)).await;
+        measure(&quick, Duration::from_millis(2)).await;
+        let picked = |want: &str| super::super::balance::p2c(&pool, |t| t).is_some_and(|t| t.name == want);
+        assert!(picked("quick"));
+        // `quick` measured all along at 2 ms: `slow`'s 2 s fades below that within seconds.
+        for _ in 0..12 {
+            tokio::time::advance(LATENCY_HALF_LIFE).await;
+            measure(&quick, Duration::from_millis(2)).await;
+        }
+        assert!(picked("slow"), "slow {} quick {}", slow.score(), quick.score());
+
+        // Ejected after timeouts, back after probes: measured afresh.
+        for _ in 0..EJECT_AFTER {
+            let sent = slow.start();
+            tokio::time::advance(Duration::from_secs(2)).await;
+            sent.failed();
+        }
+        assert!(board.maybe_eject(&slow, &pool, "test"));
+        tokio::time::advance(BASE_BACKOFF).await;
+        assert!(!slow.succeeded() && slow.succeeded(), "back after two probes");
+        measure(&quick, Duration::from_millis(2)).await;
+        assert!(slow.score() <= FRESH_LATENCY_US, "{}", slow.score());
     }
 
     /// Virtual time: an ejected target comes back only after its back-off and

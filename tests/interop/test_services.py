@@ -1,6 +1,7 @@
 """Services as files with an outside client: the examples of examples/services/ dropped into a
 node's folder, called with Python `requests` through the gateway."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -9,6 +10,7 @@ import time
 from pathlib import Path
 
 import requests
+from cryptography.fernet import Fernet
 from procs import wait_line
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "services"
@@ -54,6 +56,18 @@ def test_requests_calls_programs_dropped_into_a_folder(rampart, rampart_bin, tmp
         r = requests.put(f"{url}/json_echo/a/b?x=1", headers=auth, data=b"payload", verify=ca, timeout=10)
         assert r.json() == {"method": "PUT", "path": "/a/b", "query": "x=1", "principal": "user/alice",
                             "body": "payload"}
+        # Sealed both ways with Python's own Fernet: the gateway passes the envelope unopened,
+        # the node opens it for the program and seals the program's answer again.
+        fernet = Fernet(rampart("keys", "export-key").stdout.strip().encode())
+        sealed = {**auth, "Content-Type": "application/fernet", "Accept": "application/fernet"}
+        r = requests.post(f"{url}/sorter?order=desc", headers=sealed, data=fernet.encrypt(b"10 2.5 7"), verify=ca,
+                          timeout=10)
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"] == "application/fernet"
+        assert fernet.decrypt(r.content, ttl=60).decode().strip() == "[10, 7, 2.5]"
+        r = requests.post(f"{url}/json_echo", headers=sealed, data=fernet.encrypt(b"secret"), verify=ca, timeout=10)
+        assert r.headers["content-type"] == "application/fernet"
+        assert json.loads(fernet.decrypt(r.content, ttl=60))["body"] == "secret"
     finally:
         for p in procs:
             p.kill()

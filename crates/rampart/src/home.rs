@@ -46,11 +46,15 @@ pub struct NodeConfig {
     /// The user programs run as (`--run-as`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_as: Option<String>,
+    /// Some programs' own limits, by service name (`[node.programs.<service>]`); the
+    /// `--program-*` flags for the rest, and for what a service's own leave unset.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub programs: std::collections::BTreeMap<String, rampart_node::program::Overrides>,
 }
 
 impl NodeConfig {
     fn is_empty(&self) -> bool {
-        self.services_dir.is_none() && self.run_as.is_none()
+        self.services_dir.is_none() && self.run_as.is_none() && self.programs.is_empty()
     }
 }
 

@@ -102,10 +102,58 @@ fn a_dropped_file_answers_live_and_goes_when_removed() {
     );
 }
 
+/// A file copied in slowly under its final name (as `cp` does) is never run half-written:
+/// while it changes it is not taken, and while its writer holds it open the kernel will not run
+/// it (the launcher waits for the writer). Every answer meanwhile is "not there yet" or the whole
+/// program's.
+#[test]
+fn a_file_copied_in_slowly_is_never_run_half_written() {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut net = Network::start(0, &[]);
+    let dir = folder(&net);
+    let d = dir.to_str().unwrap().to_owned();
+    net.add_node("n1", &["--run-as", "nobody", "--services-dir", &d, "--program-timeout", "5s"]);
+    let path = dir.join("slow_copy");
+    let mut file = std::fs::File::create(&path).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    file.write_all(b"#!/bin/sh\necho first half\n").unwrap();
+    let whole = "first half\nsecond half\n";
+    let done = AtomicBool::new(false);
+    let seen: Vec<String> = std::thread::scope(|s| {
+        // Calls all along (bounded in number), while the copy stalls with its file open for
+        // longer than the folder takes to settle a file, then ends.
+        let caller = s.spawn(|| {
+            let mut seen = Vec::new();
+            while seen.len() < 400
+                && !(done.load(Ordering::Relaxed) && seen.last().is_some_and(|l| l == whole))
+            {
+                seen.push(stdout(&net.call("/slow_copy", &[])));
+            }
+            seen
+        });
+        std::thread::sleep(Duration::from_millis(1200)); // the copy's stall, not a wait for readiness
+        file.write_all(b"echo second half\n").unwrap();
+        file.sync_all().unwrap();
+        drop(file);
+        done.store(true, Ordering::Relaxed);
+        caller.join().unwrap()
+    });
+    assert_eq!(seen.last().map(String::as_str), Some(whole), "{seen:?}");
+    let half = seen.iter().filter(|s| s.as_str() == "first half\n").count();
+    assert_eq!(half, 0, "run half-written {half} times of {}", seen.len());
+    assert!(seen.iter().all(|s| s == whole || s.contains("unknown_service")), "{seen:?}");
+}
+
 #[test]
 fn a_program_sees_only_its_variables_and_is_held_to_its_limits() {
     let (net, dir) = network();
     install(&dir, "env", "#!/bin/sh\nenv | sort\n");
+    install(
+        &dir,
+        "tmp",
+        "#!/bin/sh\necho \"$TMPDIR\"\nstat -c '%a %u' \"$TMPDIR\"\necho x > \"$TMPDIR/f\" && echo written\n",
+    );
     install(&dir, "hang", "#!/bin/sh\nsleep 1001 &\nsleep 1002\n");
     install(&dir, "flood", "#!/bin/sh\nexec yes\n");
     install(&dir, "crash", "#!/bin/sh\necho partial\nexit 3\n");
@@ -138,6 +186,15 @@ fn a_program_sees_only_its_variables_and_is_held_to_its_limits() {
     {
         assert!(!env.contains(absent), "{absent} leaked:\n{env}");
     }
+
+    // A temporary directory of its own, its user's alone, gone once the run is over.
+    let out = stdout(&net.call("/tmp", &[]));
+    let mut lines = out.lines();
+    let tmp = PathBuf::from(lines.next().unwrap());
+    assert!(tmp.starts_with(std::env::temp_dir()) && tmp != std::env::temp_dir(), "{out}");
+    assert_eq!(lines.next(), Some("700 65534"), "{out}");
+    assert_eq!(lines.next(), Some("written"), "{out}");
+    assert!(!tmp.exists(), "{} outlived its run", tmp.display());
 
     // A hang is killed at the timeout with everything it started; the others are served meanwhile.
     let hung = std::thread::scope(|s| {
@@ -304,23 +361,44 @@ fn the_examples_answer_through_call_and_curl_plain_and_encrypted() {
 }
 
 /// `[node]` in rampart.toml gives the folder (relative to the home) and the user when no flag
-/// does.
+/// does, and some services their own limits beside the node-wide ones.
 #[test]
-fn the_folder_and_user_can_come_from_the_home_configuration() {
+fn the_folder_user_and_a_service_s_own_limits_can_come_from_the_home_configuration() {
     let mut net = Network::start(0, &[]);
     let dir = folder(&net);
     install(&dir, "whoami", "#!/bin/sh\nid -u\n");
+    install(&dir, "quick", "#!/bin/sh\nsleep 0.6\necho late\n");
+    install(&dir, "patient", "#!/bin/sh\nsleep 0.6\necho on time\n");
     let toml = net.home.join("rampart.toml");
     let mut text = std::fs::read_to_string(&toml).unwrap();
-    text.push_str("\n[node]\nservices_dir = \"../services\"\nrun_as = \"nobody\"\n");
+    text.push_str(concat!(
+        "\n[node]\nservices_dir = \"../services\"\nrun_as = \"nobody\"\n",
+        "[node.programs.quick]\ntimeout_ms = 200\n",
+        "[node.programs.whoami]\nmax_output = 2\n",
+    ));
     std::fs::write(&toml, text).unwrap();
     net.add_node("n1", &[]);
-    let whoami = || net.call("/whoami", &[]);
+    let whoami = || net.call("/whoami", &["-v"]);
     assert!(
-        net.eventually(Duration::from_secs(3), || stdout(&whoami()) == "65534\n"),
-        "{}{}\n{}",
-        stdout(&whoami()),
-        stderr(&whoami()),
+        net.eventually(Duration::from_secs(3), || stdout(&net.call("/patient", &[])) == "on time\n"),
+        "{}",
         std::fs::read_to_string(net.home.join("n1.log")).unwrap_or_default()
     );
+    // Its own timeout: 504 where the node-wide 30 s let the other answer.
+    let out = net.call("/quick", &["-v"]);
+    assert!(stderr(&out).contains("504") && stdout(&out).contains("200 ms"), "{}", stdout(&out));
+    // Its own output cap: "65534\n" is more than 2 bytes.
+    let out = whoami();
+    assert!(stderr(&out).contains("502") && stdout(&out).contains("more than 2 bytes"), "{}", stdout(&out));
+
+    // Limits no service could answer under are refused at start, saying where.
+    let mut text = std::fs::read_to_string(&toml).unwrap();
+    text.push_str("[node.programs.never]\nmax_runs = 0\n");
+    std::fs::write(&toml, text).unwrap();
+    let why = support::refused(
+        &net.home,
+        &["node", "--name", "n2", "--listen", "127.0.0.1:0", "--gateway", &net.url],
+        "",
+    );
+    assert!(why.contains("[node.programs]") && why.contains("never: max_runs must be at least 1"), "{why}");
 }

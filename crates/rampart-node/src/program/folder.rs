@@ -1,19 +1,27 @@
 //! A services folder (`rampart node --services-dir DIR`): each executable regular file in it,
-//! or folder holding an executable `run`, is a service named after it. Looked at again every
-//! `every` (a file added, replaced or removed shows within it): the node then hosts the new set
-//! and registers it. What may not be run is left out with an event: a file others may write,
+//! or folder holding an executable `run`, is a service named after it. Watched (`watch`), and
+//! looked at again every `every` as a safety net: the node then hosts the new set and
+//! registers it. What may not be run is left out with an event: a file others may write,
 //! one owned by someone else than root or the node's user, a name that is no service name.
 //! Dot-files and editors' and installers' temporary files (`~`, `.tmp`, `.part`) are passed over
-//! quietly: an install writes such a file, then renames it into place.
+//! quietly: an install writes such a file, then renames it into place. A file written in
+//! place is taken only once it has not changed for [`SETTLE`]; while a writer still holds it
+//! open, the kernel refuses to run it (`ETXTBSY`) and the launcher waits: a program is never
+//! run half-written.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use super::{Failures, Limits, Program, Sandbox};
+use super::watch::Watch;
+use super::{Failures, LimitsBook, Program, Sandbox};
 use crate::Services;
+
+/// How long a new file must have been left alone before it is served: it may still be being
+/// written.
+pub const SETTLE: Duration = Duration::from_millis(300);
 
 /// What a scan found: the programs by service name, and what was left out and why.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -22,6 +30,8 @@ pub struct Found {
     pub programs: BTreeMap<String, PathBuf>,
     /// Entry name → why it is not a service.
     pub refused: BTreeMap<String, String>,
+    /// Programs changed less than [`SETTLE`] ago, and when each will have settled.
+    pub settling: BTreeMap<String, SystemTime>,
 }
 
 /// Looks at `dir` once.
@@ -36,9 +46,10 @@ pub fn scan(dir: &Path) -> std::io::Result<Found> {
             continue;
         }
         match runnable(&entry.path(), me) {
-            Ok(exe) if rampart_auth::ServiceName::parse(&name).is_ok() => {
-                found.programs.insert(name, exe);
-            }
+            Ok(exe) if rampart_auth::ServiceName::parse(&name).is_ok() => match settles_at(&exe) {
+                Some(at) => drop(found.settling.insert(name, at)),
+                None => drop(found.programs.insert(name, exe)),
+            },
             Ok(_) => {
                 found.refused.insert(name, "not a service name (letters, digits, '.', '-', '_')".into());
             }
@@ -49,6 +60,15 @@ pub fn scan(dir: &Path) -> std::io::Result<Found> {
         }
     }
     Ok(found)
+}
+
+/// When `exe`, changed less than [`SETTLE`] ago, will have been left alone that long; `None`
+/// when it has been (a modification time ahead of the clock counts as settled: it would
+/// otherwise never be).
+fn settles_at(exe: &Path) -> Option<SystemTime> {
+    let changed = std::fs::metadata(exe).and_then(|m| m.modified()).ok()?;
+    let age = SystemTime::now().duration_since(changed).ok()?;
+    (age < SETTLE).then(|| changed + SETTLE)
 }
 
 /// The executable of an entry: the file itself, or `run` in a folder. `Err(None)`: not meant
@@ -74,21 +94,29 @@ fn runnable(path: &Path, me: u32) -> Result<PathBuf, Option<String>> {
 }
 
 /// Keeps `node` hosting `base` (its built-ins and apps) plus the programs of `dir`, looking
-/// every `every`, until the task is stopped. A program already hosted stays the same service
-/// (its run count goes on) while its file stays where it was; each run execs the file anew, so
-/// a replaced file answers from its next run.
+/// again whenever the folder changes and every `every` anyway, until the task is stopped. A
+/// program already hosted stays the same service (its run count goes on) while its file stays
+/// where it was; each run execs the file anew, so a replaced file answers from its next run.
 pub async fn follow(
     dir: PathBuf,
     node: Arc<crate::Node>,
     base: Services,
-    (limits, sandbox): (Limits, Option<Sandbox>),
+    (limits, sandbox): (LimitsBook, Option<Sandbox>),
     failures: Option<Arc<dyn Failures>>,
     every: Duration,
 ) {
+    let mut watch = match Watch::new(&dir) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!("services folder {}: not watched ({e}); looked at every {every:?}", dir.display());
+            None
+        }
+    };
     let mut hosted: BTreeMap<String, Arc<Program>> = BTreeMap::new();
     let mut warned: BTreeSet<(String, String)> = BTreeSet::new();
     let mut first = true;
     loop {
+        let mut next_look = every;
         match scan(&dir) {
             Ok(found) => {
                 for (name, why) in &found.refused {
@@ -96,6 +124,17 @@ pub async fn follow(
                         tracing::warn!("services folder {}: {name}: {why}", dir.display());
                         if let Some(f) = &failures {
                             f.refused(name, why);
+                        }
+                    }
+                }
+                if let Some(at) = found.settling.values().min() {
+                    let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
+                    next_look = next_look.min(wait + Duration::from_millis(10));
+                }
+                if let Some(w) = &watch {
+                    for exe in found.programs.values().filter(|exe| exe.ends_with("run")) {
+                        if let Some(folder) = exe.parent() {
+                            let _ = w.add(folder);
                         }
                     }
                 }
@@ -108,7 +147,7 @@ pub async fn follow(
                             _ => Arc::new(Program::new(
                                 name.clone(),
                                 exe,
-                                (limits, sandbox.clone()),
+                                (limits.of(&name), sandbox.clone()),
                                 failures.clone(),
                             )),
                         };
@@ -136,7 +175,17 @@ pub async fn follow(
             }
             Err(e) => tracing::warn!("services folder {}: {e}", dir.display()),
         }
-        tokio::time::sleep(every).await;
+        match &mut watch {
+            Some(w) => {
+                tokio::select! {
+                    changed = w.changed() => if changed.is_err() {
+                        tokio::time::sleep(next_look).await;
+                    },
+                    () = tokio::time::sleep(next_look) => {}
+                }
+            }
+            None => tokio::time::sleep(next_look).await,
+        }
     }
 }
 
@@ -145,11 +194,32 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// A program written a while ago (settled).
     fn write(dir: &Path, name: &str, mode: u32) -> PathBuf {
+        let p = write_now(dir, name, mode);
+        let file = std::fs::File::options().write(true).open(&p).unwrap();
+        file.set_modified(SystemTime::now() - SETTLE * 2).unwrap();
+        p
+    }
+
+    fn write_now(dir: &Path, name: &str, mode: u32) -> PathBuf {
         let p = dir.join(name);
         std::fs::write(&p, "#!/bin/sh\necho hi\n").unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
         p
+    }
+
+    #[test]
+    fn a_file_just_written_waits_until_it_has_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_now(dir.path(), "fresh", 0o755);
+        let found = scan(dir.path()).unwrap();
+        assert!(found.programs.is_empty());
+        let at = found.settling["fresh"];
+        assert!(at > SystemTime::now() && at <= SystemTime::now() + SETTLE);
+        let file = std::fs::File::options().write(true).open(&p).unwrap();
+        file.set_modified(SystemTime::now() - SETTLE).unwrap();
+        assert_eq!(scan(dir.path()).unwrap().programs["fresh"], p);
     }
 
     #[test]

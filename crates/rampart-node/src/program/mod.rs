@@ -7,6 +7,8 @@
 
 pub mod cgi;
 pub mod folder;
+pub mod limits;
+pub mod watch;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -18,31 +20,11 @@ use http::header::{HeaderValue, RETRY_AFTER};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
+pub use self::limits::{Limits, LimitsBook, LimitsError, Overrides};
 use crate::service::{Answer, Answering, Call, Service};
 
 /// Most stderr kept for the log, per run.
 const MAX_STDERR: usize = 16 << 10;
-/// `ETXTBSY`: the file is still open for writing (an install under way).
-const TEXT_BUSY: i32 = 26;
-
-/// What one program may use.
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    /// Time one run may take (504 beyond).
-    pub timeout: Duration,
-    /// Most bytes of output (502 beyond).
-    pub max_output: usize,
-    /// Largest request body (413 beyond).
-    pub max_body: usize,
-    /// Runs at once (429 beyond).
-    pub max_runs: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits { timeout: Duration::from_secs(30), max_output: 8 << 20, max_body: 8 << 20, max_runs: 16 }
-    }
-}
 
 /// How a program is started: through a launcher (the `rampart run-program` command) that sets
 /// its resource limits and `no_new_privs`, and its user, then execs it — in the child alone,
@@ -136,6 +118,11 @@ impl Program {
         &self.path
     }
 
+    /// What it may use.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
     async fn run(&self, call: Call<'_>) -> Answer {
         if call.body.len() > self.limits.max_body {
             let why = format!("{} takes request bodies of at most {} bytes", self.name, self.limits.max_body);
@@ -155,7 +142,15 @@ impl Program {
             }
             Answer::error(status, kind, &why)
         };
-        let mut child = match self.spawn(&call).await {
+        // Removed, with whatever the run left in it, when the run is over.
+        let tmp = match self.private_tmp() {
+            Ok(t) => t,
+            Err(e) => {
+                let why = format!("could not make its temporary directory: {e}");
+                return fail(StatusCode::BAD_GATEWAY, "program_failed", why);
+            }
+        };
+        let mut child = match self.spawn(&call, tmp.path()).await {
             Ok(c) => c,
             Err(e) => {
                 return fail(StatusCode::BAD_GATEWAY, "program_failed", format!("could not start: {e}"));
@@ -186,8 +181,23 @@ impl Program {
         }
     }
 
+    /// A temporary directory for one run (its `TMPDIR`), the program's user's alone (0700): runs
+    /// of other services, or other runs of this one, cannot read or plant files in it.
+    fn private_tmp(&self) -> std::io::Result<tempfile::TempDir> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("rampart-{}-", self.name))
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir()?;
+        if let Some((uid, gid)) = self.sandbox.as_ref().and_then(|s| s.run_as) {
+            let (uid, gid) = (rustix::process::Uid::from_raw(uid), rustix::process::Gid::from_raw(gid));
+            rustix::fs::chown(dir.path(), Some(uid), Some(gid))?;
+        }
+        Ok(dir)
+    }
+
     /// Starts the program, retrying (bounded) while its file is still being written.
-    async fn spawn(&self, call: &Call<'_>) -> std::io::Result<tokio::process::Child> {
+    async fn spawn(&self, call: &Call<'_>, tmp: &std::path::Path) -> std::io::Result<tokio::process::Child> {
         let dir = self.path.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
         let mut delay = Duration::from_millis(10);
         loop {
@@ -201,6 +211,7 @@ impl Program {
             };
             cmd.env_clear()
                 .envs(cgi::environment(call, &self.name))
+                .env("TMPDIR", tmp)
                 .current_dir(&dir)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
@@ -208,7 +219,10 @@ impl Program {
                 .process_group(0)
                 .kill_on_drop(true);
             match cmd.spawn() {
-                Err(e) if e.raw_os_error() == Some(TEXT_BUSY) && delay < Duration::from_millis(700) => {
+                Err(e)
+                    if e.raw_os_error() == Some(rustix::io::Errno::TXTBSY.raw_os_error())
+                        && delay < Duration::from_millis(700) =>
+                {
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                 }

@@ -274,7 +274,9 @@ pub struct NodeArgs {
     #[arg(long, value_name = "DIR")]
     pub services_dir: Option<PathBuf>,
     /// Time one run of a program may take; past it the program and everything it started are
-    /// killed and the answer is 504.
+    /// killed and the answer is 504. These --program-* limits hold for every program; a
+    /// service may have its own in rampart.toml: `[node.programs.NAME]` with `timeout_ms`,
+    /// `max_output`, `max_body`, `max_runs`.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub program_timeout: std::time::Duration,
     /// Most bytes a program may write as its answer (502, and killed, beyond).

@@ -25,6 +25,19 @@ pub fn run(args: RunProgramArgs) -> Result<()> {
     if let (Some(uid), Some(gid)) = (args.uid, args.gid) {
         program.uid(uid).gid(gid);
     }
-    let err = program.exec();
-    bail!("starting {}: {err}", args.program.display())
+    // A file still open for writing (an install under way, written in place) is refused by
+    // the kernel with ETXTBSY until its writer is done: wait for that, a bounded while.
+    let (started, mut delay) = (std::time::Instant::now(), std::time::Duration::from_millis(5));
+    loop {
+        let err = program.exec();
+        let busy = err.raw_os_error() == Some(rustix::io::Errno::TXTBSY.raw_os_error());
+        if !busy || started.elapsed() > BUSY_FOR {
+            bail!("starting {}: {err}", args.program.display())
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(std::time::Duration::from_millis(100));
+    }
 }
+
+/// How long a file still being written is waited for.
+const BUSY_FOR: std::time::Duration = std::time::Duration::from_secs(2);

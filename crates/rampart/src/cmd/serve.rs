@@ -204,6 +204,25 @@ fn sandbox_of(args: &NodeArgs) -> Result<rampart_node::program::Sandbox> {
     })
 }
 
+/// Each program's limits: the `--program-*` flags, and `[node.programs.<service>]` where
+/// rampart.toml gives a service its own.
+fn program_limits(
+    args: &NodeArgs,
+    node: &crate::home::NodeConfig,
+) -> Result<rampart_node::program::LimitsBook> {
+    let defaults = rampart_node::program::Limits {
+        timeout: args.program_timeout,
+        max_output: args.program_max_output,
+        max_body: args.program_max_body,
+        max_runs: args.program_max_runs,
+    };
+    if defaults.timeout.is_zero() || defaults.max_output == 0 || defaults.max_runs == 0 {
+        bail!("--program-timeout, --program-max-output and --program-max-runs must be more than 0");
+    }
+    rampart_node::program::LimitsBook::new(defaults, &node.programs)
+        .map_err(|e| anyhow::anyhow!("rampart.toml [node.programs]: {e}"))
+}
+
 /// A user's (uid, gid): `UID:GID`, or a name looked up in /etc/passwd.
 fn user_ids(user: &str) -> Result<(u32, u32)> {
     if let Some((u, g)) = user.split_once(':')
@@ -254,6 +273,7 @@ pub fn node(home: &Home, mut args: NodeArgs) -> Result<()> {
     let (mut services, builtins) = services_of(&args)?;
     // Checked before anything is issued or started: a root node without --run-as stops here.
     let sandbox = args.services_dir.as_ref().map(|_| sandbox_of(&args)).transpose()?;
+    let limits = program_limits(&args, &config.node)?;
     let material = node_material(home, &config, &args.name)?;
     let (tls, crl_updates) = rampart_net::tls::server_config_with_crl_updates(
         &material,
@@ -313,17 +333,9 @@ pub fn node(home: &Home, mut args: NodeArgs) -> Result<()> {
                 dir,
                 node.clone(),
                 base,
-                (
-                    rampart_node::program::Limits {
-                        timeout: args.program_timeout,
-                        max_output: args.program_max_output,
-                        max_body: args.program_max_body,
-                        max_runs: args.program_max_runs,
-                    },
-                    sandbox.clone(),
-                ),
+                (limits, sandbox.clone()),
                 Some(failures),
-                Duration::from_millis(500),
+                Duration::from_secs(1), // the safety net: the folder is watched
             ));
         }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -402,3 +402,88 @@ fn the_folder_user_and_a_service_s_own_limits_can_come_from_the_home_configurati
     );
     assert!(why.contains("[node.programs]") && why.contains("never: max_runs must be at least 1"), "{why}");
 }
+
+/// Replicas: copies of a service in three nodes' folders are balanced; a node SIGKILLed in the
+/// middle of a run takes the run with it (nothing of it goes on); a POST cut short that way is
+/// not run again elsewhere, unless it carries an `Idempotency-Key`, when another node runs it
+/// and the client never notices; calls go on at the node left.
+#[test]
+fn replicas_in_several_nodes_folders_are_balanced_and_fail_over() {
+    let mut net = Network::start(0, &[]);
+    let marks = net.dir.path().join("marks");
+    std::fs::create_dir(&marks).unwrap();
+    std::fs::set_permissions(&marks, std::fs::Permissions::from_mode(0o777)).unwrap();
+    folder(&net);
+    for name in ["a", "b", "c"] {
+        let dir = net.dir.path().join(format!("services-{name}"));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        install(&dir, "who", &format!("#!/bin/sh\necho {name}\n"));
+        let m = marks.display();
+        install(
+            &dir,
+            "work",
+            &format!("#!/bin/sh\ntouch {m}/started-{name}\nsleep 1.5\ntouch {m}/done-{name}\necho {name}\n"),
+        );
+        let d = dir.to_str().unwrap().to_owned();
+        net.add_node(
+            &format!("n{name}"),
+            &["--run-as", "nobody", "--services-dir", &d, "--program-timeout", "10s"],
+        );
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    assert!(
+        net.eventually(Duration::from_secs(10), || {
+            seen.insert(stdout(&net.call("/who", &[])));
+            seen.len() == 3
+        }),
+        "{seen:?}"
+    );
+
+    let marked = |what: &str| -> Vec<String> {
+        let mut m: Vec<String> = std::fs::read_dir(&marks)
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.starts_with(what))
+            .collect();
+        m.sort();
+        m
+    };
+    // Calls `args` on /work, and kills the node whose program starts on it; which one it was.
+    let cut_short = |args: &[&str]| -> (std::process::Output, String) {
+        let before = marked("started-");
+        std::thread::scope(|s| {
+            let call = s.spawn(|| net.call("/work", args));
+            let mut started = None;
+            assert!(net.eventually(Duration::from_secs(5), || {
+                started = marked("started-").into_iter().find(|m| !before.contains(m));
+                started.is_some()
+            }));
+            let started = started.unwrap();
+            let node = started.trim_start_matches("started-").to_owned();
+            let i = ["a", "b", "c"].iter().position(|n| *n == node).unwrap();
+            net.nodes[i].signal("KILL");
+            (call.join().unwrap(), node)
+        })
+    };
+
+    // Not keyed: cut short, refused, and run nowhere else.
+    let (out, first) = cut_short(&["-X", "POST", "-d", "once", "-v"]);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    // The run in progress died with its node: it never finishes (its 1.5 s are waited out).
+    assert!(!net.eventually(Duration::from_secs(3), || !marked("done-").is_empty()), "{:?}", marked(""));
+    assert_eq!(marked("started-"), [format!("started-{first}")], "run again elsewhere");
+
+    // Keyed: the gateway runs it again on another node, and the client gets its answer.
+    let (out, second) = cut_short(&["-X", "POST", "-d", "again", "-H", "Idempotency-Key: work-1", "-v"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let answered = stdout(&out).trim().to_owned();
+    assert!(answered != first && answered != second, "answered by {answered}");
+    assert_eq!(marked("done-"), [format!("done-{answered}")]);
+
+    // The one node left serves every call.
+    for _ in 0..20 {
+        assert_eq!(stdout(&net.call("/who", &[])).trim(), answered);
+    }
+}

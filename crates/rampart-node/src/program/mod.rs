@@ -52,6 +52,7 @@ impl Sandbox {
             format!("--max-files={}", self.max_files).into(),
             format!("--max-file-bytes={}", self.max_file_bytes).into(),
             format!("--max-procs={}", self.max_procs).into(),
+            format!("--parent={}", std::process::id()).into(),
         ];
         if let Some((uid, gid)) = self.run_as {
             args.push(format!("--uid={uid}").into());

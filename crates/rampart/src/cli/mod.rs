@@ -304,6 +304,10 @@ pub struct NodeArgs {
 /// `rampart run-program`.
 #[derive(Debug, Args)]
 pub struct RunProgramArgs {
+    /// The node that starts the program: if it is gone before the parent-death signal is set,
+    /// the program is not started.
+    #[arg(long)]
+    pub parent: Option<i32>,
     /// CPU seconds.
     #[arg(long)]
     pub cpu_secs: u64,

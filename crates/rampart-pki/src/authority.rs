@@ -286,6 +286,11 @@ impl Authority {
         self.dir.join("issued").join(format!("{name}.key"))
     }
 
+    /// The domain's folder.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub(crate) fn index_path(&self) -> PathBuf {
         self.dir.join("index.json")
     }
@@ -344,6 +349,18 @@ impl Authority {
         key_type: KeyType,
         now: OffsetDateTime,
     ) -> Result<Issued> {
+        let params = self.leaf_params(spec, now)?;
+        let key = key_type.generate()?;
+        let key_pem = crate::keys::private_key_pem(&key)?;
+        self.record_locked(index, spec, (&key, key_type, Some(key_pem)), params)
+    }
+
+    /// What a leaf for `spec` says, once it is known the CA can sign it.
+    pub(crate) fn leaf_params(
+        &self,
+        spec: &LeafSpec,
+        now: OffsetDateTime,
+    ) -> Result<rcgen::CertificateParams> {
         let params = profile::leaf_params(spec, now)?;
         if now >= self.ca.not_after {
             return Err(PkiError::CaExpired(self.domain.to_string()));
@@ -354,8 +371,19 @@ impl Authority {
                 ca_expires: self.ca.not_after.date().to_string(),
             });
         }
-        let key = key_type.generate()?;
-        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(params)
+    }
+
+    /// Signs `public_key` for `spec` under `params`, writes the certificate (and `key_pem`
+    /// when the CA made the key) and records it as the name's current certificate.
+    pub(crate) fn record_locked(
+        &self,
+        index: &mut Index,
+        spec: &LeafSpec,
+        (public_key, key_type, key_pem): (&impl rcgen::PublicKeyData, KeyType, Option<Zeroizing<String>>),
+        params: rcgen::CertificateParams,
+    ) -> Result<Issued> {
+        let cert = params.signed_by(public_key, &self.issuer)?;
         let info = inspect::cert_from_der(cert.der())
             .map_err(|reason| PkiError::Malformed { path: self.ca_path(), reason })?;
         let name = &spec.id.name;
@@ -371,8 +399,16 @@ impl Authority {
             }
         }
         files::create_private_dir(&self.dir.join("issued"))?;
-        let key_pem = crate::keys::private_key_pem(&key)?;
-        files::write_atomic(&key_path, key_pem.as_bytes(), files::PRIVATE)?;
+        match &key_pem {
+            Some(pem) => files::write_atomic(&key_path, pem.as_bytes(), files::PRIVATE)?,
+            // The holder keeps its key: none of an earlier certificate may pass for it.
+            None => match fs::remove_file(&key_path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(files::FileError::at("removing", &key_path)(e).into());
+                }
+                _ => {}
+            },
+        }
         files::write_atomic(&cert_path, cert.pem().as_bytes(), files::PUBLIC)?;
         let record = Record {
             serial: info.serial.clone(),

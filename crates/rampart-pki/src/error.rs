@@ -176,6 +176,10 @@ pub enum PkiError {
     /// The certificate library refused to build or sign a certificate.
     #[error("signing: {0}")]
     Signing(#[from] rcgen::Error),
+    /// A certificate signing request that cannot be used: unreadable, its signature (the
+    /// proof that its maker holds the key) wrong, or a key type rampart does not sign.
+    #[error("certificate signing request refused: {0}")]
+    BadCsr(String),
 }
 
 /// Shorthand for results of this crate.

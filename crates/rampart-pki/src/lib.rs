@@ -42,6 +42,7 @@
 
 pub mod authority;
 pub mod bundle;
+pub mod csr;
 pub mod error;
 pub mod identity;
 pub mod index;

@@ -73,6 +73,29 @@ pub enum PkiCommand {
     },
     /// Issue a certificate and key: pki/<DOMAIN>/issued/<NAME>.pem and <NAME>.key (0600).
     Issue(IssueArgs),
+    /// Make a key and a certificate signing request here, for a key that never leaves this
+    /// machine (no rampart home needed): NAME.key (0600) stays, NAME.csr goes to the admin,
+    /// who signs it with `rampart pki sign`.
+    Request {
+        /// A name for the files, and a hint for the admin (the certificate's name is the
+        /// admin's choice, never taken from the request).
+        #[arg(long)]
+        name: EntityName,
+        /// Folder to write NAME.key and NAME.csr in.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+        /// Key type.
+        #[arg(long, default_value = "p256", value_name = "TYPE", value_parser = key_types())]
+        key_type: KeyType,
+        /// Replace NAME.key and NAME.csr if they exist.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Certify the key of a certificate signing request (from `rampart pki request`, openssl,
+    /// …) as --role and --name: writes pki/<DOMAIN>/issued/<NAME>.pem and prints its path.
+    /// Only the request's key and signature are used (the signature is checked); what it
+    /// claims (names, roles, extensions) is ignored.
+    Sign(SignArgs),
     /// List issued certificates with their status (valid, expiring soon, expired, revoked).
     List {
         /// Only this trust domain [default: every domain of the home].
@@ -189,6 +212,35 @@ pub struct IssueArgs {
     /// Key type.
     #[arg(long, default_value = "p256", value_name = "TYPE", value_parser = key_types())]
     pub key_type: KeyType,
+}
+
+/// `rampart pki sign`.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The request (PEM).
+    #[arg(value_name = "CSR")]
+    pub csr: PathBuf,
+    /// Trust domain [default: the home's domain].
+    #[arg(long)]
+    pub domain: Option<TrustDomain>,
+    /// What the holder is: gateway, node, peer (servers) or user, admin (clients).
+    #[arg(long, value_parser = roles())]
+    pub role: Role,
+    /// Who the holder is: letters, digits, '.', '-', '_'.
+    #[arg(long)]
+    pub name: EntityName,
+    /// DNS name for a server certificate (repeatable) [default: localhost, 127.0.0.1, ::1].
+    #[arg(long = "dns", value_name = "HOST")]
+    pub dns: Vec<String>,
+    /// IP address for a server certificate (repeatable).
+    #[arg(long = "ip", value_name = "ADDR")]
+    pub ips: Vec<IpAddr>,
+    /// Validity in days.
+    #[arg(long, default_value_t = 365, value_name = "DAYS")]
+    pub days: u32,
+    /// The name holds a valid certificate and this one succeeds it (same role): a renewal.
+    #[arg(long)]
+    pub renew: bool,
 }
 
 fn key_types() -> clap::builder::ValueParser {

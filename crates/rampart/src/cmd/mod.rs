@@ -16,6 +16,7 @@ macro_rules! outln {
 pub mod access;
 pub mod admin;
 pub mod call;
+pub mod csr;
 pub mod demo;
 pub mod deploy;
 pub mod init;

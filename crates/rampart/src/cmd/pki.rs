@@ -20,6 +20,10 @@ pub fn run(home: &Home, cmd: PkiCommand) -> Result<()> {
             init(home, &domain, force, &CaOptions { days, key_type })
         }
         PkiCommand::Issue(args) => issue(home, args),
+        PkiCommand::Request { name, out, key_type, force } => {
+            super::csr::request(&name, &out, key_type, force)
+        }
+        PkiCommand::Sign(args) => super::csr::sign(home, args),
         PkiCommand::List { domain, json } => list(home, domain, json),
         PkiCommand::Inspect { file_or_name, domain, json } => inspect_cmd(home, &file_or_name, domain, json),
         PkiCommand::Revoke { domain, name, reason, serial, all } => {

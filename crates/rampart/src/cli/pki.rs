@@ -176,6 +176,20 @@ pub enum PkiCommand {
         #[arg(long, default_value = "p256", value_name = "TYPE", value_parser = key_types(), conflicts_with = "finish")]
         key_type: KeyType,
     },
+    /// Show how to make a machine trust the domain's CA (Debian, Fedora, macOS, Windows), so
+    /// that clients of the system store verify the gateway without --cacert; --install does it
+    /// on Debian-like systems (as root), --uninstall undoes it.
+    Trust {
+        /// Trust domain [default: the home's domain].
+        #[arg(long)]
+        domain: Option<TrustDomain>,
+        /// Add the CA to this system's store (Debian-like: update-ca-certificates).
+        #[arg(long, conflicts_with = "uninstall")]
+        install: bool,
+        /// Take it out of this system's store again.
+        #[arg(long)]
+        uninstall: bool,
+    },
     /// Write the domain's CA bundle (PEM) for a peer network to install, and its fingerprint
     /// (sha256:…, on standard error) for the peer's operator to compare or pin.
     Bundle {

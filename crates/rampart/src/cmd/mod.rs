@@ -25,6 +25,7 @@ pub mod network;
 pub mod pki;
 pub mod run_program;
 pub mod serve;
+pub mod trust;
 
 use std::future::Future;
 

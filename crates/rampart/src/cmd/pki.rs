@@ -24,6 +24,15 @@ pub fn run(home: &Home, cmd: PkiCommand) -> Result<()> {
             super::csr::request(&name, &out, key_type, force)
         }
         PkiCommand::Sign(args) => super::csr::sign(home, args),
+        PkiCommand::Trust { domain, install, uninstall } => {
+            use super::trust::Action;
+            let action = match (install, uninstall) {
+                (true, _) => Action::Install,
+                (_, true) => Action::Uninstall,
+                _ => Action::Explain,
+            };
+            super::trust::run(home, domain, action)
+        }
         PkiCommand::List { domain, json } => list(home, domain, json),
         PkiCommand::Inspect { file_or_name, domain, json } => inspect_cmd(home, &file_or_name, domain, json),
         PkiCommand::Revoke { domain, name, reason, serial, all } => {

@@ -12,7 +12,7 @@ mod access;
 mod pki;
 
 pub use access::{PolicyCommand, RuleArgs, TokenCommand, UserCommand};
-pub use pki::{InitArgs, IssueArgs, PkiCommand, SignArgs};
+pub use pki::{Holder, InitArgs, IssueArgs, PkiCommand, SignArgs};
 
 /// rampart: a secure, fault-tolerant network of services in one binary.
 ///

@@ -205,24 +205,8 @@ pub enum PkiCommand {
 /// `rampart pki issue`.
 #[derive(Debug, Args)]
 pub struct IssueArgs {
-    /// Trust domain [default: the home's domain].
-    #[arg(long)]
-    pub domain: Option<TrustDomain>,
-    /// What the holder is: gateway, node, peer (servers) or user, admin (clients).
-    #[arg(long, value_parser = roles())]
-    pub role: Role,
-    /// Who the holder is: letters, digits, '.', '-', '_'.
-    #[arg(long)]
-    pub name: EntityName,
-    /// DNS name for a server certificate (repeatable) [default: localhost, 127.0.0.1, ::1].
-    #[arg(long = "dns", value_name = "HOST")]
-    pub dns: Vec<String>,
-    /// IP address for a server certificate (repeatable).
-    #[arg(long = "ip", value_name = "ADDR")]
-    pub ips: Vec<IpAddr>,
-    /// Validity in days.
-    #[arg(long, default_value_t = 365, value_name = "DAYS")]
-    pub days: u32,
+    #[command(flatten)]
+    pub holder: Holder,
     /// Key type.
     #[arg(long, default_value = "p256", value_name = "TYPE", value_parser = key_types())]
     pub key_type: KeyType,
@@ -234,6 +218,16 @@ pub struct SignArgs {
     /// The request (PEM).
     #[arg(value_name = "CSR")]
     pub csr: PathBuf,
+    #[command(flatten)]
+    pub holder: Holder,
+    /// The name holds a valid certificate and this one succeeds it (same role): a renewal.
+    #[arg(long)]
+    pub renew: bool,
+}
+
+/// Whom a certificate is for, as the admin says (`pki issue`, `pki sign`).
+#[derive(Debug, Args)]
+pub struct Holder {
     /// Trust domain [default: the home's domain].
     #[arg(long)]
     pub domain: Option<TrustDomain>,
@@ -252,9 +246,6 @@ pub struct SignArgs {
     /// Validity in days.
     #[arg(long, default_value_t = 365, value_name = "DAYS")]
     pub days: u32,
-    /// The name holds a valid certificate and this one succeeds it (same role): a renewal.
-    #[arg(long)]
-    pub renew: bool,
 }
 
 fn key_types() -> clap::builder::ValueParser {

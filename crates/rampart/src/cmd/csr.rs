@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use rampart_pki::csr::{self, CheckedCsr, MAX_CSR_BYTES};
-use rampart_pki::{EntityName, IssueRequest, KeyType, files};
+use rampart_pki::{EntityName, KeyType, files};
 
 use crate::cli::SignArgs;
 use crate::cmd::fmt_time;
@@ -34,23 +34,10 @@ pub fn request(name: &EntityName, out: &Path, key_type: KeyType, force: bool) ->
 /// Certifies a request's key as the admin says.
 pub fn sign(home: &Home, args: SignArgs) -> Result<()> {
     home.require()?;
-    let domain = home.domain_or_default(args.domain)?;
-    let ca = home.pki().open(&domain)?;
     let bytes = read_bounded(&args.csr)?;
     let checked = CheckedCsr::parse(&bytes).with_context(|| args.csr.display().to_string())?;
-    let (dns, ips) = if args.role.serves_tls() && args.dns.is_empty() && args.ips.is_empty() {
-        rampart_pki::default_server_sans()
-    } else {
-        (args.dns, args.ips)
-    };
-    let req = IssueRequest {
-        role: args.role,
-        name: args.name,
-        dns,
-        ips,
-        days: args.days,
-        key_type: checked.key_type(),
-    };
+    let (domain, req) = super::pki::request_for(args.holder, checked.key_type());
+    let ca = home.pki().open(&home.domain_or_default(domain)?)?;
     let issued = ca.sign(&checked, &req, args.renew)?;
     eprintln!(
         "Signed {} (serial {}), valid until {}",

@@ -10,7 +10,7 @@ use rampart_pki::{
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::cli::{IssueArgs, PkiCommand};
+use crate::cli::{Holder, IssueArgs, PkiCommand};
 use crate::cmd::{fmt_date, fmt_time, print_table};
 use crate::home::Home;
 
@@ -170,23 +170,8 @@ fn init(home: &Home, domain: &TrustDomain, force: bool, opts: &CaOptions) -> Res
 }
 
 fn issue(home: &Home, args: IssueArgs) -> Result<()> {
-    let ca = open(home, args.domain)?;
-    let (dns, ips) = if args.role.serves_tls() && args.dns.is_empty() && args.ips.is_empty() {
-        rampart_pki::default_server_sans()
-    } else {
-        (args.dns, args.ips)
-    };
-    if !args.role.serves_tls() && (!dns.is_empty() || !ips.is_empty()) {
-        eprintln!("note: --dns/--ip are ignored for the {} role, which only acts as a TLS client", args.role);
-    }
-    let issued = ca.issue(&IssueRequest {
-        role: args.role,
-        name: args.name,
-        dns,
-        ips,
-        days: args.days,
-        key_type: args.key_type,
-    })?;
+    let (domain, req) = request_for(args.holder, args.key_type);
+    let issued = open(home, domain)?.issue(&req)?;
     outln!("Issued {} (serial {})", issued.record.identity, issued.record.serial);
     outln!("  certificate  {}", issued.cert_path.display());
     outln!("  key          {} (0600)", issued.key_path.display());
@@ -196,6 +181,27 @@ fn issue(home: &Home, args: IssueArgs) -> Result<()> {
         outln!("  serves       {}", [issued.cert.dns.clone(), ips].concat().join(", "));
     }
     Ok(())
+}
+
+/// What to issue for `holder`: a server role gets the default names when none is given; a
+/// client role takes none (said, not refused).
+pub(super) fn request_for(
+    holder: Holder,
+    key_type: rampart_pki::KeyType,
+) -> (Option<TrustDomain>, IssueRequest) {
+    let (dns, ips) = if holder.role.serves_tls() && holder.dns.is_empty() && holder.ips.is_empty() {
+        rampart_pki::default_server_sans()
+    } else {
+        (holder.dns, holder.ips)
+    };
+    if !holder.role.serves_tls() && (!dns.is_empty() || !ips.is_empty()) {
+        eprintln!(
+            "note: --dns/--ip are ignored for the {} role, which only acts as a TLS client",
+            holder.role
+        );
+    }
+    let req = IssueRequest { role: holder.role, name: holder.name, dns, ips, days: holder.days, key_type };
+    (holder.domain, req)
 }
 
 #[derive(Serialize)]

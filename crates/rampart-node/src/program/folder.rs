@@ -30,8 +30,9 @@ pub struct Found {
     pub programs: BTreeMap<String, PathBuf>,
     /// Entry name → why it is not a service.
     pub refused: BTreeMap<String, String>,
-    /// Programs changed less than [`SETTLE`] ago, and when each will have settled.
-    pub settling: BTreeMap<String, SystemTime>,
+    /// Programs changed less than [`SETTLE`] ago: their executable, and when it will have
+    /// settled.
+    pub settling: BTreeMap<String, (PathBuf, SystemTime)>,
 }
 
 /// Looks at `dir` once.
@@ -47,7 +48,7 @@ pub fn scan(dir: &Path) -> std::io::Result<Found> {
         }
         match runnable(&entry.path(), me) {
             Ok(exe) if rampart_auth::ServiceName::parse(&name).is_ok() => match settles_at(&exe) {
-                Some(at) => drop(found.settling.insert(name, at)),
+                Some(at) => drop(found.settling.insert(name, (exe, at))),
                 None => drop(found.programs.insert(name, exe)),
             },
             Ok(_) => {
@@ -127,7 +128,7 @@ pub async fn follow(
                         }
                     }
                 }
-                if let Some(at) = found.settling.values().min() {
+                if let Some(at) = found.settling.values().map(|(_, at)| at).min() {
                     let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
                     next_look = next_look.min(wait + Duration::from_millis(10));
                 }
@@ -138,8 +139,16 @@ pub async fn follow(
                         }
                     }
                 }
-                let next: BTreeMap<String, Arc<Program>> = found
-                    .programs
+                // A program already served whose file was just replaced goes on being served:
+                // a renamed-in file is whole, and one still being written in place cannot run
+                // (ETXTBSY) until its writer is done. Only a new name waits for its file to settle.
+                let mut programs = found.programs;
+                for (name, (exe, _)) in found.settling {
+                    if hosted.get(&name).is_some_and(|p| p.path() == exe) {
+                        programs.insert(name, exe);
+                    }
+                }
+                let next: BTreeMap<String, Arc<Program>> = programs
                     .into_iter()
                     .map(|(name, exe)| {
                         let program = match hosted.get(&name) {
@@ -215,7 +224,7 @@ mod tests {
         let p = write_now(dir.path(), "fresh", 0o755);
         let found = scan(dir.path()).unwrap();
         assert!(found.programs.is_empty());
-        let at = found.settling["fresh"];
+        let (_, at) = found.settling["fresh"];
         assert!(at > SystemTime::now() && at <= SystemTime::now() + SETTLE);
         let file = std::fs::File::options().write(true).open(&p).unwrap();
         file.set_modified(SystemTime::now() - SETTLE).unwrap();

@@ -294,39 +294,16 @@ fn a_root_node_refuses_to_run_programs_as_root() {
     }
     let net = Network::start(0, &[]);
     let dir = folder(&net);
-    let why = support::refused(
-        &net.home,
-        &[
-            "node",
-            "--name",
-            "n9",
-            "--listen",
-            "127.0.0.1:0",
-            "--gateway",
-            &net.url,
-            "--services-dir",
-            dir.to_str().unwrap(),
-        ],
-        "",
-    );
+    let d = dir.to_str().unwrap();
+    let node = |extra: &[&str]| {
+        let mut args = vec!["node", "--name", "n9", "--listen", "127.0.0.1:0", "--gateway", &net.url];
+        args.extend(["--services-dir", d]);
+        args.extend_from_slice(extra);
+        support::refused(&net.home, &args, "")
+    };
+    let why = node(&[]);
     assert!(why.contains("--run-as"), "{why}");
-    let why = support::refused(
-        &net.home,
-        &[
-            "node",
-            "--name",
-            "n9",
-            "--listen",
-            "127.0.0.1:0",
-            "--gateway",
-            &net.url,
-            "--services-dir",
-            dir.to_str().unwrap(),
-            "--run-as",
-            "0:0",
-        ],
-        "",
-    );
+    let why = node(&["--run-as", "0:0"]);
     assert!(why.contains("must not run as root"), "{why}");
 }
 

@@ -109,12 +109,6 @@ impl LimitsBook {
     }
 }
 
-impl From<Limits> for LimitsBook {
-    fn from(defaults: Limits) -> Self {
-        LimitsBook { defaults, services: BTreeMap::new() }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

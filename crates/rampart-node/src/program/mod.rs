@@ -119,11 +119,6 @@ impl Program {
         &self.path
     }
 
-    /// What it may use.
-    pub fn limits(&self) -> Limits {
-        self.limits
-    }
-
     async fn run(&self, call: Call<'_>) -> Answer {
         if call.body.len() > self.limits.max_body {
             let why = format!("{} takes request bodies of at most {} bytes", self.name, self.limits.max_body);

@@ -23,7 +23,7 @@ fn issue(
         name: EntityName::new(name).unwrap(),
         dns,
         ips,
-        days: 1,
+        lifetime: rampart_pki::Lifetime::days(1).unwrap(),
         key_type: KeyType::P256,
     };
     let i = pki.open(d).unwrap().issue(&req).unwrap();

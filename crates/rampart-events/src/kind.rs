@@ -156,6 +156,14 @@ kinds! {
     /// A file in a node's services folder was not taken as a service (world-writable, owned by
     /// someone else, a bad name).
     ProgramRefused = "program_refused", Warning;
+    // Certificates.
+    /// A certificate renewed by its holder before it expired (a node through a gateway, or a
+    /// gateway with the CA it holds).
+    CertificateRenewed = "certificate_renewed", Info;
+    /// A renewal that failed: it is tried again, and the certificate still expires.
+    CertificateRenewalFailed = "certificate_renewal_failed", Warning;
+    /// A renewal refused: not the holder's current certificate, or a bad request.
+    CertificateRenewalRefused = "certificate_renewal_refused", Warning;
     // Federation.
     /// A peer network's gateway stopped answering its catalog (or answered too late).
     PeerDown = "peer_down", Warning;

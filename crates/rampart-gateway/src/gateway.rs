@@ -52,6 +52,9 @@ impl Gateway {
         ));
         tasks.spawn(follow_policy(state.store.clone(), state.policy.clone()));
         tasks.spawn(state.bundle.clone().follow(Duration::from_secs(1)));
+        if let Some(certs) = &state.certificates {
+            tasks.spawn(crate::certs::follow(state.clone(), certs.clone()));
+        }
         if let Some(federation) = &state.federation {
             tasks.spawn(crate::federation::follow(federation.clone(), state.store.clone()));
             tasks.spawn(crate::federation::catalog::follow(state.clone(), federation.clone()));

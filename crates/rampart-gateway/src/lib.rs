@@ -18,7 +18,8 @@
 //! - `membership`: nodes joining under leases, renewing, leaving and draining;
 //! - [`api`]: `/_rampart/…` — `admin`, `internal` (what nodes call), `registry` (the store
 //!   API), `token`; the dashboard's assets (`dashboard`) and event stream (`stream`);
-//! - [`bundle`]: this network's CA bundle, as peers fetch it;
+//! - [`bundle`]: this network's CA bundle, as peers fetch it; [`certs`]: the gateway's
+//!   certificate read again when it changes and renewed by itself, nodes' renewals signed;
 //! - [`envelopes`]: the network-wide replay guard nodes claim envelopes through;
 //! - [`federation`]: peer networks — trust, exports, their catalogs, requests to and from them;
 //! - `events`: refusals and node changes as security events; [`metrics`]: their counters;
@@ -32,6 +33,7 @@ pub mod admission;
 pub mod api;
 mod authn;
 pub mod bundle;
+pub mod certs;
 pub mod cluster;
 pub mod config;
 mod dashboard;
@@ -97,6 +99,8 @@ pub struct State {
     pub(crate) bundle: Arc<bundle::OwnBundle>,
     /// Peer networks: whom we trust, what we export and import.
     pub(crate) federation: Option<Arc<federation::Federation>>,
+    /// The gateway's certificate (followed on disk, renewed) and the CA it may hold.
+    pub(crate) certificates: Option<Arc<certs::Certificates>>,
     /// Turns true when the gateway begins to stop: what never ends by itself (event
     /// streams) ends then, so the drain does not wait for it.
     closing: tokio::sync::watch::Sender<bool>,
@@ -134,6 +138,7 @@ impl State {
             claim_leases: Default::default(),
             bundle: Default::default(),
             federation: None,
+            certificates: None,
             closing: tokio::sync::watch::Sender::new(false),
             config,
         }
@@ -150,6 +155,13 @@ impl State {
     /// Federates with the peer networks in the registry.
     pub fn with_federation(mut self, federation: federation::Federation) -> Self {
         self.federation = Some(Arc::new(federation));
+        self
+    }
+
+    /// Presents the certificate of `certificates` as its files say, renewing it (and signing
+    /// nodes' renewals) when they hold the CA.
+    pub fn with_certificates(mut self, certificates: certs::Certificates) -> Self {
+        self.certificates = Some(Arc::new(certificates));
         self
     }
 

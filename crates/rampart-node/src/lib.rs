@@ -8,6 +8,8 @@
 //! - [`service`]: the [`Service`] trait every hosted service implements, its call and answer;
 //! - [`services`]: the built-in services; [`upstream`]: an app on loopback as a service;
 //! - [`registration`]: lease, heartbeat, deregistration, event reports, envelope claims;
+//!   [`renewal`]: the node's certificate renewed by itself through a gateway, and read again
+//!   when its files change;
 //! - [`envelope`]: Fernet envelopes (TTL; claimed in the network-wide replay guard);
 //! - [`health`]: plain-HTTP readiness for orchestrators, on a listener of its own;
 //! - [`program`]: executables as services, run CGI-style under limits, from a services folder
@@ -20,6 +22,7 @@ pub mod envelope;
 pub mod health;
 pub mod program;
 pub mod registration;
+pub mod renewal;
 pub mod service;
 pub mod services;
 pub mod upstream;

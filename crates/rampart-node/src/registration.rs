@@ -62,6 +62,24 @@ pub enum ClaimError {
     Full,
 }
 
+/// Why a renewal came back without a certificate.
+#[derive(Debug, thiserror::Error)]
+pub enum RenewError {
+    /// No gateway answered.
+    #[error("no gateway answered: {0}")]
+    Unreachable(String),
+    /// A gateway answered, without a certificate (it said why, and recorded the event).
+    #[error("{gateway} answered {status}: {reason}")]
+    Refused {
+        /// The gateway.
+        gateway: String,
+        /// Its status.
+        status: u16,
+        /// Its reason.
+        reason: String,
+    },
+}
+
 /// What a node offers: its services, and how long those that bound their answers may take (ms).
 type Offered = (Vec<String>, BTreeMap<String, u64>);
 
@@ -142,6 +160,36 @@ impl Membership {
             .map_err(|e| e.to_string())?
             .to_bytes();
         Ok((status, serde_json::from_slice(&bytes).unwrap_or_default()))
+    }
+
+    /// Asks a gateway to renew the node's certificate for the key of `csr_pem` (the node's
+    /// current certificate authenticates the connection, so `client` must be fresh: a pooled
+    /// connection would present the certificate it was opened with). The new certificate, PEM.
+    /// Safe to repeat on another gateway: the certificate it replaces may ask again for a while.
+    pub async fn renew(&self, client: &HttpsClient, csr_pem: &str) -> Result<String, RenewError> {
+        let (url, resp) = self
+            .gateways
+            .send_idempotent(client, Duration::from_secs(10), |base| {
+                Request::builder()
+                    .method(Method::POST)
+                    .uri(format!("{base}/{}{}", path::API_SEGMENT, Endpoint::Renew.rest()))
+                    .header(http::header::CONTENT_TYPE, media::PKCS10)
+                    .body(full(csr_pem.to_owned()))
+            })
+            .await
+            .map_err(|e| RenewError::Unreachable(e.to_string()))?;
+        let status = resp.status();
+        let body = http_body_util::Limited::new(resp.into_body(), 64 << 10).collect().await;
+        let body = body.map_err(|e| RenewError::Unreachable(format!("{url}: {e}")))?.to_bytes();
+        let text = String::from_utf8_lossy(&body).into_owned();
+        if status != StatusCode::OK {
+            let reason = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["reason"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| text.chars().take(200).collect());
+            return Err(RenewError::Refused { gateway: url, status: status.as_u16(), reason });
+        }
+        Ok(text)
     }
 
     /// Reports a security event the node saw (a refused caller) to the gateway's audit log.

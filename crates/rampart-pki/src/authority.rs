@@ -24,6 +24,7 @@ use crate::identity::{EntityName, Role, SpiffeId, TrustDomain};
 use crate::index::{Index, Record, Revocation, RevocationReason};
 use crate::inspect::{self, CertInfo, CrlInfo};
 use crate::keys::KeyType;
+use crate::lifetime::Lifetime;
 use crate::profile::{self, LeafSpec};
 use rampart_files::{self as files, DirLock};
 
@@ -178,7 +179,8 @@ impl Pki {
             };
         }
         let (dns, ips) = profile::default_server_sans();
-        let req = IssueRequest { role, name: name.clone(), dns, ips, days: 365, key_type: KeyType::P256 };
+        let lifetime = if role == Role::Node { Lifetime::NODE_DEFAULT } else { Lifetime::DEFAULT };
+        let req = IssueRequest { role, name: name.clone(), dns, ips, lifetime, key_type: KeyType::P256 };
         self.open(domain)?.issue(&req).map(Some)
     }
 }
@@ -194,8 +196,8 @@ pub struct IssueRequest {
     pub dns: Vec<String>,
     /// IP addresses, for server roles (ignored for users and admins).
     pub ips: Vec<IpAddr>,
-    /// Validity in days.
-    pub days: u32,
+    /// Validity, from the moment of issue.
+    pub lifetime: Lifetime,
     /// Key type.
     pub key_type: KeyType,
 }
@@ -319,25 +321,31 @@ impl Authority {
             id: SpiffeId::new(self.domain.clone(), req.role, req.name.clone()),
             dns: req.dns.clone(),
             ips: req.ips.clone(),
-            days: req.days,
+            lifetime: req.lifetime,
         };
         self.issue_locked(&mut index, &spec, req.key_type, now)
     }
 
     /// A new key and certificate for an existing holder, same identity and SANs. The old
     /// certificate stays valid until it expires unless revoked; it is kept under `archive/`.
-    pub fn renew(&self, name: &EntityName, days: Option<u32>, key_type: Option<KeyType>) -> Result<Issued> {
+    pub fn renew(
+        &self,
+        name: &EntityName,
+        lifetime: Option<Lifetime>,
+        key_type: Option<KeyType>,
+    ) -> Result<Issued> {
         let _lock = DirLock::acquire(&self.dir)?;
         let mut index = Index::load(&self.index_path())?;
         let now = OffsetDateTime::now_utc();
         let cur = index.current_mut(name).ok_or_else(|| self.not_issued(name))?.clone();
         let old = inspect::read_cert_file(&self.cert_path(name))?;
-        let lifetime = (cur.not_after - cur.not_before - profile::BACKDATE).whole_days();
         let spec = LeafSpec {
             id: cur.identity.clone(),
             dns: old.dns,
             ips: old.ips,
-            days: days.unwrap_or_else(|| u32::try_from(lifetime.max(1)).unwrap_or(365)),
+            lifetime: lifetime
+                .or_else(|| Lifetime::of(cur.not_before, cur.not_after))
+                .unwrap_or(Lifetime::DEFAULT),
         };
         self.issue_locked(&mut index, &spec, key_type.unwrap_or(cur.key_type), now)
     }
@@ -367,7 +375,7 @@ impl Authority {
         }
         if params.not_after > self.ca.not_after {
             return Err(PkiError::OutlivesCa {
-                days: spec.days,
+                lifetime: spec.lifetime.to_string(),
                 ca_expires: self.ca.not_after.date().to_string(),
             });
         }

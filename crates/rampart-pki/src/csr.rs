@@ -132,7 +132,7 @@ impl Authority {
             id: SpiffeId::new(self.domain().clone(), req.role, req.name.clone()),
             dns: req.dns.clone(),
             ips: req.ips.clone(),
-            days: req.days,
+            lifetime: req.lifetime,
         };
         let params = self.leaf_params(&spec, now)?;
         self.record_locked(&mut index, &spec, (&csr.public_key, csr.key_type, None), params)

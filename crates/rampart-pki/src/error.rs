@@ -49,13 +49,26 @@ pub enum PkiError {
     /// A validity period that is zero or absurdly long.
     #[error("invalid validity of {0} days (expected 1 to 36500)")]
     InvalidDays(u32),
+    /// A leaf lifetime that is not one (or too short, or too long).
+    #[error("invalid lifetime {0:?} (expected 30s to 36500d, such as 90s, 30m, 24h or 365d)")]
+    InvalidLifetime(String),
+    /// A renewal asked with a certificate that is no longer its holder's current one.
+    #[error(
+        "certificate {serial} is not {name}'s current certificate: only the current one (or, for a moment, the one it replaced) renews"
+    )]
+    NotCurrent {
+        /// The holder.
+        name: String,
+        /// The serial presented.
+        serial: String,
+    },
     /// A certificate would be valid longer than the CA that signs it.
     #[error(
-        "a certificate valid for {days} days would outlive its CA, which expires {ca_expires}; ask for fewer days"
+        "a certificate valid for {lifetime} would outlive its CA, which expires {ca_expires}; ask for a shorter lifetime"
     )]
     OutlivesCa {
         /// The validity asked for.
-        days: u32,
+        lifetime: String,
         /// When the CA expires (a date).
         ca_expires: String,
     },

@@ -59,6 +59,11 @@ pub struct CertInfo {
     pub der: Vec<u8>,
 }
 
+/// A certificate as PEM.
+pub fn cert_pem(der: &[u8]) -> String {
+    pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
+}
+
 /// Reads the first certificate of a PEM (or DER) file.
 pub fn read_cert_file(path: &Path) -> Result<CertInfo> {
     let bytes = files::read(path)?;

@@ -6,7 +6,7 @@
 //! CA must have signed it, so a certificate copied from `test` is worthless in `prod`.
 //!
 //! ```no_run
-//! use rampart_pki::{CaOptions, EntityName, IssueRequest, KeyType, Pki, Role, TrustDomain};
+//! use rampart_pki::{CaOptions, EntityName, IssueRequest, KeyType, Lifetime, Pki, Role, TrustDomain};
 //! # fn main() -> Result<(), rampart_pki::PkiError> {
 //! let pki = Pki::new("rampart-home/pki");
 //! let prod = TrustDomain::new("prod")?;
@@ -17,7 +17,7 @@
 //!     name: EntityName::new("web-1")?,
 //!     dns: vec!["localhost".into()],
 //!     ips: vec![],
-//!     days: 90,
+//!     lifetime: Lifetime::days(90)?,
 //!     key_type: KeyType::P256,
 //! })?;
 //! println!("{} in {}", issued.record.identity, issued.cert_path.display());
@@ -28,6 +28,8 @@
 //! - [`identity`]: trust domains, names, roles and the SPIFFE identity they form;
 //! - [`keys`]: key types and their generation;
 //! - `profile`: what each kind of certificate contains (validity, serials, usages, SANs);
+//!   [`lifetime`]: how long a leaf is valid, and when its holder renews it; [`renewal`]: a
+//!   holder's renewal by CSR with its current certificate;
 //! - [`authority`]: the CAs on disk: create, issue, renew, revoke, CRLs; `rotation`: replacing
 //!   a CA by a new one in two steps, both trusted between them;
 //! - [`index`]: the per-CA record of every certificate issued;
@@ -48,8 +50,10 @@ pub mod identity;
 pub mod index;
 pub mod inspect;
 pub mod keys;
+pub mod lifetime;
 pub mod presented;
 mod profile;
+pub mod renewal;
 mod rotation;
 
 pub use authority::{Authority, CRL_VALIDITY, CaOptions, CreatedCa, IssueRequest, Issued, Pki, RevokeTarget};
@@ -58,5 +62,6 @@ pub use identity::{EntityName, Role, SpiffeId, TrustDomain};
 pub use index::{Record, RevocationReason, Status};
 pub use inspect::{CertInfo, CrlInfo};
 pub use keys::KeyType;
+pub use lifetime::Lifetime;
 pub use profile::{MAX_DAYS, default_server_sans};
 pub use rampart_files as files;

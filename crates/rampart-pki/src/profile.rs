@@ -12,6 +12,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::error::{PkiError, Result};
 use crate::identity::{Role, SpiffeId, TrustDomain};
+use crate::lifetime::Lifetime;
 
 /// Certificates start a few minutes in the past so that a peer whose clock is slightly behind
 /// does not reject a certificate issued a moment ago.
@@ -53,8 +54,8 @@ pub struct LeafSpec {
     pub dns: Vec<String>,
     /// IP addresses (server roles only).
     pub ips: Vec<IpAddr>,
-    /// Validity in days.
-    pub days: u32,
+    /// Validity, from the moment of issue.
+    pub lifetime: Lifetime,
 }
 
 /// Parameters of a leaf: exactly one URI SAN with the identity, CA:FALSE, digitalSignature,
@@ -89,7 +90,9 @@ pub fn leaf_params(spec: &LeafSpec, now: OffsetDateTime) -> Result<CertificatePa
         p.subject_alt_names.extend(spec.ips.iter().copied().map(SanType::IpAddress));
     }
     p.use_authority_key_identifier_extension = true;
-    set_validity(&mut p, spec.days, now)?;
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    p.not_before = now - BACKDATE;
+    p.not_after = now + spec.lifetime.duration();
     p.serial_number = Some(random_serial()?);
     Ok(p)
 }

@@ -95,10 +95,7 @@ impl Authority {
     }
 }
 
-/// A certificate as PEM.
-fn pem_of(der: &[u8]) -> String {
-    pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
-}
+use crate::inspect::cert_pem as pem_of;
 
 #[cfg(test)]
 mod tests;

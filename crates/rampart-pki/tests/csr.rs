@@ -12,7 +12,7 @@ fn request(role: Role, name: &str) -> IssueRequest {
         name: EntityName::new(name).unwrap(),
         dns: Vec::new(),
         ips: Vec::new(),
-        days: 30,
+        lifetime: rampart_pki::Lifetime::days(30).unwrap(),
         key_type: KeyType::default(),
     }
 }
@@ -73,4 +73,33 @@ fn pem_der(text: &str) -> Vec<u8> {
 
 fn to_pem(der: &[u8]) -> String {
     pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der.to_vec()))
+}
+
+#[test]
+fn a_holder_renews_with_its_current_certificate_only_keeping_identity_names_and_lifetime() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = rampart_pki::Pki::new(dir.path().join("pki"));
+    let domain = TrustDomain::new("test").unwrap();
+    pki.create_domain(&domain, &CaOptions::default(), false).unwrap();
+    let ca = pki.open(&domain).unwrap();
+    let mut first = request(Role::Node, "n1");
+    first.dns = vec!["n1.internal".into()];
+    first.lifetime = "2m".parse().unwrap();
+    let issued = ca.issue(&first).unwrap();
+    let renew = |presented: &rampart_pki::CertInfo| {
+        let made = csr::request(&EntityName::new("n1").unwrap(), KeyType::P256).unwrap();
+        ca.renew_for(presented, &CheckedCsr::parse(made.csr_pem.as_bytes()).unwrap())
+    };
+
+    let second = renew(&issued.cert).unwrap();
+    assert_eq!(second.cert.identity, issued.cert.identity);
+    assert_eq!(second.cert.dns, ["n1.internal"]);
+    assert_eq!(second.cert.not_after - second.cert.not_before, time::Duration::minutes(7), "2m + backdate");
+    assert_ne!(second.cert.serial, issued.cert.serial);
+    // The answer was lost: the certificate it replaced asks again, within the grace.
+    let _third = renew(&issued.cert).unwrap();
+    // Now the first is two renewals old: still valid, but it cannot extend itself.
+    let refused = renew(&issued.cert).unwrap_err();
+    assert!(matches!(refused, PkiError::NotCurrent { .. }), "{refused}");
+    assert!(renew(&second.cert).is_ok(), "the one the current replaced, within the grace");
 }

@@ -40,7 +40,14 @@ impl Domain {
 
     fn issue(&self, role: Role, name: &str, key_type: KeyType) -> Issued {
         let (dns, ips) = rampart_pki::default_server_sans();
-        let req = IssueRequest { role, name: EntityName::new(name).unwrap(), dns, ips, days: 30, key_type };
+        let req = IssueRequest {
+            role,
+            name: EntityName::new(name).unwrap(),
+            dns,
+            ips,
+            lifetime: rampart_pki::Lifetime::days(30).unwrap(),
+            key_type,
+        };
         self.pki.open(&self.domain).unwrap().issue(&req).unwrap()
     }
 

@@ -138,6 +138,7 @@ fn client_to(
     let ca = net.home.join(format!("pki/{domain}/ca.pem"));
     let (roots, _) = rampart_net::TlsMaterial::load_roots(&ca, None).unwrap();
     let domain = TrustDomain::new(domain).unwrap();
+    let identity = rampart_net::tls::LiveIdentity::new(identity.0, identity.1).unwrap();
     let tls = rampart_net::tls::client_config(&domain, roots, Vec::new(), Some(identity), &[Role::Gateway])
         .unwrap();
     rampart_net::client::https_client(tls, Duration::from_secs(2))
@@ -439,7 +440,9 @@ fn an_envelope_passes_both_gateways_unopened_and_only_a_west_node_holding_the_ke
     assert!(!out.status.success());
     assert!(stderr(&out).contains("400"), "{}", stderr(&out));
     assert!(stdout(&out).contains("bad_envelope"), "{}", stdout(&out));
-    assert!(events(&west).contains("\"envelope_refused\""), "the refusal is west's event");
+    // The node reports it to its gateway just after answering.
+    let recorded = west.eventually(Duration::from_secs(5), || events(&west).contains("\"envelope_refused\""));
+    assert!(recorded, "the refusal is west's event");
 
     // A west node holding the keyring the caller uses (copied by a channel the operators trust).
     std::fs::copy(east.home.join("keys/payload.keys"), west.home.join("keys/payload.keys")).unwrap();

@@ -11,16 +11,17 @@ use rampart_net::contract::internal::{Endpoint, HeartbeatAnswer, Registered, Reg
 use super::Caller;
 use crate::{State, reply};
 
-/// The kinds of event a node may report: what it refused, and its programs that failed or were
-/// not taken.
+/// The kinds of event a node may report: what it refused, its programs that failed or were
+/// not taken, and its certificate's renewal failing where no gateway could say so.
 /// Nothing else — a node must not be able to ban an address network-wide, or speak for the
 /// gateway.
-pub(super) const NODE_REPORTS: [EventKind; 5] = [
+pub(super) const NODE_REPORTS: [EventKind; 6] = [
     EventKind::NodeRefusedCaller,
     EventKind::EnvelopeRefused,
     EventKind::EnvelopeReplayed,
     EventKind::ProgramFailed,
     EventKind::ProgramRefused,
+    EventKind::CertificateRenewalFailed,
 ];
 
 /// An event a node reports (a caller it refused).
@@ -56,6 +57,37 @@ pub(super) async fn internal(
         Endpoint::Deregister => deregister(state, node).await,
         Endpoint::Events => node_reported(caller, node, body).await,
         Endpoint::Envelopes => crate::envelopes::claim(state, node, body).await,
+        Endpoint::Renew => renew(caller, node, body).await,
+    }
+}
+
+/// A node's certificate renewed for the key of its CSR (see `crate::certs`).
+async fn renew(caller: &Caller<'_>, node: &str, csr: &[u8]) -> Response<Body> {
+    use crate::certs::RenewalError;
+    let state = caller.state;
+    let signed = match &state.certificates {
+        Some(certs) => crate::certs::sign_renewal(state, certs, caller.certificate, csr).await,
+        None => Err(RenewalError::NoCa),
+    };
+    match signed {
+        Ok((pem, not_after)) => {
+            let name = format!("node/{node}");
+            state.metrics.expires(&name, not_after.unix_timestamp());
+            let why = format!("{name} renewed its certificate (valid until {not_after})");
+            caller.record(EventKind::CertificateRenewed, &why);
+            let mut answer = Response::new(rampart_net::full(pem));
+            answer.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static(rampart_net::contract::media::PEM_CERTIFICATES),
+            );
+            answer
+        }
+        Err(e @ RenewalError::NoCa) | Err(e @ RenewalError::Failed(_)) => {
+            let why = e.to_string();
+            caller.record(EventKind::CertificateRenewalFailed, &why);
+            reply::error(StatusCode::SERVICE_UNAVAILABLE, "renewal_failed", &why)
+        }
+        Err(e) => caller.refuse(StatusCode::FORBIDDEN, EventKind::CertificateRenewalRefused, &e.to_string()),
     }
 }
 

@@ -8,6 +8,7 @@
 //! | `POST /_rampart/internal/heartbeat` | a node | renew its lease |
 //! | `POST /_rampart/internal/deregister` | a node | leave the pool (drain) |
 //! | `POST /_rampart/internal/envelopes` | a node | claim an envelope network-wide (replay guard) |
+//! | `POST /_rampart/internal/renew` | a node | a CSR → its current certificate renewed for the CSR's key |
 //! | `POST /_rampart/store` | an admin; a node | the registry, under the caller's ACL |
 //! | `GET /_rampart/status` | an admin | nodes and services |
 //! | `POST /_rampart/token` | a user, by basic auth | a token for a password |
@@ -116,7 +117,13 @@ async fn dispatch(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let caller = Caller { state: &state, principal: &principal, source: conn.as_ref().into(), path: rest };
+    let caller = Caller {
+        state: &state,
+        principal: &principal,
+        source: conn.as_ref().into(),
+        path: rest,
+        certificate: conn.certificate.as_ref().map(|c| c.as_ref()),
+    };
     match (method, rest) {
         (Method::POST, "/store") => registry::store_api(&caller, &body).await,
         (Method::POST, path) if let Some(endpoint) = Endpoint::at(path) => {
@@ -153,6 +160,8 @@ struct Caller<'a> {
     principal: &'a Principal,
     source: rampart_net::Source,
     path: &'a str,
+    /// The client certificate of the connection (DER), if any.
+    certificate: Option<&'a [u8]>,
 }
 
 impl Caller<'_> {

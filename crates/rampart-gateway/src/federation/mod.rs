@@ -41,6 +41,10 @@ const ASSERTION_GUARD: usize = 200_000;
 /// what its catalog said last.
 pub(crate) struct Link {
     pub(crate) peer: Peer,
+    /// What this link presents and signs with: one snapshot of the gateway's certificate, so
+    /// that an assertion always matches the certificate of the connection it travels on.
+    identity: Arc<rustls::sign::CertifiedKey>,
+    signer: Signer,
     client: HttpsClient,
     targets: Arc<[Target]>,
     pub(crate) catalog: Mutex<CatalogState>,
@@ -68,7 +72,6 @@ pub struct Federation {
     trust: TrustDomains,
     links: ArcSwap<HashMap<TrustDomain, Arc<Link>>>,
     exports: ArcSwap<HashMap<TrustDomain, BTreeSet<String>>>,
-    signer: Signer,
     pub(crate) verifier: Verifier,
     board: HealthBoard,
 }
@@ -105,16 +108,8 @@ impl Federation {
         trust: TrustDomains,
         config: &crate::GatewayConfig,
     ) -> Result<Self, FederationError> {
-        let cert = material.chain.first().ok_or(FederationError::NoIdentity)?;
-        let identity = rampart_pki::presented::presented(cert.as_ref())
-            .ok()
-            .and_then(|p| p.identity)
-            .ok_or(FederationError::NoIdentity)?;
-        let pkcs8 = match &material.key {
-            rustls::pki_types::PrivateKeyDer::Pkcs8(k) => k.secret_pkcs8_der().to_vec(),
-            _ => Vec::new(),
-        };
-        let signer = Signer::new(identity, &pkcs8)?;
+        // Checked now, so that a gateway that could not sign says so at start.
+        signer_of(&material.identity)?;
         Ok(Federation {
             verifier: Verifier::new(local.clone(), config.max_chain, ASSERTION_GUARD),
             local,
@@ -123,7 +118,6 @@ impl Federation {
             trust,
             links: Default::default(),
             exports: Default::default(),
-            signer,
             board: HealthBoard::default(),
         })
     }
@@ -158,7 +152,10 @@ impl Federation {
         for peer in listed {
             exported
                 .insert(peer.domain.clone(), exports::to(store, &peer.domain).await?.into_iter().collect());
-            if let Some(link) = old.get(&peer.domain).filter(|l| l.peer == peer) {
+            let current = self.material.identity.certified();
+            if let Some(link) =
+                old.get(&peer.domain).filter(|l| l.peer == peer && Arc::ptr_eq(&l.identity, &current))
+            {
                 links.insert(peer.domain.clone(), link.clone());
                 continue;
             }
@@ -182,7 +179,9 @@ impl Federation {
     fn link(&self, peer: Peer, catalog: CatalogState) -> Result<Link, String> {
         let bundle = Bundle::parse(peer.bundle.as_bytes()).map_err(|e| format!("{}: {e}", peer.domain))?;
         self.trust.set(&peer.domain, &bundle).map_err(|e| format!("{}: {e}", peer.domain))?;
-        let tls = rampart_net::tls::peer_client_config(&self.material, &peer.domain, &bundle)
+        let identity = self.material.identity.snapshot();
+        let signer = signer_of(&identity).map_err(|e| format!("{}: {e}", peer.domain))?;
+        let tls = rampart_net::tls::peer_client_config(&identity, &peer.domain, &bundle)
             .map_err(|e| format!("{}: {e}", peer.domain))?;
         let client = rampart_net::client::https_client(tls, self.connect_timeout);
         let targets: Arc<[Target]> = peer
@@ -198,7 +197,14 @@ impl Federation {
                 }
             })
             .collect();
-        Ok(Link { peer, client, targets, catalog: Mutex::new(catalog) })
+        Ok(Link {
+            peer,
+            identity: identity.certified(),
+            signer,
+            client,
+            targets,
+            catalog: Mutex::new(catalog),
+        })
     }
 
     /// The link whose gateway `target` is.
@@ -212,10 +218,37 @@ impl Federation {
         target.name.split_once('@').map_or("", |(_, a)| a)
     }
 
-    /// The signer of this gateway's assertions.
+    /// The signer of this gateway's assertions to the peer whose gateway `target` is.
+    pub(crate) fn signer_for(&self, target: &Target) -> Option<Arc<Link>> {
+        self.link_of(&target.name)
+    }
+
+    /// Whether the gateway's certificate changed since the links were made (they are then
+    /// made again, presenting and signing with the new one).
+    fn identity_changed(&self) -> bool {
+        let current = self.material.identity.certified();
+        self.links.load().values().any(|l| !Arc::ptr_eq(&l.identity, &current))
+    }
+}
+
+impl Link {
+    /// Signs this link's assertions (with the key its connections present).
     pub(crate) fn signer(&self) -> &Signer {
         &self.signer
     }
+}
+
+/// The signer of assertions made with `identity`'s certificate and key.
+fn signer_of(identity: &rampart_net::tls::LiveIdentity) -> Result<Signer, FederationError> {
+    let id = rampart_pki::presented::presented(identity.leaf().as_ref())
+        .ok()
+        .and_then(|p| p.identity)
+        .ok_or(FederationError::NoIdentity)?;
+    let pkcs8 = match identity.key() {
+        rustls::pki_types::PrivateKeyDer::Pkcs8(k) => k.secret_pkcs8_der().to_vec(),
+        _ => Vec::new(),
+    };
+    Ok(Signer::new(id, &pkcs8)?)
 }
 
 /// The lock, even if a holder panicked (the state it guards stays consistent per field).
@@ -329,6 +362,8 @@ pub(crate) async fn follow(federation: Arc<Federation>, store: Arc<dyn Store>) {
             let changed = tokio::select! {
                 r = peers_watch.next() => r.is_ok(),
                 r = exports_watch.next() => r.is_ok(),
+                // A renewed certificate: the links are made again with it.
+                () = identity_renewed(&federation) => true,
             };
             if !changed {
                 break;
@@ -337,5 +372,12 @@ pub(crate) async fn follow(federation: Arc<Federation>, store: Arc<dyn Store>) {
                 tracing::warn!("reading peers: {e}");
             }
         }
+    }
+}
+
+/// Resolves once the gateway's certificate is not the one the links were made with.
+async fn identity_renewed(federation: &Federation) {
+    while !federation.identity_changed() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

@@ -55,8 +55,8 @@ impl RequestFor for PeerOutgoing<'_> {
                 headers.append(name.clone(), value.clone());
             }
         }
-        let Some(audience) = audience else { return req };
-        let assertion = self.federation.signer().sign(
+        let (Some(audience), Some(link)) = (audience, self.federation.signer_for(target)) else { return req };
+        let assertion = link.signer().sign(
             rampart_federation::assertion::ForRequest {
                 subject: &self.subject,
                 audience: &audience,

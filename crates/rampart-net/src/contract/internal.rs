@@ -19,16 +19,20 @@ pub enum Endpoint {
     Events,
     /// [`ClaimRequest`] → [`ClaimAnswer`]: claim an envelope in the network-wide replay guard.
     Envelopes,
+    /// A CSR (PEM, [`super::media::PKCS10`]) → the node's new certificate (PEM,
+    /// [`super::media::PEM_CERTIFICATES`]): its current certificate renewed for the CSR's key.
+    Renew,
 }
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Endpoint; 5] = [
+    pub const ALL: [Endpoint; 6] = [
         Endpoint::Register,
         Endpoint::Heartbeat,
         Endpoint::Deregister,
         Endpoint::Events,
         Endpoint::Envelopes,
+        Endpoint::Renew,
     ];
 
     /// Its path, after `/_rampart`.
@@ -39,6 +43,7 @@ impl Endpoint {
             Endpoint::Deregister => "/internal/deregister",
             Endpoint::Events => "/internal/events",
             Endpoint::Envelopes => "/internal/envelopes",
+            Endpoint::Renew => "/internal/renew",
         }
     }
 

@@ -56,6 +56,8 @@ pub mod media {
     pub const JSON: &str = "application/json";
     /// PEM certificates (RFC 8555 §9.1): a CA bundle.
     pub const PEM_CERTIFICATES: &str = "application/pem-certificate-chain";
+    /// A certificate signing request, PEM (RFC 7468 §7).
+    pub const PKCS10: &str = "application/pkcs10";
 }
 
 /// Paths of the gateway's own API, under `/_rampart`.

@@ -10,10 +10,12 @@ use arc_swap::ArcSwap;
 use rampart_pki::{Role, TrustDomain};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use super::{IdentityError, TlsMaterial, check_id, check_identity, other_domain, provider, refuse};
+use super::{
+    IdentityError, LiveIdentity, TlsMaterial, check_id, check_identity, other_domain, provider, refuse,
+};
 use crate::error::{NetError, Result};
 
 /// A client config presenting our certificate (if any) and accepting only servers of our
@@ -22,7 +24,7 @@ pub fn client_config(
     domain: &TrustDomain,
     roots: Arc<RootCertStore>,
     crls: Vec<CertificateRevocationListDer<'static>>,
-    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    identity: Option<LiveIdentity>,
     server_role: &[Role],
 ) -> Result<ClientConfig> {
     let inner = WebPkiServerVerifier::builder_with_provider(roots, provider())
@@ -41,19 +43,17 @@ pub fn client_config(
         .dangerous() // only to install the role-checking wrapper around webpki's verifier
         .with_custom_certificate_verifier(verifier);
     // No ALPN here: the HTTP connector offers h2 and http/1.1 itself.
-    match identity {
-        Some((chain, key)) => {
-            builder.with_client_auth_cert(chain, key).map_err(|e| NetError::Tls(e.to_string()))
-        }
-        None => Ok(builder.with_no_client_auth()),
-    }
+    Ok(match identity {
+        Some(identity) => builder.with_client_cert_resolver(Arc::new(identity)),
+        None => builder.with_no_client_auth(),
+    })
 }
 
 /// A client config for calling a peer network's gateways: our gateway certificate presented,
 /// theirs verified against `bundle` (that network's CAs alone), with the names it serves and
 /// the identity `spiffe://<peer>/gateway/…`.
 pub fn peer_client_config(
-    material: &TlsMaterial,
+    identity: &LiveIdentity,
     peer: &TrustDomain,
     bundle: &rampart_pki::bundle::Bundle,
 ) -> Result<ClientConfig> {
@@ -61,8 +61,7 @@ pub fn peer_client_config(
     for der in bundle.certs() {
         roots.add(CertificateDer::from(der.clone())).map_err(|e| NetError::Tls(e.to_string()))?;
     }
-    let identity = Some((material.chain.clone(), material.key.clone_key()));
-    client_config(peer, Arc::new(roots), Vec::new(), identity, &[Role::Gateway])
+    client_config(peer, Arc::new(roots), Vec::new(), Some(identity.clone()), &[Role::Gateway])
 }
 
 /// Which node names are registered at which address, as the registry says: the gateway keeps
@@ -107,13 +106,12 @@ pub fn bound_client_config(material: &TlsMaterial, role: Role, book: AddressBook
         roles: vec![role],
         bound: Some(book),
     });
-    ClientConfig::builder_with_provider(provider())
+    Ok(ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| NetError::Tls(e.to_string()))?
         .dangerous() // only to install the registry-binding wrapper around webpki's verifier
         .with_custom_certificate_verifier(verifier)
-        .with_client_auth_cert(material.chain.clone(), material.key.clone_key())
-        .map_err(|e| NetError::Tls(e.to_string()))
+        .with_client_cert_resolver(Arc::new(material.identity.clone())))
 }
 
 /// Checks that an already chain-verified certificate carries an identity of `domain` with one

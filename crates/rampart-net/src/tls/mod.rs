@@ -9,11 +9,13 @@
 //!   peer's bundle for peer gateways).
 
 mod client;
+mod live;
 mod server;
 
 pub use client::{
     AddressBook, bound_client_config, client_config, peer_client_config, unverified_client_config,
 };
+pub use live::LiveIdentity;
 pub use server::{CrlUpdater, follow_crl, front_door_config, server_config, server_config_with_crl_updates};
 
 use std::fmt;
@@ -25,7 +27,7 @@ use rampart_pki::{Role, SpiffeId, TrustDomain};
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme,
 };
@@ -77,10 +79,9 @@ impl fmt::Display for ClientAuth {
 pub struct TlsMaterial {
     /// The trust domain.
     pub domain: TrustDomain,
-    /// Our certificate chain (just the leaf: the CA is the trust anchor).
-    pub chain: Vec<CertificateDer<'static>>,
-    /// Our private key.
-    pub key: PrivateKeyDer<'static>,
+    /// Our certificate (just the leaf: the CA is the trust anchor) and key, replaced while
+    /// serving when renewed.
+    pub identity: LiveIdentity,
     /// The domain's CAs.
     pub roots: Arc<RootCertStore>,
     /// The domain's CRLs, if there are.
@@ -90,17 +91,20 @@ pub struct TlsMaterial {
 impl TlsMaterial {
     /// Loads PEM files. The key's contents never appear in an error.
     pub fn load(domain: TrustDomain, ca: &Path, cert: &Path, key: &Path, crl: Option<&Path>) -> Result<Self> {
-        let bad = |path: &Path, what: &str| NetError::Tls(format!("{}: not a PEM {what}", path.display()));
         let (roots, crls) = TlsMaterial::load_roots(ca, crl)?;
-        let chain = vec![CertificateDer::from_pem_file(cert).map_err(|_| bad(cert, "certificate"))?];
-        let key = PrivateKeyDer::from_pem_file(key).map_err(|_| bad(key, "private key"))?;
-        Ok(TlsMaterial { domain, chain, key, roots, crls })
+        let identity = LiveIdentity::load(cert, key)?;
+        Ok(TlsMaterial { domain, identity, roots, crls })
     }
 
     /// A client config presenting this certificate to servers of `server_roles` in our domain.
     pub fn client_config(&self, server_roles: &[Role]) -> Result<ClientConfig> {
-        let identity = Some((self.chain.clone(), self.key.clone_key()));
-        client_config(&self.domain, self.roots.clone(), self.crls.clone(), identity, server_roles)
+        client_config(
+            &self.domain,
+            self.roots.clone(),
+            self.crls.clone(),
+            Some(self.identity.clone()),
+            server_roles,
+        )
     }
 
     /// Only the CA and CRL (a client with no certificate of its own, such as `rampart call

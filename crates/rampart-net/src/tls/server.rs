@@ -82,9 +82,8 @@ fn server_config_of(
             (builder.with_client_cert_verifier(Arc::new(checked)), Some(updater))
         }
     };
-    let mut config = builder
-        .with_single_cert(m.chain.clone(), m.key.clone_key())
-        .map_err(|e| NetError::Tls(e.to_string()))?;
+    // The live identity: a renewed certificate is presented from the next handshake on.
+    let mut config = builder.with_cert_resolver(Arc::new(m.identity.clone()));
     config.alpn_protocols = alpn();
     Ok((config, updater))
 }

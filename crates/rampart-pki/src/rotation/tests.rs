@@ -11,7 +11,7 @@ fn request(name: &str) -> IssueRequest {
         name: EntityName::new(name).unwrap(),
         dns: Vec::new(),
         ips: Vec::new(),
-        days: 30,
+        lifetime: crate::Lifetime::days(30).unwrap(),
         key_type: KeyType::P256,
     }
 }

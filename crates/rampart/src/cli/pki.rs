@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::builder::TypedValueParser;
 use clap::{Args, Subcommand};
-use rampart_pki::{EntityName, KeyType, RevocationReason, Role, TrustDomain};
+use rampart_pki::{EntityName, KeyType, Lifetime, RevocationReason, Role, TrustDomain};
 
 /// `rampart init`.
 #[derive(Debug, Args)]
@@ -28,9 +28,10 @@ pub struct InitArgs {
     /// Validity of the CA certificate, in days.
     #[arg(long, default_value_t = 3650, value_name = "DAYS")]
     pub ca_days: u32,
-    /// Validity of the gateway and admin certificates, in days.
-    #[arg(long, default_value_t = 365, value_name = "DAYS")]
-    pub days: u32,
+    /// How long the gateway and admin certificates are valid: 90s, 30m, 24h, 365d (a plain
+    /// number is days).
+    #[arg(long, alias = "days", default_value = "365d", value_name = "LIFETIME")]
+    pub lifetime: Lifetime,
     /// Where the registry lives: embedded (a file; one gateway), or etcd://HOST:PORT[,HOST:PORT…]
     /// (etcds:// for TLS) for several gateways sharing an etcd cluster [default: embedded, or
     /// what rampart.toml already says].
@@ -144,9 +145,10 @@ pub enum PkiCommand {
         /// The certificate's name.
         #[arg(long)]
         name: EntityName,
-        /// Validity in days [default: the same as the old certificate].
-        #[arg(long, value_name = "DAYS")]
-        days: Option<u32>,
+        /// How long the new one is valid: 90s, 30m, 24h, 365d (a plain number is days)
+        /// [default: the old certificate's lifetime].
+        #[arg(long, alias = "days", value_name = "LIFETIME")]
+        lifetime: Option<Lifetime>,
         /// Key type [default: the same as the old certificate].
         #[arg(long, value_name = "TYPE", value_parser = key_types())]
         key_type: Option<KeyType>,
@@ -243,9 +245,10 @@ pub struct Holder {
     /// IP address for a server certificate (repeatable).
     #[arg(long = "ip", value_name = "ADDR")]
     pub ips: Vec<IpAddr>,
-    /// Validity in days.
-    #[arg(long, default_value_t = 365, value_name = "DAYS")]
-    pub days: u32,
+    /// How long it is valid: 90s, 30m, 24h, 365d (a plain number is days) [default: 24h for
+    /// nodes, which renew themselves; 365d for the others].
+    #[arg(long, alias = "days", value_name = "LIFETIME")]
+    pub lifetime: Option<Lifetime>,
 }
 
 fn key_types() -> clap::builder::ValueParser {

@@ -12,8 +12,6 @@ use http::{Method, Request};
 use http_body_util::BodyExt;
 use rampart_net::TlsMaterial;
 use rampart_pki::Role;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::cli::CallArgs;
 use crate::cmd::block_on;
@@ -106,19 +104,9 @@ fn tls(home: &Home, config: &crate::home::Config, args: &CallArgs) -> Result<rus
     let ca = args.ca.clone().unwrap_or_else(|| dir.join("ca.pem"));
     let (roots, crls) = TlsMaterial::load_roots(&ca, Some(&dir.join("crl.pem")))?;
     let identity = match (&args.cert, &args.key, &args.token) {
-        (Some(c), Some(k), _) => Some((
-            vec![
-                CertificateDer::from_pem_file(c)
-                    .map_err(|_| anyhow::anyhow!("{}: not a PEM certificate", c.display()))?,
-            ],
-            PrivateKeyDer::from_pem_file(k)
-                .map_err(|_| anyhow::anyhow!("{}: not a PEM private key", k.display()))?,
-        )),
+        (Some(c), Some(k), _) => Some(rampart_net::tls::LiveIdentity::load(c, k)?),
         (_, _, Some(_)) => None,
-        _ => {
-            let m = home.material(config, "admin")?;
-            Some((m.chain, m.key))
-        }
+        _ => Some(home.material(config, "admin")?.identity),
     };
     Ok(rampart_net::tls::client_config(
         &config.domain,

@@ -58,7 +58,7 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
         name: EntityName::new(GATEWAY_NAME)?,
         dns,
         ips,
-        days: args.days,
+        lifetime: args.lifetime,
         key_type: args.key_type,
     })?;
     let admin = ca.issue(&IssueRequest {
@@ -66,7 +66,7 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
         name: EntityName::new(ADMIN_NAME)?,
         dns: vec![],
         ips: vec![],
-        days: args.days,
+        lifetime: args.lifetime,
         key_type: args.key_type,
     })?;
     // The payload keyring: a new network gets a new one; an existing one is kept unless

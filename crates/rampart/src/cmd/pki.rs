@@ -61,9 +61,9 @@ pub fn run(home: &Home, cmd: PkiCommand) -> Result<()> {
             );
             Ok(())
         }
-        PkiCommand::Renew { domain, name, days, key_type } => {
+        PkiCommand::Renew { domain, name, lifetime, key_type } => {
             let ca = open(home, domain)?;
-            let issued = ca.renew(&name, days, key_type)?;
+            let issued = ca.renew(&name, lifetime, key_type)?;
             outln!(
                 "Renewed {} (new serial {}), valid until {}",
                 issued.record.identity,
@@ -200,7 +200,11 @@ pub(super) fn request_for(
             holder.role
         );
     }
-    let req = IssueRequest { role: holder.role, name: holder.name, dns, ips, days: holder.days, key_type };
+    let lifetime = holder.lifetime.unwrap_or(match holder.role {
+        Role::Node => rampart_pki::Lifetime::NODE_DEFAULT,
+        _ => rampart_pki::Lifetime::DEFAULT,
+    });
+    let req = IssueRequest { role: holder.role, name: holder.name, dns, ips, lifetime, key_type };
     (holder.domain, req)
 }
 

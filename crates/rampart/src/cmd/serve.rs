@@ -106,6 +106,14 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
             config.gateway.clone(),
         );
         state = state.with_bundle_file(home.pki().domain_dir(&config.domain).join("ca.pem"));
+        // The certificate is read again when its files change; with the CA in this home, the
+        // gateway also renews it by itself and signs nodes' renewals.
+        let ca = home.pki().open(&config.domain).is_ok().then(|| home.pki());
+        state = state.with_certificates(rampart_gateway::certs::Certificates::new(
+            material.identity.clone(),
+            EntityName::new("gateway")?,
+            ca,
+        ));
         match rampart_gateway::federation::Federation::new(
             config.domain.clone(),
             material.clone(),
@@ -147,7 +155,7 @@ fn note_expiries(
     config: &crate::home::Config,
     material: &rampart_net::TlsMaterial,
 ) {
-    metrics.certificate_expires("gateway", material.chain[0].as_ref());
+    metrics.certificate_expires("gateway", material.identity.leaf().as_ref());
     if let Ok(ca) = home.pki().open(&config.domain) {
         metrics.expires("ca", ca.ca_cert().not_after.unix_timestamp());
     }
@@ -282,6 +290,7 @@ pub fn node(home: &Home, mut args: NodeArgs) -> Result<()> {
     )?;
     let crl_path = home.pki().domain_dir(&config.domain).join("crl.pem");
     let client_tls = material.client_config(&[Role::Gateway])?;
+    let renewal_tls = client_tls.clone();
     let envelopes = match rampart_crypto::file::load(&home.keyring_path()) {
         Ok(k) => Some(rampart_node::envelope::Envelopes::new(k, args.payload_ttl)),
         Err(rampart_crypto::CryptoError::NoKeyring(_)) => {
@@ -316,6 +325,13 @@ pub fn node(home: &Home, mut args: NodeArgs) -> Result<()> {
             node.services(),
         ));
         node.reporter = Some(membership.clone());
+        // The certificate: read again when its files change, renewed at two thirds of its life.
+        tokio::spawn(rampart_node::renewal::maintain(
+            EntityName::new(&name)?,
+            material.identity.clone(),
+            membership.clone(),
+            renewal_tls,
+        ));
         let base = node.hosted();
         if let Some(addr) = args.health_listen {
             let health = tokio::net::TcpListener::bind(addr)

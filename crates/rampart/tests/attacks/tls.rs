@@ -64,7 +64,8 @@ fn our_ca(net: &Network) -> Issuer<'static, KeyPair> {
 async fn exchange(net: &Network, from: IpAddr, id: Option<&Identity>, request: &str) -> Option<String> {
     let (roots, _) = rampart_net::TlsMaterial::load_roots(&net.home.join("pki/local/ca.pem"), None).unwrap();
     let domain = rampart_pki::TrustDomain::new("local").unwrap();
-    let identity = id.map(|id| (id.chain.clone(), id.key.clone_key()));
+    let identity =
+        id.map(|id| rampart_net::tls::LiveIdentity::new(id.chain.clone(), id.key.clone_key()).unwrap());
     let config =
         rampart_net::tls::client_config(&domain, roots, Vec::new(), identity, &[rampart_pki::Role::Gateway])
             .unwrap();

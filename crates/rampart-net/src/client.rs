@@ -31,3 +31,16 @@ pub fn https_client(config: rustls::ClientConfig, connect_timeout: Duration) -> 
         .timer(TokioTimer::new())
         .build(connector)
 }
+
+/// An error and its causes on one line: hyper's own message ("client error (Connect)") hides
+/// the reason inside, such as the TLS refusal of a certificate.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}

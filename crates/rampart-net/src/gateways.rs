@@ -105,7 +105,7 @@ impl Gateways {
                     self.current.store(i, Ordering::Relaxed);
                     return Ok((url.clone(), resp));
                 }
-                Ok(Err(e)) => (!e.is_connect(), format!("{e:#}")),
+                Ok(Err(e)) => (!e.is_connect(), crate::client::error_chain(&e)),
                 Err(_) => (true, format!("no answer within {timeout:?}")),
             };
             if reached && !repeat_lost {

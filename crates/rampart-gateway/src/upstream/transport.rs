@@ -41,23 +41,11 @@ impl Transport for HttpsClient {
                 Err(e) => Err(SendError {
                     maybe_sent: !e.is_connect(),
                     refused_certificate: certificate_refusal(&e),
-                    detail: error_chain(&e),
+                    detail: rampart_net::client::error_chain(&e),
                 }),
             }
         })
     }
-}
-
-/// An error and its causes on one line (hyper's own message hides the TLS refusal inside).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
 }
 
 /// Why the target's certificate was refused, read from the typed TLS error inside the

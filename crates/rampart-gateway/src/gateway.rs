@@ -103,11 +103,17 @@ impl Gateway {
     /// Serves `listener` until `shutdown` completes, lets in-flight requests finish, then
     /// stops every task the gateway started.
     pub async fn serve(
-        mut self,
+        self,
         listener: tokio::net::TcpListener,
         tls: rustls::ServerConfig,
         shutdown: impl Future<Output = ()>,
     ) {
+        self.serve_all(vec![Front::Https(listener, Arc::new(tls))], shutdown).await;
+    }
+
+    /// Serves every front listener until `shutdown` completes, lets in-flight requests
+    /// finish on all of them, then stops every task the gateway started.
+    pub async fn serve_all(mut self, fronts: Vec<Front>, shutdown: impl Future<Output = ()>) {
         let state = self.state.clone();
         let handler: rampart_net::Handler = Arc::new(move |req, conn| {
             let state = state.clone();
@@ -122,12 +128,43 @@ impl Gateway {
             connection: Some(Arc::new(move |remote, problem| cs.connection_problem(remote, problem))),
         };
         let limits = serve_limits(&self.state.config);
-        let state = self.state.clone();
-        let shutdown = async move {
-            shutdown.await;
-            state.closing.send_replace(true);
-        };
-        rampart_net::serve(listener, Arc::new(tls), handler, limits, observers, shutdown).await;
+        let mut listeners = JoinSet::new();
+        for front in fronts {
+            let closed = closed(self.state.closing());
+            match front {
+                Front::Https(listener, tls) => {
+                    let serving = rampart_net::serve(
+                        listener,
+                        tls,
+                        handler.clone(),
+                        limits.clone(),
+                        observers.clone(),
+                        closed,
+                    );
+                    listeners.spawn(serving);
+                }
+                Front::Redirect(listener, https_port) => {
+                    let accept_limits = rampart_net::accept::AcceptLimits {
+                        max_connections: limits.max_connections,
+                        handshake_timeout: limits.handshake_timeout,
+                        drain_timeout: limits.drain_timeout,
+                        proxy_protocol: limits.proxy_protocol.clone(),
+                    };
+                    let redirect =
+                        rampart_net::redirect::Redirect::new(https_port, limits.header_read_timeout);
+                    listeners.spawn(rampart_net::accept::accept(
+                        listener,
+                        redirect,
+                        accept_limits,
+                        None,
+                        closed,
+                    ));
+                }
+            }
+        }
+        shutdown.await;
+        self.state.closing.send_replace(true);
+        while listeners.join_next().await.is_some() {}
         self.stop().await;
     }
 
@@ -135,6 +172,20 @@ impl Gateway {
     pub async fn stop(&mut self) {
         self.tasks.shutdown().await;
     }
+}
+
+/// A front listener.
+#[derive(Debug)]
+pub enum Front {
+    /// TLS (ended here), then HTTP.
+    Https(tokio::net::TcpListener, Arc<rustls::ServerConfig>),
+    /// Plain HTTP that only redirects to the HTTPS listener on this port.
+    Redirect(tokio::net::TcpListener, u16),
+}
+
+/// Resolves once the gateway begins to stop.
+async fn closed(mut closing: tokio::sync::watch::Receiver<bool>) {
+    let _ = closing.wait_for(|c| *c).await;
 }
 
 /// The listener's limits, from `[gateway]`.

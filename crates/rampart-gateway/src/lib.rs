@@ -7,7 +7,8 @@
 //! # Layout
 //! - [`Gateway`] (`gateway.rs`): a running gateway and the tasks it owns; [`State`] here: what
 //!   every request handler shares;
-//! - `request`: the request path, screen → admit → forward;
+//! - `request`: the request path, screen → admit → forward; [`routes`]: where TLS ends per
+//!   service (reencrypt to nodes, edge to an app on loopback);
 //! - [`config`]: `[gateway]` in `rampart.toml`;
 //! - [`admission`]: every limit and ban (rates in `rate`, bans in `bans`), decided in one place;
 //! - `authn`: who is calling; [`forwarded`]: from where, behind trusted proxies (the PROXY
@@ -42,13 +43,14 @@ pub mod federation;
 pub mod forward;
 pub mod forwarded;
 mod gateway;
-pub use gateway::Gateway;
+pub use gateway::{Front, Gateway};
 mod membership;
 pub use membership::DRAIN_GRACE;
 mod events;
 pub mod metrics;
 mod reply;
 mod request;
+pub mod routes;
 mod stream;
 pub mod upstream;
 
@@ -99,6 +101,8 @@ pub struct State {
     pub(crate) bundle: Arc<bundle::OwnBundle>,
     /// Peer networks: whom we trust, what we export and import.
     pub(crate) federation: Option<Arc<federation::Federation>>,
+    /// How TLS ends per service: edge routes' apps (`[routes.<service>]`).
+    pub(crate) routes: routes::Routes,
     /// The gateway's certificate (followed on disk, renewed) and the CA it may hold.
     pub(crate) certificates: Option<Arc<certs::Certificates>>,
     /// Turns true when the gateway begins to stop: what never ends by itself (event
@@ -139,6 +143,7 @@ impl State {
             bundle: Default::default(),
             federation: None,
             certificates: None,
+            routes: Default::default(),
             closing: tokio::sync::watch::Sender::new(false),
             config,
         }
@@ -155,6 +160,12 @@ impl State {
     /// Federates with the peer networks in the registry.
     pub fn with_federation(mut self, federation: federation::Federation) -> Self {
         self.federation = Some(Arc::new(federation));
+        self
+    }
+
+    /// Serves `routes` (checked by [`routes::Routes::new`]).
+    pub fn with_routes(mut self, routes: routes::Routes) -> Self {
+        self.routes = routes;
         self
     }
 

@@ -135,7 +135,8 @@ async fn admit(
         return Err(state.refused(refusal, conn, Some(principal.name()), Some(service)));
     }
     let known = !service.is_empty()
-        && (upstream::Upstreams::knows(state.nodes.as_ref(), service)
+        && (state.routes.knows(service)
+            || upstream::Upstreams::knows(state.nodes.as_ref(), service)
             || state.federation.as_ref().is_some_and(|f| f.imports(service)));
     if !known {
         return Err(reply::error(

@@ -32,6 +32,21 @@ pub fn https_client(config: rustls::ClientConfig, connect_timeout: Duration) -> 
         .build(connector)
 }
 
+/// A pooled plain-HTTP client (HTTP/1.1), for apps on loopback only: an edge route's app.
+pub type HttpClient = Client<HttpConnector, Body>;
+
+/// A plain-HTTP client with a connect timeout.
+pub fn http_client(connect_timeout: Duration) -> HttpClient {
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(http)
+}
+
 /// An error and its causes on one line: hyper's own message ("client error (Connect)") hides
 /// the reason inside, such as the TLS refusal of a certificate.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

@@ -27,6 +27,7 @@ pub mod contract;
 pub mod error;
 pub mod gateways;
 pub mod proxy_header;
+pub mod redirect;
 pub mod refusal;
 pub mod remote_store;
 pub mod serve;

@@ -34,6 +34,9 @@ pub struct Config {
     /// Defaults for this home's nodes (`rampart node`'s flags win).
     #[serde(default, skip_serializing_if = "NodeConfig::is_empty")]
     pub node: NodeConfig,
+    /// How TLS ends per service (`[routes.<service>]`: reencrypt, edge).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub routes: std::collections::BTreeMap<String, rampart_gateway::routes::RouteConfig>,
 }
 
 /// `[node]` in `rampart.toml`.

@@ -38,6 +38,8 @@ pub(super) struct GatewayFile {
     health: Option<Health>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     federation: Option<Federation>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    listeners: Vec<super::ListenerConfig>,
     // The flat keys of earlier versions (deprecated): read, never written.
     #[serde(default, skip_serializing)]
     lease_ttl_ms: Option<u64>,
@@ -349,6 +351,7 @@ impl TryFrom<GatewayFile> for GatewayConfig {
         set!(peer_stale_after_ms, stale, None, ("federation.peer_stale_after", ""));
         set!(max_chain, fed.max_chain, None, ("federation.max_chain", ""));
         set!(prefer_peers, fed.prefer_peers, None, ("federation.prefer_peers", ""));
+        c.listeners = std::mem::take(&mut f.listeners);
         check(&c)?;
         Ok(c)
     }
@@ -389,6 +392,17 @@ fn check(c: &GatewayConfig) -> Result<(), String> {
     }
     if c.max_chain == 0 {
         return fail("federation.max_chain", "must be at least 1 (the network a request comes from)");
+    }
+    for (i, l) in c.listeners.iter().enumerate() {
+        let at = format!("listeners[{i}] ({})", l.listen);
+        if l.insecure.is_some() && (l.client_cert.is_some() || !l.certificates.is_empty()) {
+            return fail(&at, "a plain-HTTP listener (insecure) has no certificates or client_cert");
+        }
+        if let Some(mode) = &l.client_cert
+            && mode.parse::<rampart_net::ClientAuth>().is_err()
+        {
+            return fail(&at, "client_cert must be off, optional or required");
+        }
     }
     if c.lease_ttl_ms == 0 || c.heartbeat_ms == 0 || c.heartbeat_ms >= c.lease_ttl_ms {
         return fail("health.heartbeat", "must be longer than 0 and shorter than health.lease_ttl");
@@ -445,6 +459,7 @@ impl From<GatewayConfig> for GatewayFile {
                 max_chain: Some(c.max_chain),
                 prefer_peers: Some(c.prefer_peers),
             }),
+            listeners: c.listeners,
             ..GatewayFile::default()
         }
     }
@@ -483,5 +498,13 @@ mod tests {
         let beat = read("[health]\nlease_ttl = \"1s\"\nheartbeat = \"2s\"").unwrap_err();
         assert!(beat.contains("gateway.health.heartbeat"), "{beat}");
         assert!(read("[bans]\nban_ipv6_prefix = 0").unwrap_err().contains("ban_ipv6_prefix"));
+        let listeners =
+            read("[[listeners]]\nlisten = \"127.0.0.1:80\"\ninsecure = \"redirect\"\nclient_cert = \"off\"");
+        assert!(listeners.unwrap_err().contains("listeners[0] (127.0.0.1:80)"));
+        let mode =
+            read("[[listeners]]\nlisten = \"127.0.0.1:443\"\nclient_cert = \"sometimes\"").unwrap_err();
+        assert!(mode.contains("off, optional or required"), "{mode}");
+        let fine = read("[[listeners]]\nlisten = \"127.0.0.1:80\"\ninsecure = \"redirect\"").unwrap();
+        assert_eq!(fine.listeners[0].insecure, Some(super::super::Insecure::Redirect));
     }
 }

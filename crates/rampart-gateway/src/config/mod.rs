@@ -103,6 +103,10 @@ pub struct GatewayConfig {
     /// (the local replicas then serve only while no peer exporting them is up). Default: none —
     /// local first.
     pub prefer_peers: Vec<String>,
+    /// More front listeners (`[[gateway.listeners]]`): each with its own client certificate
+    /// mode and certificates (chosen by SNI), or a plain-HTTP one that only redirects to HTTPS.
+    /// Default: none (only `listen`).
+    pub listeners: Vec<ListenerConfig>,
 }
 
 impl Default for GatewayConfig {
@@ -141,8 +145,46 @@ impl Default for GatewayConfig {
             peer_stale_after_ms: 3000,
             max_chain: 4,
             prefer_peers: Vec::new(),
+            listeners: Vec::new(),
             proxy_protocol_from: Vec::new(),
             trusted_proxies: Vec::new(),
         }
     }
+}
+
+/// One more front listener (`[[gateway.listeners]]`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// Client certificates here: `off`, `optional` or `required` [default: the gateway's].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<String>,
+    /// Its certificates (PEM files, relative to the home): the one whose DNS names hold the
+    /// client's SNI is presented, the first otherwise [default: the gateway's own].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<CertificateFiles>,
+    /// `"redirect"`: plain HTTP, every request answered 308 to the same path over HTTPS on the
+    /// gateway's `listen` port (nothing else is served in clear).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure: Option<Insecure>,
+}
+
+/// A certificate and its key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateFiles {
+    /// The certificate (PEM).
+    pub cert: std::path::PathBuf,
+    /// Its private key (PEM).
+    pub key: std::path::PathBuf,
+}
+
+/// What a plain-HTTP listener does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Insecure {
+    /// Answers 308 Permanent Redirect to `https://` (the method and body kept by the client).
+    Redirect,
 }

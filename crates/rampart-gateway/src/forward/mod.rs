@@ -77,6 +77,10 @@ pub async fn forward(
         limits: retry_limits,
     };
     let finished = match route(state, service, principal) {
+        Route::Edge(edge, client) => {
+            let attempts = Attempts { upstreams: edge, transport: client, ..local };
+            attempts.run(service, replay_safe, &crate::routes::edge::EdgeOutgoing(&outgoing)).await
+        }
         Route::Peer(federation, subject) => {
             let call = PeerOutgoing {
                 call: &outgoing,
@@ -111,6 +115,8 @@ pub async fn forward(
 
 /// Where a request goes.
 enum Route<'a> {
+    /// To the app of an edge route, in plain HTTP on loopback.
+    Edge(&'a crate::routes::edge::EdgeRoute, &'a rampart_net::client::HttpClient),
     /// To a local replica (or the local "no live replica" answer).
     Local,
     /// To a peer network that exports the service, vouching for the caller as this.
@@ -119,10 +125,13 @@ enum Route<'a> {
     PeerDown,
 }
 
-/// Where a request for `service` goes: local replicas first, unless the service is one of
+/// Where a request for `service` goes: an edge route's app when it has one; local replicas first, unless the service is one of
 /// `prefer_peers`; a peer only when one that exports it is up and the caller is ours (a caller
 /// a peer vouched for is never passed on to another).
 fn route<'a>(state: &'a State, service: &str, principal: &Principal) -> Route<'a> {
+    if let Some((edge, client)) = state.routes.edge(service) {
+        return Route::Edge(edge, client);
+    }
     let Some(federation) = state.federation.as_deref().filter(|f| f.imports(service)) else {
         return Route::Local;
     };

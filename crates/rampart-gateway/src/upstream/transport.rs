@@ -7,7 +7,7 @@ use std::pin::Pin;
 
 use http::{Request, Response};
 use rampart_net::Body;
-use rampart_net::client::HttpsClient;
+use rampart_net::client::{HttpClient, HttpsClient};
 
 /// Why one request got no answer.
 #[derive(Clone, Debug)]
@@ -34,18 +34,33 @@ pub trait Transport: Send + Sync {
 
 impl Transport for HttpsClient {
     fn send(&self, req: Request<Body>) -> Sent {
-        let answer = self.request(req);
-        Box::pin(async move {
-            match answer.await {
-                Ok(resp) => Ok(resp.map(rampart_net::serve::incoming)),
-                Err(e) => Err(SendError {
-                    maybe_sent: !e.is_connect(),
-                    refused_certificate: certificate_refusal(&e),
-                    detail: rampart_net::client::error_chain(&e),
-                }),
-            }
-        })
+        sent(self.request(req))
     }
+}
+
+/// Plain HTTP, for an edge route's app on loopback.
+impl Transport for HttpClient {
+    fn send(&self, req: Request<Body>) -> Sent {
+        sent(self.request(req))
+    }
+}
+
+/// The answer of a hyper client's request, as a [`Sent`].
+fn sent(
+    answer: impl Future<Output = Result<Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>>
+    + Send
+    + 'static,
+) -> Sent {
+    Box::pin(async move {
+        match answer.await {
+            Ok(resp) => Ok(resp.map(rampart_net::serve::incoming)),
+            Err(e) => Err(SendError {
+                maybe_sent: !e.is_connect(),
+                refused_certificate: certificate_refusal(&e),
+                detail: rampart_net::client::error_chain(&e),
+            }),
+        }
+    })
 }
 
 /// Why the target's certificate was refused, read from the typed TLS error inside the

@@ -11,12 +11,17 @@
 mod client;
 mod live;
 mod server;
+mod sni;
 
 pub use client::{
     AddressBook, bound_client_config, client_config, peer_client_config, unverified_client_config,
 };
 pub use live::LiveIdentity;
-pub use server::{CrlUpdater, follow_crl, front_door_config, server_config, server_config_with_crl_updates};
+pub use server::{
+    CrlUpdater, follow_crl, front_door_config, front_door_config_with, server_config,
+    server_config_with_crl_updates,
+};
+pub use sni::ByServerName;
 
 use std::fmt;
 use std::path::Path;

@@ -40,7 +40,7 @@ pub fn server_config_with_crl_updates(
     auth: ClientAuth,
     roles: Option<&[Role]>,
 ) -> Result<(ServerConfig, Option<CrlUpdater>)> {
-    server_config_of(m, auth, roles, None)
+    server_config_of(m, auth, roles, None, Arc::new(m.identity.clone()))
 }
 
 /// The front door's config: [`server_config_with_crl_updates`] that also accepts the gateways
@@ -52,7 +52,18 @@ pub fn front_door_config(
     auth: ClientAuth,
     peers: &TrustDomains,
 ) -> Result<(ServerConfig, Option<CrlUpdater>)> {
-    server_config_of(m, auth, None, Some(peers))
+    server_config_of(m, auth, None, Some(peers), Arc::new(m.identity.clone()))
+}
+
+/// [`front_door_config`] presenting the certificates of `certs` (by SNI) instead of `m`'s own:
+/// a listener of the gateway with certificates of its own.
+pub fn front_door_config_with(
+    m: &TlsMaterial,
+    auth: ClientAuth,
+    peers: &TrustDomains,
+    certs: super::ByServerName,
+) -> Result<(ServerConfig, Option<CrlUpdater>)> {
+    server_config_of(m, auth, None, Some(peers), Arc::new(certs))
 }
 
 fn server_config_of(
@@ -60,6 +71,7 @@ fn server_config_of(
     auth: ClientAuth,
     roles: Option<&[Role]>,
     peers: Option<&TrustDomains>,
+    certs: Arc<dyn rustls::server::ResolvesServerCert>,
 ) -> Result<(ServerConfig, Option<CrlUpdater>)> {
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
@@ -83,7 +95,7 @@ fn server_config_of(
         }
     };
     // The live identity: a renewed certificate is presented from the next handshake on.
-    let mut config = builder.with_cert_resolver(Arc::new(m.identity.clone()));
+    let mut config = builder.with_cert_resolver(certs);
     config.alpn_protocols = alpn();
     Ok((config, updater))
 }

@@ -80,6 +80,7 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
         tokens,
         gateway: gateway_config,
         node: Default::default(),
+        routes: Default::default(),
     };
     home.write_config(&config)?;
     let admin_token = block_on(first_admin(home, &config, &admin.record.identity.to_string()))??;

@@ -68,6 +68,8 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
         .client_cert
         .parse()
         .map_err(|e: String| anyhow::anyhow!("gateway.client_cert: {e}"))?;
+    // Routes are checked before anything starts: an edge app off loopback stops here.
+    let routes = rampart_gateway::routes::Routes::new(&config.routes)?;
     let material = home.material(&config, "gateway").context("loading the gateway certificate")?;
     // Peer networks' gateways are verified against their own bundles (kept current by the
     // gateway's federation as peers are added, removed or rotate their CAs).
@@ -87,7 +89,14 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
             .with_context(|| format!("binding {}", config.gateway.listen))?;
         let addr = listener.local_addr()?;
         if let Some(updater) = crl_updates {
-            tokio::spawn(rampart_net::tls::follow_crl(crl_path, updater, Duration::from_secs(1)));
+            tokio::spawn(rampart_net::tls::follow_crl(crl_path.clone(), updater, Duration::from_secs(1)));
+        }
+        let mut fronts = vec![rampart_gateway::Front::Https(listener, Arc::new(tls))];
+        let mut also = Vec::new();
+        for l in &config.gateway.listeners {
+            let (front, said) = extra_listener(home, l, (&material, mode, &peers), addr.port(), &crl_path).await?;
+            fronts.push(front);
+            also.push(said);
         }
         let audit = match args.name.as_str() {
             "gateway" => "audit.jsonl".to_owned(),
@@ -105,6 +114,7 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
             events,
             config.gateway.clone(),
         );
+        state = state.with_routes(routes);
         state = state.with_bundle_file(home.pki().domain_dir(&config.domain).join("ca.pem"));
         // The certificate is read again when its files change; with the CA in this home, the
         // gateway also renews it by itself and signs nodes' renewals.
@@ -135,17 +145,60 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
             format!("https://{addr}\n").as_bytes(),
             rampart_pki::files::PUBLIC,
         )?;
+        let also = if also.is_empty() { String::new() } else { format!("; also {}", also.join(", ")) };
         ready(&format!(
-            "rampart gateway listening on https://{addr} (trust domain {:?}, client certificates {mode})",
+            "rampart gateway listening on https://{addr} (trust domain {:?}, client certificates {mode}){also}",
             config.domain.as_str()
         ));
-        gateway.serve(listener, tls, stop_signal()).await;
+        gateway.serve_all(fronts, stop_signal()).await;
         // Another gateway of this home may have written its own address since.
         if std::fs::read_to_string(&url_file).is_ok_and(|u| u.trim() == format!("https://{addr}")) {
             let _ = std::fs::remove_file(url_file);
         }
         Ok(())
     })
+}
+
+/// One more front listener of `[[gateway.listeners]]`, bound, and how the ready line names it:
+/// a redirecting one to the main listener's `https_port`, or TLS with its own client
+/// certificate mode and certificates (each followed on disk, chosen by SNI).
+async fn extra_listener(
+    home: &Home,
+    l: &rampart_gateway::config::ListenerConfig,
+    (material, main_mode, peers): (&rampart_net::TlsMaterial, ClientAuth, &rampart_net::trust::TrustDomains),
+    https_port: u16,
+    crl_path: &std::path::Path,
+) -> Result<(rampart_gateway::Front, String)> {
+    let listener = tokio::net::TcpListener::bind(l.listen)
+        .await
+        .with_context(|| format!("binding the listener {}", l.listen))?;
+    let addr = listener.local_addr()?;
+    if l.insecure.is_some() {
+        return Ok((
+            rampart_gateway::Front::Redirect(listener, https_port),
+            format!("http://{addr} (redirects to https)"),
+        ));
+    }
+    let mode = match &l.client_cert {
+        Some(m) => m.parse().map_err(|e: String| anyhow::anyhow!("gateway.listeners ({}): {e}", l.listen))?,
+        None => main_mode,
+    };
+    let mut identities = Vec::new();
+    for files in &l.certificates {
+        let (cert, key) = (home.root().join(&files.cert), home.root().join(&files.key));
+        let identity = rampart_net::tls::LiveIdentity::load(&cert, &key)
+            .with_context(|| format!("the certificate of the listener {}", l.listen))?;
+        tokio::spawn(identity.clone().follow(Duration::from_secs(1), |_| {}));
+        identities.push(identity);
+    }
+    let mut identities = identities.into_iter();
+    let first = identities.next().unwrap_or_else(|| material.identity.clone());
+    let certs = rampart_net::tls::ByServerName::new(first, identities.collect());
+    let (tls, crl_updates) = rampart_net::tls::front_door_config_with(material, mode, peers, certs)?;
+    if let Some(updater) = crl_updates {
+        tokio::spawn(rampart_net::tls::follow_crl(crl_path.to_owned(), updater, Duration::from_secs(1)));
+    }
+    Ok((rampart_gateway::Front::Https(listener, Arc::new(tls)), format!("https://{addr} (client certificates {mode})")))
 }
 
 /// When the gateway's certificate and the CA's expire, for the metrics.

@@ -489,3 +489,31 @@ fn local_replicas_come_first_unless_the_service_prefers_peers() {
     let to_west = east.eventually(Duration::from_secs(15), || principal(&east) == "peer:east/user/alice");
     assert!(to_west, "{}", principal(&east));
 }
+
+#[test]
+fn a_gateway_whose_certificate_is_renewed_goes_on_forwarding_with_assertions_of_its_new_key() {
+    let Pair { east, west } = pair();
+    let alice = east.user("alice");
+    ok(&east.home, &["policy", "allow", "--service", "echo", "--principal", "user/alice"]);
+    ok(&west.home, &["policy", "allow", "--service", "echo", "--principal", "peer:east/*"]);
+    ok(&west.home, &["network", "export", "echo", "--to", "east"]);
+    let call = || east.call("/echo/", &["--token", &alice]);
+    assert!(east.eventually(Duration::from_secs(10), || call().status.success()));
+
+    // East's gateway certificate renewed under it: its links to west are made again with it,
+    // so each assertion is signed by the key of the connection it travels on.
+    let printed = ok(&east.home, &["pki", "renew", "--domain", "east", "--name", "gateway"]);
+    assert!(printed.contains("new serial"), "{printed}");
+    let (mut calls, mut failed) = (0, Vec::new());
+    let start = std::time::Instant::now();
+    // Bounded: 4 s of calls, one at a time.
+    while start.elapsed() < Duration::from_secs(4) {
+        let out = call();
+        calls += 1;
+        if !out.status.success() {
+            failed.push(stderr(&out));
+        }
+    }
+    assert!(failed.is_empty(), "{} of {calls} calls failed: {failed:?}", failed.len());
+    assert!(!events(&west).contains("assertion_refused"), "{}", events(&west));
+}

@@ -9,6 +9,9 @@
 //! - [`serve`]: the HTTPS protocol (TLS, HTTP/1.1 and HTTP/2, limits); `conn`: one
 //!   connection's idle and head clock, the 414 for an over-long request line, the lingering
 //!   close;
+//! - [`hello`]: a ClientHello read (its SNI) without ending TLS, every byte kept;
+//!   [`rewind`]: those bytes put back in front of the stream, for a handshake here;
+//!   [`redirect`]: the plain-HTTP protocol that only answers 308 to HTTPS;
 //! - [`refusal`]: why a TLS handshake was refused, by kind;
 //! - [`contract`]: the wire contract — headers, media types, API paths, the internal and store
 //!   API bodies;
@@ -26,10 +29,12 @@ mod conn;
 pub mod contract;
 pub mod error;
 pub mod gateways;
+pub mod hello;
 pub mod proxy_header;
 pub mod redirect;
 pub mod refusal;
 pub mod remote_store;
+pub mod rewind;
 pub mod serve;
 pub mod tls;
 pub mod trust;

@@ -29,7 +29,7 @@ use crate::proxy_header::ProxyProtocol;
 use crate::refusal::HandshakeRefusal;
 
 /// A served TLS connection.
-type TlsStream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+type TlsStream = tokio_rustls::server::TlsStream<crate::rewind::Rewind<tokio::net::TcpStream>>;
 
 /// The error type of bodies passed around (boxed: bodies come from hyper and from memory).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -221,7 +221,7 @@ impl std::fmt::Debug for Https {
 
 impl Protocol for Https {
     fn serve(&self, conn: Accepted) -> Serving<'_> {
-        Box::pin(self.run(conn))
+        Box::pin(self.run(conn, Bytes::new()))
     }
 }
 
@@ -243,10 +243,17 @@ impl Https {
         }
     }
 
-    async fn run(&self, conn: Accepted) {
+    /// Serves `conn` whose first bytes, `read` (a ClientHello read to learn its server name:
+    /// [`crate::hello`]), were already taken from it: the handshake gets them first.
+    pub async fn serve_after_hello(&self, conn: Accepted, read: Bytes) {
+        self.run(conn, read).await;
+    }
+
+    async fn run(&self, conn: Accepted, read: Bytes) {
         let Accepted { tcp, source, handshake_deadline, mut stop } = conn;
         let limits = &self.limits;
         let (remote, peer) = (source.client, source.peer);
+        let tcp = crate::rewind::Rewind::new(read, tcp);
         let tls = match tokio::time::timeout_at(handshake_deadline, self.acceptor.accept(tcp)).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => return self.refused(source, HandshakeRefusal::from_io(&e)),

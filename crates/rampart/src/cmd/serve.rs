@@ -198,7 +198,10 @@ async fn extra_listener(
     if let Some(updater) = crl_updates {
         tokio::spawn(rampart_net::tls::follow_crl(crl_path.to_owned(), updater, Duration::from_secs(1)));
     }
-    Ok((rampart_gateway::Front::Https(listener, Arc::new(tls)), format!("https://{addr} (client certificates {mode})")))
+    Ok((
+        rampart_gateway::Front::Https(listener, Arc::new(tls)),
+        format!("https://{addr} (client certificates {mode})"),
+    ))
 }
 
 /// When the gateway's certificate and the CA's expire, for the metrics.

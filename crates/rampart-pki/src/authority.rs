@@ -157,7 +157,8 @@ impl Pki {
     }
 
     /// Makes sure `name` holds a certificate of `domain` for `role`: when there is none yet,
-    /// one is issued (one year, P-256, the default server names); the CA is opened only then,
+    /// one is issued (P-256, the default server names; a day for a node, which renews itself,
+    /// a year otherwise); the CA is opened only then,
     /// since a holder on another machine has its certificate and the CA's, not the CA key.
     /// What was issued, if anything; an existing certificate of another role is refused.
     pub fn ensure_issued(

@@ -20,7 +20,8 @@ impl Lifetime {
     /// The shortest lifetime (for tests of renewal, mostly): the holder renews after 20 s.
     pub const MIN: Duration = Duration::seconds(30);
 
-    /// What nodes get when nothing else is asked: short, since they renew themselves.
+    /// What a node's certificate issued on its first run gets (`Pki::ensure_issued`): short,
+    /// since it renews itself through the gateway of the home that issued it.
     pub const NODE_DEFAULT: Lifetime = Lifetime(Duration::hours(24));
 
     /// What other holders get when nothing else is asked.

@@ -245,8 +245,8 @@ pub struct Holder {
     /// IP address for a server certificate (repeatable).
     #[arg(long = "ip", value_name = "ADDR")]
     pub ips: Vec<IpAddr>,
-    /// How long it is valid: 90s, 30m, 24h, 365d (a plain number is days) [default: 24h for
-    /// nodes, which renew themselves; 365d for the others].
+    /// How long it is valid: 90s, 30m, 24h, 365d (a plain number is days) [default: 365d; a
+    /// node renews its own at two thirds of it through a gateway that holds the CA].
     #[arg(long, alias = "days", value_name = "LIFETIME")]
     pub lifetime: Option<Lifetime>,
 }

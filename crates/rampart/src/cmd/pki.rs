@@ -200,10 +200,9 @@ pub(super) fn request_for(
             holder.role
         );
     }
-    let lifetime = holder.lifetime.unwrap_or(match holder.role {
-        Role::Node => rampart_pki::Lifetime::NODE_DEFAULT,
-        _ => rampart_pki::Lifetime::DEFAULT,
-    });
+    // A year unless asked: a certificate issued here may go where no gateway holding the CA
+    // can renew it (a Kubernetes Secret); nodes issued on their first run get a day.
+    let lifetime = holder.lifetime.unwrap_or(rampart_pki::Lifetime::DEFAULT);
     let req = IssueRequest { role: holder.role, name: holder.name, dns, ips, lifetime, key_type };
     (holder.domain, req)
 }

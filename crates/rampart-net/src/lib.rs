@@ -11,7 +11,8 @@
 //!   close;
 //! - [`hello`]: a ClientHello read (its SNI) without ending TLS, every byte kept;
 //!   [`rewind`]: those bytes put back in front of the stream, for a handshake here;
-//!   [`redirect`]: the plain-HTTP protocol that only answers 308 to HTTPS;
+//!   [`redirect`]: the plain-HTTP protocol that only answers 308 to HTTPS; [`passthrough`]:
+//!   the protocol that relays a connection by its SNI to a node, or ends TLS here;
 //! - [`refusal`]: why a TLS handshake was refused, by kind;
 //! - [`contract`]: the wire contract — headers, media types, API paths, the internal and store
 //!   API bodies;
@@ -30,6 +31,7 @@ pub mod contract;
 pub mod error;
 pub mod gateways;
 pub mod hello;
+pub mod passthrough;
 pub mod proxy_header;
 pub mod redirect;
 pub mod refusal;

@@ -136,9 +136,10 @@ pub(crate) async fn sign_renewal(
     let signed = tokio::task::spawn_blocking(move || {
         let ca = pki.open(&domain).map_err(RenewalError::Failed)?;
         ca.renew_for(&presented, &csr).map_err(|e| match e {
-            PkiError::NotCurrent { .. } | PkiError::BadCsr(_) | PkiError::OutlivesCa { .. } => {
-                RenewalError::Refused(e)
-            }
+            PkiError::NotCurrent { .. }
+            | PkiError::RenewalTooEarly { .. }
+            | PkiError::BadCsr(_)
+            | PkiError::OutlivesCa { .. } => RenewalError::Refused(e),
             other => RenewalError::Failed(other),
         })
     })

@@ -62,6 +62,14 @@ pub enum PkiError {
         /// The serial presented.
         serial: String,
     },
+    /// A renewal asked before half the certificate's lifetime has passed.
+    #[error("{name}'s certificate may be renewed from {from} on (half its lifetime): asked too early")]
+    RenewalTooEarly {
+        /// The holder.
+        name: String,
+        /// From when it may.
+        from: String,
+    },
     /// A certificate would be valid longer than the CA that signs it.
     #[error(
         "a certificate valid for {lifetime} would outlive its CA, which expires {ca_expires}; ask for a shorter lifetime"

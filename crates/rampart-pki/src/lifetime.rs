@@ -97,6 +97,13 @@ pub fn renewal_due(not_before: OffsetDateTime, not_after: OffsetDateTime) -> Off
     issued + (not_after - issued) * 2 / 3
 }
 
+/// From when a certificate valid from `not_before` to `not_after` may be renewed at all: once
+/// half its lifetime has passed (its holder asks at two thirds).
+pub fn renewal_allowed(not_before: OffsetDateTime, not_after: OffsetDateTime) -> OffsetDateTime {
+    let issued = issued_at(not_before, not_after);
+    issued + (not_after - issued) / 2
+}
+
 /// How long to wait, at `now`, for a renewal due at `due`: at least a second, at most a minute
 /// (so that a certificate replaced by hand meanwhile is looked at again soon).
 pub fn wait_for(due: OffsetDateTime, now: OffsetDateTime) -> std::time::Duration {
@@ -141,6 +148,7 @@ mod tests {
         let not_before = issued - BACKDATE;
         let not_after = issued + Duration::minutes(3);
         assert_eq!(renewal_due(not_before, not_after), issued + Duration::minutes(2));
+        assert_eq!(renewal_allowed(not_before, not_after), issued + Duration::seconds(90));
         assert_eq!(Lifetime::of(not_before, not_after).unwrap().to_string(), "3m");
         // A certificate from elsewhere, not backdated: still two thirds of what it has.
         assert_eq!(renewal_due(issued, issued + Duration::minutes(1)), issued + Duration::seconds(40));

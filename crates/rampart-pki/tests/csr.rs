@@ -86,20 +86,28 @@ fn a_holder_renews_with_its_current_certificate_only_keeping_identity_names_and_
     first.dns = vec!["n1.internal".into()];
     first.lifetime = "2m".parse().unwrap();
     let issued = ca.issue(&first).unwrap();
-    let renew = |presented: &rampart_pki::CertInfo| {
+    // As of `at`: a minute and a half on, each certificate met here is past half its life.
+    let renew = |presented: &rampart_pki::CertInfo, at: time::OffsetDateTime| {
         let made = csr::request(&EntityName::new("n1").unwrap(), KeyType::P256).unwrap();
-        ca.renew_for(presented, &CheckedCsr::parse(made.csr_pem.as_bytes()).unwrap())
+        ca.renew_for_at(presented, &CheckedCsr::parse(made.csr_pem.as_bytes()).unwrap(), at)
     };
+    let now = time::OffsetDateTime::now_utc();
+    let later = now + time::Duration::seconds(90);
 
-    let second = renew(&issued.cert).unwrap();
+    // Fresh: too early (a holder cannot renew in a loop).
+    let early = renew(&issued.cert, now).unwrap_err();
+    assert!(matches!(early, PkiError::RenewalTooEarly { .. }), "{early}");
+    let second = renew(&issued.cert, later).unwrap();
     assert_eq!(second.cert.identity, issued.cert.identity);
     assert_eq!(second.cert.dns, ["n1.internal"]);
     assert_eq!(second.cert.not_after - second.cert.not_before, time::Duration::minutes(7), "2m + backdate");
     assert_ne!(second.cert.serial, issued.cert.serial);
     // The answer was lost: the certificate it replaced asks again, within the grace.
-    let _third = renew(&issued.cert).unwrap();
+    let _third = renew(&issued.cert, later).unwrap();
     // Now the first is two renewals old: still valid, but it cannot extend itself.
-    let refused = renew(&issued.cert).unwrap_err();
+    let refused = renew(&issued.cert, later).unwrap_err();
     assert!(matches!(refused, PkiError::NotCurrent { .. }), "{refused}");
-    assert!(renew(&second.cert).is_ok(), "the one the current replaced, within the grace");
+    // The one the current replaced, within the grace, once it is past half its life.
+    assert!(matches!(renew(&second.cert, now).unwrap_err(), PkiError::RenewalTooEarly { .. }));
+    assert!(renew(&second.cert, later).is_ok());
 }

@@ -52,6 +52,19 @@ fn pair() -> Pair {
     Pair { east, west }
 }
 
+/// East's user alice, allowed `echo` at east; west exports it to east and serves any east
+/// caller; returns alice's token once her calls go through.
+fn alice_reaches_west_echo(east: &Network, west: &Network) -> String {
+    let alice = east.user("alice");
+    ok(&east.home, &["policy", "allow", "--service", "echo", "--principal", "user/alice"]);
+    ok(&west.home, &["policy", "allow", "--service", "echo", "--principal", "peer:east/*"]);
+    ok(&west.home, &["network", "export", "echo", "--to", "east"]);
+    let through = east
+        .eventually(Duration::from_secs(10), || east.call("/echo/", &["--token", &alice]).status.success());
+    assert!(through, "alice never reached west's echo");
+    alice
+}
+
 fn events(net: &Network) -> String {
     std::fs::read_to_string(net.home.join("audit.jsonl")).unwrap_or_default()
 }
@@ -373,12 +386,8 @@ fn a_killed_peer_gateway_is_answered_503_at_once_and_resumes_when_restarted() {
 #[test]
 fn a_peer_adding_a_ca_to_its_bundle_is_followed_without_a_command_and_no_request_fails() {
     let Pair { east, west } = pair();
-    let alice = east.user("alice");
-    ok(&east.home, &["policy", "allow", "--service", "echo", "--principal", "user/alice"]);
-    ok(&west.home, &["policy", "allow", "--service", "echo", "--principal", "peer:east/*"]);
-    ok(&west.home, &["network", "export", "echo", "--to", "east"]);
+    let alice = alice_reaches_west_echo(&east, &west);
     let call = || east.call("/echo/", &["--token", &alice]);
-    assert!(east.eventually(Duration::from_secs(10), || call().status.success()));
     let fingerprint_at_east = || {
         let listed: serde_json::Value =
             serde_json::from_str(&ok(&east.home, &["network", "list", "--json"])).unwrap();
@@ -493,12 +502,8 @@ fn local_replicas_come_first_unless_the_service_prefers_peers() {
 #[test]
 fn a_gateway_whose_certificate_is_renewed_goes_on_forwarding_with_assertions_of_its_new_key() {
     let Pair { east, west } = pair();
-    let alice = east.user("alice");
-    ok(&east.home, &["policy", "allow", "--service", "echo", "--principal", "user/alice"]);
-    ok(&west.home, &["policy", "allow", "--service", "echo", "--principal", "peer:east/*"]);
-    ok(&west.home, &["network", "export", "echo", "--to", "east"]);
+    let alice = alice_reaches_west_echo(&east, &west);
     let call = || east.call("/echo/", &["--token", &alice]);
-    assert!(east.eventually(Duration::from_secs(10), || call().status.success()));
 
     // East's gateway certificate renewed under it: its links to west are made again with it,
     // so each assertion is signed by the key of the connection it travels on.

@@ -116,6 +116,9 @@ pub(crate) enum RenewalError {
     /// Signing failed (the CA's files).
     #[error("the CA could not sign: {0}")]
     Failed(PkiError),
+    /// The signing task stopped before it finished (the gateway is stopping).
+    #[error("the signing was interrupted")]
+    Interrupted,
 }
 
 /// Signs a node's renewal: the CSR's key certified for the identity, names and lifetime of
@@ -144,6 +147,6 @@ pub(crate) async fn sign_renewal(
         })
     })
     .await
-    .map_err(|_| RenewalError::Failed(PkiError::BadCsr("the signing stopped".into())))??;
+    .map_err(|_| RenewalError::Interrupted)??;
     Ok((rampart_pki::inspect::cert_pem(&signed.cert.der), signed.record.not_after))
 }

@@ -62,14 +62,16 @@ impl FromStr for Lifetime {
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (number, unit) = s.split_at(split);
         let n: i64 = number.parse().map_err(|_| bad())?;
-        let d = match unit {
-            "s" => Duration::seconds(n),
-            "m" => Duration::minutes(n),
-            "h" => Duration::hours(n),
-            "" | "d" => Duration::days(n),
+        let unit_secs = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3_600,
+            "" | "d" => 86_400,
             _ => return Err(bad()),
         };
-        Lifetime::new(d).map_err(|_| bad())
+        // Checked: a number of days too large for a duration is refused, not a panic.
+        let secs = n.checked_mul(unit_secs).ok_or_else(bad)?;
+        Lifetime::new(Duration::seconds(secs)).map_err(|_| bad())
     }
 }
 
@@ -137,7 +139,19 @@ mod tests {
         assert_eq!("24h".parse::<Lifetime>().unwrap(), Lifetime::NODE_DEFAULT);
         assert_eq!("365".parse::<Lifetime>().unwrap(), Lifetime::DEFAULT);
         assert_eq!(Lifetime::DEFAULT.to_string(), "365d");
-        for bad in ["", "d", "29s", "0", "36501d", "1w", "-5m", "5 m", "99999999999999999999"] {
+        for bad in [
+            "",
+            "d",
+            "29s",
+            "0",
+            "36501d",
+            "1w",
+            "-5m",
+            "5 m",
+            "99999999999999999999",
+            "9223372036854775807d",
+            "9223372036854775807h",
+        ] {
             assert!(bad.parse::<Lifetime>().is_err(), "{bad:?}");
         }
     }

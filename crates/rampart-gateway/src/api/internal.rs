@@ -82,7 +82,7 @@ async fn renew(caller: &Caller<'_>, node: &str, csr: &[u8]) -> Response<Body> {
             );
             answer
         }
-        Err(e @ RenewalError::NoCa) | Err(e @ RenewalError::Failed(_)) => {
+        Err(e @ (RenewalError::NoCa | RenewalError::Failed(_) | RenewalError::Interrupted)) => {
             let why = e.to_string();
             caller.record(EventKind::CertificateRenewalFailed, &why);
             reply::error(StatusCode::SERVICE_UNAVAILABLE, "renewal_failed", &why)

@@ -207,8 +207,8 @@ impl Federation {
         })
     }
 
-    /// The link whose gateway `target` is.
-    fn link_of(&self, target: &str) -> Option<Arc<Link>> {
+    /// The link whose gateway `target` is (`<domain>@<host:port>`).
+    pub(crate) fn link_of(&self, target: &str) -> Option<Arc<Link>> {
         let domain = target.split('@').next()?;
         self.links.load().values().find(|l| l.peer.domain.as_str() == domain).cloned()
     }
@@ -216,11 +216,6 @@ impl Federation {
     /// The URL authority of a peer target (`west@host:port` → `host:port`).
     pub(crate) fn authority(target: &Target) -> &str {
         target.name.split_once('@').map_or("", |(_, a)| a)
-    }
-
-    /// The signer of this gateway's assertions to the peer whose gateway `target` is.
-    pub(crate) fn signer_for(&self, target: &Target) -> Option<Arc<Link>> {
-        self.link_of(&target.name)
     }
 
     /// Whether the gateway's certificate changed since the links were made (they are then

@@ -55,7 +55,9 @@ impl RequestFor for PeerOutgoing<'_> {
                 headers.append(name.clone(), value.clone());
             }
         }
-        let (Some(audience), Some(link)) = (audience, self.federation.signer_for(target)) else { return req };
+        let (Some(audience), Some(link)) = (audience, self.federation.link_of(&target.name)) else {
+            return req;
+        };
         let assertion = link.signer().sign(
             rampart_federation::assertion::ForRequest {
                 subject: &self.subject,

@@ -125,9 +125,9 @@ enum Route<'a> {
     PeerDown,
 }
 
-/// Where a request for `service` goes: an edge route's app when it has one; local replicas first, unless the service is one of
-/// `prefer_peers`; a peer only when one that exports it is up and the caller is ours (a caller
-/// a peer vouched for is never passed on to another).
+/// Where a request for `service` goes: an edge route's app when it has one; else local replicas
+/// first, unless the service is one of `prefer_peers`; a peer only when one that exports it is
+/// up and the caller is ours (a caller a peer vouched for is never passed on to another).
 fn route<'a>(state: &'a State, service: &str, principal: &Principal) -> Route<'a> {
     if let Some((edge, client)) = state.routes.edge(service) {
         return Route::Edge(edge, client);

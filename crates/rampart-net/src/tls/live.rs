@@ -77,11 +77,6 @@ impl LiveIdentity {
         self.held.load().certified.cert[0].clone()
     }
 
-    /// The chain presented now.
-    pub fn chain(&self) -> Vec<CertificateDer<'static>> {
-        self.held.load().certified.cert.clone()
-    }
-
     /// The private key presented now.
     pub fn key(&self) -> PrivateKeyDer<'static> {
         self.held.load().key.clone_key()

@@ -31,18 +31,19 @@ impl ByServerName {
 
     /// The identity presented to a client asking for `name`.
     pub fn pick(&self, name: Option<&str>) -> &LiveIdentity {
-        let found = name
-            .map(str::to_ascii_lowercase)
-            .and_then(|name| self.certs.iter().find(|(names, _)| names.iter().any(|n| matches(n, &name))));
+        let found =
+            name.and_then(|name| self.certs.iter().find(|(names, _)| names.iter().any(|n| matches(n, name))));
         &found.unwrap_or(&self.certs[0]).1
     }
 }
 
-/// Whether the DNS name `pattern` (`host` or `*.domain`: one label) holds `name`.
+/// Whether the DNS name `pattern` (`host` or `*.domain`: one label) holds `name`, in any case.
 fn matches(pattern: &str, name: &str) -> bool {
     match pattern.strip_prefix("*.") {
-        Some(domain) => name.split_once('.').is_some_and(|(label, rest)| !label.is_empty() && rest == domain),
-        None => pattern == name,
+        Some(domain) => name
+            .split_once('.')
+            .is_some_and(|(label, rest)| !label.is_empty() && rest.eq_ignore_ascii_case(domain)),
+        None => pattern.eq_ignore_ascii_case(name),
     }
 }
 
@@ -63,5 +64,7 @@ mod tests {
         assert!(!matches("*.example.test", "a.b.example.test"));
         assert!(!matches("*.example.test", "example.test"));
         assert!(!matches("api.example.test", "web.example.test"));
+        assert!(matches("api.example.test", "API.Example.Test"));
+        assert!(matches("*.example.test", "Api.EXAMPLE.test"));
     }
 }

@@ -37,6 +37,12 @@ pub enum VouchRefusal {
     /// The subject is not a principal of the voucher's own network.
     #[error("{0:?} is not a principal of the vouching network (user/<name> or spiffe://<its domain>/...)")]
     BadSubject(String),
+    /// A relayed client certificate from something other than a node of this network.
+    #[error("only a node of this network, by its certificate, may pass on a client certificate")]
+    NotLocalNode,
+    /// A relayed client certificate with no identity of this network.
+    #[error("the relayed client certificate is not usable here: {0}")]
+    BadCertificate(String),
 }
 
 /// An authenticated caller.
@@ -49,6 +55,29 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The principal of a client certificate `der` that the node `by` verified in its own
+    /// handshake (against this network's CA and CRL: a passthrough route ends TLS at the
+    /// node). `by` must be a node of `local`, by its certificate, and `der` must name an
+    /// identity of `local`: a node cannot pass on a caller of another network.
+    pub fn relayed_certificate(
+        by: &Principal,
+        local: &TrustDomain,
+        der: &[u8],
+    ) -> Result<Self, VouchRefusal> {
+        match &by.credential {
+            Credential::Certificate(node) if node.role == Role::Node && node.domain == *local => {}
+            _ => return Err(VouchRefusal::NotLocalNode),
+        }
+        let presented = rampart_pki::presented::presented(der).map_err(VouchRefusal::BadCertificate)?;
+        let id = presented
+            .identity
+            .ok_or_else(|| VouchRefusal::BadCertificate("it carries no spiffe:// identity".to_owned()))?;
+        if id.domain != *local {
+            return Err(VouchRefusal::BadCertificate(format!("{id} is of another trust domain")));
+        }
+        Ok(Principal::certificate(id))
+    }
+
     /// The principal of a TLS connection whose handshake is complete: the identity in the
     /// peer's end-entity certificate (which the connection's verifier already checked against
     /// the trust domain's CA and CRL). `None` when the peer sent no certificate or the

@@ -143,6 +143,17 @@ kinds! {
     NodeCertificateRefused = "node_certificate_refused", Critical;
     /// A node refused a connection (not a gateway of its domain).
     NodeRefusedCaller = "node_refused_caller", Critical;
+    // Passthrough.
+    /// A ClientHello naming no passthrough route nor the listener's own names (or none where
+    /// only names are relayed).
+    SniRefused = "sni_refused", Warning;
+    /// A ClientHello not finished in time, too large, or not TLS at all.
+    ClientHelloRefused = "client_hello_refused", Warning;
+    /// No node of a passthrough route could be reached before the client got a byte.
+    PassthroughUnavailable = "passthrough_unavailable", Warning;
+    /// A request on a passthrough route's connection for another name than its SNI (421), or
+    /// to a passthrough route's service through the gateway's own TLS.
+    MisdirectedRequest = "misdirected_request", Warning;
     // Envelopes.
     /// An envelope that did not open.
     EnvelopeRefused = "envelope_refused", Warning;

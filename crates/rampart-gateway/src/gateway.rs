@@ -143,19 +143,36 @@ impl Gateway {
                     );
                     listeners.spawn(serving);
                 }
+                Front::Sni(listener, tls, own) => {
+                    let https = Arc::new(rampart_net::serve::Https::new(
+                        tls,
+                        handler.clone(),
+                        limits.clone(),
+                        observers.clone(),
+                    ));
+                    let relays =
+                        Arc::new(crate::routes::relays::ListenerRelays::new(self.state.clone(), own));
+                    let router = rampart_net::passthrough::SniRouter::new(
+                        https,
+                        relays,
+                        Duration::from_millis(self.state.config.connect_timeout_ms),
+                        limits.drain_timeout,
+                    );
+                    listeners.spawn(rampart_net::accept::accept(
+                        listener,
+                        Arc::new(router),
+                        accept_limits(&limits),
+                        observers.handshake.clone(),
+                        closed,
+                    ));
+                }
                 Front::Redirect(listener, https_port) => {
-                    let accept_limits = rampart_net::accept::AcceptLimits {
-                        max_connections: limits.max_connections,
-                        handshake_timeout: limits.handshake_timeout,
-                        drain_timeout: limits.drain_timeout,
-                        proxy_protocol: limits.proxy_protocol.clone(),
-                    };
                     let redirect =
                         rampart_net::redirect::Redirect::new(https_port, limits.header_read_timeout);
                     listeners.spawn(rampart_net::accept::accept(
                         listener,
                         redirect,
-                        accept_limits,
+                        accept_limits(&limits),
                         None,
                         closed,
                     ));
@@ -181,11 +198,25 @@ pub enum Front {
     Https(tokio::net::TcpListener, Arc<rustls::ServerConfig>),
     /// Plain HTTP that only redirects to the HTTPS listener on this port.
     Redirect(tokio::net::TcpListener, u16),
+    /// A listener of a gateway with passthrough routes: each ClientHello's server name read
+    /// first, relayed to a route's node, ended here with the config (when the name is one of
+    /// these certificates', or none), or refused. With no certificates, it only relays.
+    Sni(tokio::net::TcpListener, Arc<rustls::ServerConfig>, Option<rampart_net::tls::ByServerName>),
 }
 
 /// Resolves once the gateway begins to stop.
 async fn closed(mut closing: tokio::sync::watch::Receiver<bool>) {
     let _ = closing.wait_for(|c| *c).await;
+}
+
+/// What the accept layer of a listener needs of its limits.
+fn accept_limits(limits: &ServeLimits) -> rampart_net::accept::AcceptLimits {
+    rampart_net::accept::AcceptLimits {
+        max_connections: limits.max_connections,
+        handshake_timeout: limits.handshake_timeout,
+        drain_timeout: limits.drain_timeout,
+        proxy_protocol: limits.proxy_protocol.clone(),
+    }
 }
 
 /// The listener's limits, from `[gateway]`.
@@ -281,6 +312,7 @@ mod tests {
             addr: ([127, 0, 0, 1], 9).into(),
             services: vec!["echo".into()],
             timeouts_ms: Default::default(),
+            public: None,
             lease: 0,
         };
         let key = format!("{}n1", upstream::nodes::NODES_PREFIX);

@@ -32,14 +32,15 @@ impl State {
     pub(crate) async fn join(
         &self,
         node: &str,
-        addr: SocketAddr,
+        (addr, public): (SocketAddr, Option<SocketAddr>),
         (services, timeouts_ms): (Vec<String>, std::collections::BTreeMap<String, u64>),
     ) -> Result<LeaseId, StoreError> {
         self.stop_draining(node).await; // back (a restart): not leaving any more
         let key = format!("{NODES_PREFIX}{node}");
         let old = self.node_record(node).await.ok().flatten();
         let lease = self.store.grant_lease(Duration::from_millis(self.config.lease_ttl_ms)).await?;
-        let record = NodeRecord { name: node.to_owned(), addr, services, timeouts_ms, lease: lease.0 };
+        let record =
+            NodeRecord { name: node.to_owned(), addr, services, timeouts_ms, public, lease: lease.0 };
         self.store.put(&key, serde_json::to_vec(&record).unwrap_or_default(), Some(lease)).await?;
         if let Some(old) = old.filter(|o| o.lease != lease.0) {
             let _ = self.store.revoke_lease(LeaseId(old.lease)).await; // holds nothing any more

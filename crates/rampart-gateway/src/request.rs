@@ -100,6 +100,15 @@ async fn route(
     service: &str,
     rest: &str,
 ) -> Response<Body> {
+    // A passthrough route's service is reached by its name, with TLS ending at its node: not
+    // through the gateway's own TLS (a client following HTTP/2 connection coalescing could
+    // otherwise send it here).
+    if let Some(names) = state.routes.passthrough_names(service) {
+        let why = format!("{service:?} is a passthrough route: reach it at https://{}/", names[0]);
+        state.event(EventKind::MisdirectedRequest, conn, None, Some(service), &why);
+        return reply::after_body(req, reply::error(StatusCode::MISDIRECTED_REQUEST, "misdirected", &why))
+            .await;
+    }
     // A peer network's gateway, verified against that network's bundle: its assertion names
     // the caller.
     let peer = conn.principal.as_ref().and_then(|p| Some((federation::catalog::peer_gateway(state, p)?, p)));
@@ -119,12 +128,23 @@ async fn route(
 
 /// Who is calling, and whether they may call `service` now: the principal, or the refusal.
 async fn admit(
-    state: &Arc<State>,
+    state: &State,
     req: &Request<Incoming>,
     conn: &ConnInfo,
     service: &str,
 ) -> Result<rampart_auth::Principal, Response<Body>> {
-    let principal = match authn::authenticate(state, req.headers(), conn, Some(service)).await {
+    admit_call(state, (req.method(), req.headers()), conn, service).await
+}
+
+/// [`admit`] for a request known by its method and headers (a passthrough route's, which its
+/// node asks about).
+pub(crate) async fn admit_call(
+    state: &State,
+    (method, headers): (&http::Method, &http::HeaderMap),
+    conn: &ConnInfo,
+    service: &str,
+) -> Result<rampart_auth::Principal, Response<Body>> {
+    let principal = match authn::authenticate(state, headers, conn, Some(service)).await {
         Ok(p) => p,
         Err(failure) => {
             state.auth_failed(failure.kind, conn, Some(service), &failure.reason);
@@ -136,6 +156,7 @@ async fn admit(
     }
     let known = !service.is_empty()
         && (state.routes.knows(service)
+            || state.routes.passthrough_names(service).is_some()
             || upstream::Upstreams::knows(state.nodes.as_ref(), service)
             || state.federation.as_ref().is_some_and(|f| f.imports(service)));
     if !known {
@@ -145,8 +166,7 @@ async fn admit(
             &format!("no service named {service:?} in this network"),
         ));
     }
-    let method = req.method().as_str().to_owned();
-    if let Err(denied) = state.policy.load().authorize(&principal, service, &method) {
+    if let Err(denied) = state.policy.load().authorize(&principal, service, method.as_str()) {
         state.event(EventKind::PolicyDenied, conn, Some(principal.name()), Some(service), &denied.reason);
         return Err(reply::error(StatusCode::FORBIDDEN, "forbidden", &denied.reason));
     }

@@ -17,6 +17,11 @@ use crate::accept::{Accepted, Protocol, Serving};
 use crate::hello::{HelloError, read_client_hello};
 use crate::serve::{Https, Source};
 
+/// The longest a client may take to send its whole ClientHello (when the listener's handshake
+/// deadline is not sooner): a browser sends it at once, so longer is an attack on the relay's
+/// connection slots.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// What to do with a connection, by the server name of its ClientHello.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -78,7 +83,8 @@ impl SniRouter {
     }
 
     async fn run(&self, mut conn: Accepted) {
-        let hello = match read_client_hello(&mut conn.tcp, conn.handshake_deadline).await {
+        let deadline = conn.handshake_deadline.min(tokio::time::Instant::now() + HELLO_TIMEOUT);
+        let hello = match read_client_hello(&mut conn.tcp, deadline).await {
             Ok(h) => h,
             Err(HelloError::Closed) => return,
             Err(e) => return self.relays.refused(conn.source, &e.into()),
@@ -88,7 +94,11 @@ impl SniRouter {
             Decision::Refuse(why) => self.relays.refused(conn.source, &PassthroughRefusal::Name(why)),
             Decision::Relay(targets) => {
                 let Some((node, first)) = self.reach(&conn, &hello.bytes, &targets).await else {
-                    let why = format!("{} tried", targets.len());
+                    let name = hello.server_name.as_deref().unwrap_or_default();
+                    let why = match targets.len() {
+                        0 => format!("{name}: none is in the pool"),
+                        n => format!("{name}: {n} tried"),
+                    };
                     return self.relays.refused(conn.source, &PassthroughRefusal::Unavailable(why));
                 };
                 self.relay(conn, node, first).await;

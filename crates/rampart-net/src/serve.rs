@@ -59,6 +59,9 @@ pub struct ConnInfo {
     /// That certificate (DER), for what is checked against its key (a peer gateway's
     /// assertions).
     pub certificate: Option<rustls::pki_types::CertificateDer<'static>>,
+    /// The server name the client asked for in its ClientHello (SNI), if it sent one: what a
+    /// request's Host must match where a certificate serves several names.
+    pub server_name: Option<String>,
 }
 
 /// Where a connection or request comes from: the client, and the immediate peer (a load
@@ -265,7 +268,8 @@ impl Https {
         let certificate = principal
             .as_ref()
             .and_then(|_| session.peer_certificates()?.first().map(|c| c.clone().into_owned()));
-        let info = Arc::new(ConnInfo { remote, peer, principal, certificate });
+        let server_name = session.server_name().map(str::to_owned);
+        let info = Arc::new(ConnInfo { remote, peer, principal, certificate, server_name });
         // A request line longer than the URI limit (plus method and version), or longer than
         // the head buffer can hold, is a URI too long: 414, not the parser's 431.
         let max_line = (limits.max_uri_bytes + 16).min(head_buffer(limits) - 1);

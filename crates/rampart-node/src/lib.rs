@@ -12,6 +12,7 @@
 //!   when its files change;
 //! - [`envelope`]: Fernet envelopes (TTL; claimed in the network-wide replay guard);
 //! - [`health`]: plain-HTTP readiness for orchestrators, on a listener of its own;
+//! - [`public`]: the listener for the client TLS a gateway relays on passthrough routes;
 //! - [`program`]: executables as services, run CGI-style under limits, from a services folder
 //!   followed live (`program/folder.rs`).
 
@@ -21,6 +22,7 @@
 pub mod envelope;
 pub mod health;
 pub mod program;
+pub mod public;
 pub mod registration;
 pub mod renewal;
 pub mod service;
@@ -113,15 +115,20 @@ pub async fn run(
     tls: rustls::ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
-    let reporter = node.reporter.clone();
+    let observers = refusals_reported(node.reporter.clone());
     let handler: rampart_net::Handler = Arc::new(move |req, conn| {
         let node = node.clone();
         Box::pin(async move { handle(&node, req, &conn).await })
     });
-    // A refused caller is a security event: logged here and reported to the gateway.
+    rampart_net::serve(listener, Arc::new(tls), handler, ServeLimits::default(), observers, shutdown).await;
+}
+
+/// Observers for which a refused caller is a security event: logged here and reported to the
+/// gateway.
+pub(crate) fn refusals_reported(reporter: Option<Arc<registration::Membership>>) -> rampart_net::Observers {
     let observer: rampart_net::serve::HandshakeObserver = Arc::new(move |source, refusal| {
         let remote = source.client;
-        tracing::warn!("refused a connection from {remote} ({}): {refusal}", refusal.kind());
+        tracing::warn!("refused a connection from {source} ({}): {refusal}", refusal.kind());
         let reason = format!("{} ({})", refusal.reason(), refusal.kind());
         if let Some(r) = reporter.clone() {
             tokio::spawn(async move {
@@ -129,8 +136,7 @@ pub async fn run(
             });
         }
     });
-    let observers = rampart_net::Observers { handshake: Some(observer), connection: None };
-    rampart_net::serve(listener, Arc::new(tls), handler, ServeLimits::default(), observers, shutdown).await;
+    rampart_net::Observers { handshake: Some(observer), connection: None }
 }
 
 fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Body> {
@@ -174,6 +180,38 @@ async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Respons
     if req.uri().path() == path::HEALTH && !req.headers().contains_key(header::SERVICE) {
         return with_node(node, respond(StatusCode::OK, "text/plain; charset=utf-8", b"ok".to_vec()));
     }
+    let headers = req.headers();
+    let principal = header::text(headers, &header::PRINCIPAL).unwrap_or("anonymous").to_owned();
+    let Some(service) = header::text(headers, &header::SERVICE).map(str::to_owned) else {
+        return answer(Answer::error(StatusCode::BAD_REQUEST, "bad_request", "no Rampart-Service header"));
+    };
+    // The client the gateway named (the connection is the gateway's).
+    let client = header::text(headers, &header::CLIENT).unwrap_or("").to_owned();
+    let headers = headers.clone();
+    dispatch(node, req, headers, conn, Caller { principal, service, client }).await
+}
+
+/// Who a request is for and from, as the node knows it: from the gateway's headers on the
+/// internal listener, from the connection and the gateway's admission on the public one.
+pub(crate) struct Caller {
+    /// The principal's name.
+    principal: String,
+    /// The service.
+    service: String,
+    /// The client's address (empty when unknown).
+    client: String,
+}
+
+/// Runs a request of `caller` (its own headers `headers`, the request's less what only the
+/// gateway may say) on the service it is for.
+pub(crate) async fn dispatch(
+    node: &Node,
+    req: Request<Incoming>,
+    headers: http::HeaderMap,
+    conn: &ConnInfo,
+    caller: Caller,
+) -> Response<Body> {
+    let Caller { principal, service, client } = caller;
     if let Err(e) = rampart_net::wire::check_method(req.method()) {
         return answer(Answer::error(StatusCode::BAD_REQUEST, "bad_method", &e.to_string()));
     }
@@ -181,11 +219,6 @@ async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Respons
     let path = match rampart_net::wire::normalize_path(req.uri().path()) {
         Ok(p) => p.into_owned(),
         Err(e) => return answer(Answer::error(StatusCode::BAD_REQUEST, "bad_path", &e.to_string())),
-    };
-    let headers = req.headers().clone();
-    let principal = header::text(&headers, &header::PRINCIPAL).unwrap_or("anonymous").to_owned();
-    let Some(service) = header::text(&headers, &header::SERVICE).map(str::to_owned) else {
-        return answer(Answer::error(StatusCode::BAD_REQUEST, "bad_request", "no Rampart-Service header"));
     };
     let method = req.method().clone();
     let query = req.uri().query().map(str::to_owned);
@@ -209,7 +242,7 @@ async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Respons
         ));
     }
     let body = if sealed_in {
-        match open(node, body, &headers, conn, (&principal, &service)).await {
+        match open(node, body, &headers, (conn, &client), (&principal, &service)).await {
             Ok(plain) => plain,
             Err(refused) => return refused,
         }
@@ -219,7 +252,6 @@ async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Respons
     let hosted = node.services.load().get(&service).cloned();
     let a = match hosted {
         Some(hosted) => {
-            let client = header::text(&headers, &header::CLIENT).unwrap_or("");
             let idempotency_key = header::text(&headers, &header::IDEMPOTENCY_KEY);
             let call = Call {
                 method: &method,
@@ -227,7 +259,7 @@ async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Respons
                 query: query.as_deref(),
                 headers: &headers,
                 principal: &principal,
-                client,
+                client: &client,
                 idempotency_key,
                 body,
             };
@@ -261,7 +293,7 @@ async fn open(
     node: &Node,
     body: Vec<u8>,
     headers: &http::HeaderMap,
-    conn: &ConnInfo,
+    (conn, client): (&ConnInfo, &str),
     (principal, service): (&str, &str),
 ) -> Result<Vec<u8>, Response<Body>> {
     let (Some(env), Some(guard)) = (&node.envelopes, &node.reporter) else {
@@ -274,9 +306,7 @@ async fn open(
     let key = header::text(headers, &header::IDEMPOTENCY_KEY);
     let scope = key.map(|k| envelope::scope(principal, service, k));
     env.open(&body, guard, scope.as_deref()).await.map_err(|e| {
-        // The client the gateway named (the connection is the gateway's).
-        let client = header::text(headers, &header::CLIENT);
-        let source = client.map_or_else(|| conn.remote.ip().to_string(), str::to_owned);
+        let source = if client.is_empty() { conn.remote.ip().to_string() } else { client.to_owned() };
         refused_envelope(guard, source, principal, service, e)
     })
 }

@@ -96,6 +96,11 @@ pub struct Membership {
     changed: Arc<tokio::sync::Notify>,
     /// Whether the node is registered now (its readiness).
     registered: Arc<AtomicBool>,
+    /// Its listener for relayed client TLS (passthrough routes), if it has one.
+    public: Option<SocketAddr>,
+    /// The passthrough routes of its services (service → server names), as the gateway said
+    /// at the last registration.
+    passthrough: Arc<arc_swap::ArcSwap<BTreeMap<String, Vec<String>>>>,
 }
 
 impl Membership {
@@ -113,7 +118,26 @@ impl Membership {
             services: Arc::new(arc_swap::ArcSwap::from_pointee((services, BTreeMap::new()))),
             changed: Arc::default(),
             registered: Arc::new(AtomicBool::new(false)),
+            public: None,
+            passthrough: Arc::default(),
         }
+    }
+
+    /// Also registers `public`, its listener for the client TLS of passthrough routes.
+    #[must_use]
+    pub fn with_public(mut self, public: SocketAddr) -> Self {
+        self.public = Some(public);
+        self
+    }
+
+    /// The service whose passthrough route answers for `server_name` (in any case), if one of
+    /// this node's does.
+    pub fn passthrough_service(&self, server_name: &str) -> Option<String> {
+        let routes = self.passthrough.load();
+        routes
+            .iter()
+            .find(|(_, names)| names.iter().any(|n| n.eq_ignore_ascii_case(server_name)))
+            .map(|(service, _)| service.clone())
     }
 
     /// The node now hosts `services`: registered again at once (a registration replaces the
@@ -136,7 +160,7 @@ impl Membership {
     /// Every message here is safe to repeat on another gateway when its answer was lost: a
     /// repeated registration replaces the first (its lease is revoked), heartbeats and
     /// deregistrations are idempotent, and an event report at worst appears twice.
-    async fn post(
+    pub(crate) async fn post(
         &self,
         endpoint: Endpoint,
         body: &impl serde::Serialize,
@@ -236,13 +260,14 @@ impl Membership {
     /// Registers; returns the heartbeat interval the gateway asks for.
     pub async fn register(&self) -> Result<Duration, String> {
         let (services, timeouts_ms) = self.services.load().as_ref().clone();
-        let registration = Registration { addr: self.addr, services, timeouts_ms };
+        let registration = Registration { addr: self.addr, services, timeouts_ms, public: self.public };
         let (status, body) = self.post(Endpoint::Register, &registration).await?;
         if status != StatusCode::OK {
             return Err(format!("gateway answered {status}: {body}"));
         }
         let registered: Registered =
             serde_json::from_value(body).map_err(|e| format!("gateway answered a registration with {e}"))?;
+        self.passthrough.store(Arc::new(registered.passthrough));
         Ok(Duration::from_millis(registered.heartbeat_ms))
     }
 

@@ -10,9 +10,8 @@ mod support;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use support::{ok, spawn};
+use support::{curl, ok, spawn, subject_for};
 
 /// An app on loopback answering every request with the head it received (bounded: at most
 /// `requests` requests, then it stops).
@@ -46,31 +45,6 @@ fn append(home: &Path, text: &str) {
     let mut config = std::fs::read_to_string(&path).unwrap();
     config.push_str(text);
     std::fs::write(path, config).unwrap();
-}
-
-fn curl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("curl").args(["-sS", "--max-time", "10"]).args(args).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
-}
-
-/// The subject of the certificate `addr` presents for `sni` (none: no SNI).
-fn subject_for(addr: &str, sni: Option<&str>) -> String {
-    let mut args = vec!["s_client", "-connect", addr];
-    match sni {
-        Some(name) => args.extend(["-servername", name]),
-        None => args.push("-noservername"),
-    }
-    let shown =
-        Command::new("openssl").args(&args).stdin(Stdio::null()).stderr(Stdio::null()).output().unwrap();
-    let mut x509 = Command::new("openssl")
-        .args(["x509", "-noout", "-subject"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    x509.stdin.take().unwrap().write_all(&shown.stdout).unwrap();
-    String::from_utf8_lossy(&x509.wait_with_output().unwrap().stdout).replace(' ', "")
 }
 
 #[test]

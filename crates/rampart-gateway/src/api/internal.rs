@@ -15,8 +15,9 @@ use crate::{State, reply};
 /// not taken, and its certificate's renewal failing where no gateway could say so.
 /// Nothing else — a node must not be able to ban an address network-wide, or speak for the
 /// gateway.
-pub(super) const NODE_REPORTS: [EventKind; 6] = [
+pub(super) const NODE_REPORTS: [EventKind; 7] = [
     EventKind::NodeRefusedCaller,
+    EventKind::MisdirectedRequest,
     EventKind::EnvelopeRefused,
     EventKind::EnvelopeReplayed,
     EventKind::ProgramFailed,
@@ -58,6 +59,11 @@ pub(super) async fn internal(
         Endpoint::Events => node_reported(caller, node, body).await,
         Endpoint::Envelopes => crate::envelopes::claim(state, node, body).await,
         Endpoint::Renew => renew(caller, node, body).await,
+        Endpoint::Admit => {
+            let asker =
+                crate::routes::admit::Asker { node, principal: caller.principal, source: caller.source };
+            crate::routes::admit::admit(state, &asker, body).await
+        }
     }
 }
 
@@ -112,16 +118,24 @@ pub(super) async fn register(caller: &Caller<'_>, node: &str, body: &[u8]) -> Re
     }
     // A node listening on every address (0.0.0.0:7001 in a container) is reached at the
     // address it registered from.
-    let addr = if reg.addr.ip().is_unspecified() {
-        SocketAddr::new(caller.source.client.ip(), reg.addr.port())
-    } else {
-        reg.addr
+    let reached = |addr: SocketAddr| {
+        if addr.ip().is_unspecified() {
+            SocketAddr::new(caller.source.client.ip(), addr.port())
+        } else {
+            addr
+        }
     };
-    match state.join(node, addr, (reg.services, reg.timeouts_ms)).await {
+    let (addr, public) = (reached(reg.addr), reg.public.map(reached));
+    let passthrough = state.routes.passthrough_of_services(&reg.services);
+    match state.join(node, (addr, public), (reg.services, reg.timeouts_ms)).await {
         Ok(lease) => {
             let c = &state.config;
-            let answer =
-                Registered { lease: lease.0, lease_ttl_ms: c.lease_ttl_ms, heartbeat_ms: c.heartbeat_ms };
+            let answer = Registered {
+                lease: lease.0,
+                lease_ttl_ms: c.lease_ttl_ms,
+                heartbeat_ms: c.heartbeat_ms,
+                passthrough,
+            };
             reply::json(StatusCode::OK, &serde_json::to_value(answer).unwrap_or_default())
         }
         Err(e) => reply::unavailable(&format!("registry: {e}")),

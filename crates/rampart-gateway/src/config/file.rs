@@ -398,6 +398,12 @@ fn check(c: &GatewayConfig) -> Result<(), String> {
         if l.insecure.is_some() && (l.client_cert.is_some() || !l.certificates.is_empty()) {
             return fail(&at, "a plain-HTTP listener (insecure) has no certificates or client_cert");
         }
+        if l.relay_only && (l.insecure.is_some() || l.client_cert.is_some() || !l.certificates.is_empty()) {
+            return fail(
+                &at,
+                "a listener that only relays (relay_only) ends no TLS: it has no certificates, client_cert or insecure",
+            );
+        }
         if let Some(mode) = &l.client_cert
             && mode.parse::<rampart_net::ClientAuth>().is_err()
         {

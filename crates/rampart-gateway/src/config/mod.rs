@@ -169,6 +169,11 @@ pub struct ListenerConfig {
     /// gateway's `listen` port (nothing else is served in clear).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insecure: Option<Insecure>,
+    /// `true`: it only relays passthrough routes, by the name each client asks for; nothing
+    /// ends at the gateway here (no certificate, no API), and a client asking for no name or
+    /// another is refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub relay_only: bool,
 }
 
 /// A certificate and its key.

@@ -4,12 +4,16 @@
 //!   certificate carries the identity the registry holds for it (today's path, `upstream/nodes`);
 //! - `edge`: TLS ends at the gateway, which sends plain HTTP to an app on **loopback** (`edge`):
 //!   anything else would put the caller's request and identity on a network in clear;
-//! - `passthrough`: the client's TLS goes through untouched to a node holding the route's names
-//!   (not in this version: refused at start-up, rather than served as something else).
+//! - `passthrough`: the client's TLS goes through untouched, by the name it asks for (SNI), to
+//!   a node holding the route's names (`relays`); the node ends it, and asks the gateway to
+//!   authenticate the caller and apply admission and policy (`admit`).
 //!
-//! A route's service is admitted, authenticated and policed at the gateway whatever its mode.
+//! A route's service is admitted, authenticated and policed by the gateway whatever its mode.
 
+pub mod admit;
 pub mod edge;
+pub mod names;
+pub mod relays;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -87,15 +91,41 @@ pub enum RouteError {
         /// The route's mode.
         actual: Mode,
     },
-    /// A mode this version does not serve.
-    #[error("[routes.{0}]: passthrough routes are not served by this version; use edge or reencrypt")]
-    Unsupported(String),
+    /// A passthrough route without a name to be reached by.
+    #[error(
+        "[routes.{0}]: a passthrough route needs sni = [\"NAME\", …], the server names clients reach it by (its nodes' certificates carry them: rampart pki issue --role node --name N --dns NAME)"
+    )]
+    NoNames(String),
+    /// A server name that is not a DNS name.
+    #[error("[routes.{route}]: sni {name:?} {why}")]
+    BadServerName {
+        /// The route.
+        route: String,
+        /// The name.
+        name: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A server name of two routes.
+    #[error("[routes.{route}]: sni {name:?} is also a name of [routes.{other}]; a name reaches one route")]
+    NameTaken {
+        /// The route.
+        route: String,
+        /// The name.
+        name: String,
+        /// The route that has it too.
+        other: String,
+    },
 }
 
 /// The routes a gateway serves, checked.
 #[derive(Debug, Default)]
 pub struct Routes {
     edge: HashMap<String, edge::EdgeRoute>,
+    /// Passthrough routes: service → its server names (lower case).
+    passthrough: BTreeMap<String, Vec<String>>,
+    /// Every passthrough server name → its service.
+    by_name: HashMap<String, String>,
     /// The plain-HTTP client to edge routes' apps (when there are any).
     client: Option<rampart_net::client::HttpClient>,
 }
@@ -103,7 +133,7 @@ pub struct Routes {
 impl Routes {
     /// The routes of `config`, each checked; the first that cannot be served is the error.
     pub fn new(config: &BTreeMap<String, RouteConfig>) -> Result<Self, RouteError> {
-        let mut edge = HashMap::new();
+        let (mut edge, mut passthrough, mut by_name) = (HashMap::new(), BTreeMap::new(), HashMap::new());
         for (name, route) in config {
             if rampart_auth::ServiceName::parse(name).is_err() {
                 return Err(RouteError::BadName(name.clone()));
@@ -131,12 +161,41 @@ impl Routes {
                         route.upstream.as_deref().ok_or_else(|| RouteError::NoUpstream(name.clone()))?;
                     edge.insert(name.clone(), edge::EdgeRoute::new(name, loopback(name, upstream)?));
                 }
-                Mode::Passthrough => return Err(RouteError::Unsupported(name.clone())),
+                Mode::Passthrough => {
+                    if route.upstream.is_some() {
+                        return Err(other("upstream", "edge"));
+                    }
+                    let names = names::checked(name, &route.sni, &by_name)?;
+                    by_name.extend(names.iter().map(|n| (n.clone(), name.clone())));
+                    passthrough.insert(name.clone(), names);
+                }
             }
         }
         let client =
             (!edge.is_empty()).then(|| rampart_net::client::http_client(std::time::Duration::from_secs(1)));
-        Ok(Routes { edge, client })
+        Ok(Routes { edge, passthrough, by_name, client })
+    }
+
+    /// Whether any route is passthrough (then the front listeners read each ClientHello's
+    /// server name before anything else).
+    pub fn has_passthrough(&self) -> bool {
+        !self.passthrough.is_empty()
+    }
+
+    /// The service of the passthrough route that answers for `server_name` (in any case).
+    pub(crate) fn passthrough_service(&self, server_name: &str) -> Option<&str> {
+        let name = server_name.to_ascii_lowercase();
+        self.by_name.get(name.trim_end_matches('.')).map(String::as_str)
+    }
+
+    /// The server names of `service`'s passthrough route, if it is one.
+    pub(crate) fn passthrough_names(&self, service: &str) -> Option<&[String]> {
+        self.passthrough.get(service).map(Vec::as_slice)
+    }
+
+    /// The passthrough routes among `services`: what a node hosting them is told.
+    pub(crate) fn passthrough_of_services(&self, services: &[String]) -> BTreeMap<String, Vec<String>> {
+        services.iter().filter_map(|s| Some((s.clone(), self.passthrough.get(s)?.clone()))).collect()
     }
 
     /// The edge route of `service` and the client to its app, if it has one.
@@ -144,7 +203,7 @@ impl Routes {
         Some((self.edge.get(service)?, self.client.as_ref()?))
     }
 
-    /// Whether `service` is served by a route of its own (not by nodes).
+    /// Whether `service` is served by an edge route (an app of its own, not nodes).
     pub(crate) fn knows(&self, service: &str) -> bool {
         self.edge.contains_key(service)
     }
@@ -211,7 +270,7 @@ mod tests {
         let e = routes("[hello]\nupstream = \"http://127.0.0.1:9000\"").unwrap_err();
         assert!(matches!(e, RouteError::OtherMode { setting: "upstream", .. }), "{e}");
         assert!(matches!(routes("[\"bad name\"]\n").unwrap_err(), RouteError::BadName(_)));
-        assert!(matches!(routes("[p]\nmode = \"passthrough\"").unwrap_err(), RouteError::Unsupported(_)));
+        assert!(matches!(routes("[p]\nmode = \"passthrough\"").unwrap_err(), RouteError::NoNames(_)));
         assert!(toml::from_str::<BTreeMap<String, RouteConfig>>("[x]\nmode = \"tunnel\"").is_err());
     }
 }

@@ -29,6 +29,9 @@ pub struct NodeRecord {
     /// How long some of them may take, in milliseconds (programs' timeouts).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub timeouts_ms: std::collections::BTreeMap<String, u64>,
+    /// Its listener for relayed client TLS (passthrough routes), if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public: Option<SocketAddr>,
     /// Its lease.
     pub lease: i64,
 }
@@ -102,6 +105,17 @@ impl Nodes {
     /// Every live node's name and address (what the probes dial).
     pub fn addresses(&self) -> Vec<(String, SocketAddr)> {
         self.table.load().nodes.iter().map(|n| (n.name.clone(), n.addr)).collect()
+    }
+
+    /// The public listeners (passthrough) of the nodes hosting `service`, with their health.
+    pub(crate) fn public_of(&self, service: &str) -> Vec<(SocketAddr, Arc<NodeHealth>)> {
+        let table = self.table.load();
+        table
+            .nodes
+            .iter()
+            .filter(|n| n.services.iter().any(|s| s == service))
+            .filter_map(|n| Some((n.public?, self.board.get(&n.name))))
+            .collect()
     }
 
     /// Replaces the table with `nodes`; the nodes that left it.
@@ -201,6 +215,7 @@ mod tests {
     fn record(name: &str, port: u16, services: &[&str]) -> NodeRecord {
         NodeRecord {
             timeouts_ms: Default::default(),
+            public: None,
             name: name.to_owned(),
             addr: ([127, 0, 0, 1], port).into(),
             services: services.iter().map(|s| (*s).to_owned()).collect(),

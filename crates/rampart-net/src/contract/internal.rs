@@ -22,17 +22,23 @@ pub enum Endpoint {
     /// A CSR (PEM, [`super::media::PKCS10`]) → the node's new certificate (PEM,
     /// [`super::media::PEM_CERTIFICATES`]): its current certificate renewed for the CSR's key.
     Renew,
+    /// [`AdmitRequest`] → [`Admitted`], or the refusal to pass on (its status and body, as the
+    /// gateway would have answered): may this caller call this passthrough route now? The
+    /// gateway authenticates and applies admission and policy as for its own requests, and
+    /// records the refusal as an event of the node.
+    Admit,
 }
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Endpoint; 6] = [
+    pub const ALL: [Endpoint; 7] = [
         Endpoint::Register,
         Endpoint::Heartbeat,
         Endpoint::Deregister,
         Endpoint::Events,
         Endpoint::Envelopes,
         Endpoint::Renew,
+        Endpoint::Admit,
     ];
 
     /// Its path, after `/_rampart`.
@@ -44,6 +50,7 @@ impl Endpoint {
             Endpoint::Events => "/internal/events",
             Endpoint::Envelopes => "/internal/envelopes",
             Endpoint::Renew => "/internal/renew",
+            Endpoint::Admit => "/internal/admit",
         }
     }
 
@@ -64,10 +71,14 @@ pub struct Registration {
     /// timeout): the gateway waits that long on them rather than taking the node for hung.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub timeouts_ms: std::collections::BTreeMap<String, u64>,
+    /// Its listener for the client TLS that gateways relay to it on passthrough routes
+    /// (`--public-listen`), if it has one (an unspecified address is read as for `addr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public: Option<SocketAddr>,
 }
 
 /// The gateway's answer to a [`Registration`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registered {
     /// The node's lease.
     pub lease: i64,
@@ -75,6 +86,35 @@ pub struct Registered {
     pub lease_ttl_ms: u64,
     /// How often to heartbeat, in milliseconds.
     pub heartbeat_ms: u64,
+    /// The passthrough routes of the services it hosts: service → the server names (SNI) the
+    /// route answers for. Its public listener serves these names, and only these.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub passthrough: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// A caller of a passthrough route, as the node that ended its TLS saw it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdmitRequest {
+    /// The route's service.
+    pub service: String,
+    /// The request's method.
+    pub method: String,
+    /// The client's address (from the gateway's PROXY protocol header).
+    pub client: SocketAddr,
+    /// The request's `Authorization` header, if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<String>,
+    /// The client's certificate (DER, base64), which the node's handshake verified against
+    /// the trust domain's CA and CRL, if it presented one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+}
+
+/// The gateway's answer to an [`AdmitRequest`] it admits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Admitted {
+    /// The caller's principal, as the service sees it (`Rampart-Principal` on internal calls).
+    pub principal: String,
 }
 
 /// The gateway's answer to a heartbeat.
@@ -137,7 +177,8 @@ mod tests {
         assert_eq!(reg.services, ["echo"]);
         let answer = serde_json::to_value(ClaimAnswer { claim: ClaimVerdict::Replayed }).unwrap();
         assert_eq!(answer, serde_json::json!({"claim": "replayed"}));
-        let registered = Registered { lease: 7, lease_ttl_ms: 3000, heartbeat_ms: 1000 };
+        let registered =
+            Registered { lease: 7, lease_ttl_ms: 3000, heartbeat_ms: 1000, passthrough: Default::default() };
         assert_eq!(
             serde_json::to_value(registered).unwrap(),
             serde_json::json!({"lease": 7, "lease_ttl_ms": 3000, "heartbeat_ms": 1000})

@@ -29,6 +29,11 @@ impl ByServerName {
         ByServerName { certs }
     }
 
+    /// Whether one of its certificates is for `name` (not merely the default).
+    pub fn holds(&self, name: &str) -> bool {
+        self.certs.iter().any(|(names, _)| names.iter().any(|n| matches(n, name)))
+    }
+
     /// The identity presented to a client asking for `name`.
     pub fn pick(&self, name: Option<&str>) -> &LiveIdentity {
         let found =

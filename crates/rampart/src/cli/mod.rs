@@ -299,6 +299,21 @@ pub struct NodeArgs {
     /// not), for orchestrators' probes: the internal listener takes gateways' certificates only.
     #[arg(long, value_name = "ADDR")]
     pub health_listen: Option<std::net::SocketAddr>,
+    /// Also serve passthrough routes here: the client TLS a gateway relays untouched, by the
+    /// name the client asks for (`[routes.<service>] mode = "passthrough"`), ended with this
+    /// node's certificate, which carries the routes' names
+    /// (`rampart pki issue --role node --name NAME --dns HOST`). Only the gateways may relay
+    /// (each connection starts with their PROXY protocol header).
+    #[arg(long, value_name = "ADDR")]
+    pub public_listen: Option<std::net::SocketAddr>,
+    /// Client certificates on the public listener: off, optional or required (the caller
+    /// may also use a token, unless required).
+    #[arg(long, value_name = "MODE", default_value = "optional", requires = "public_listen")]
+    pub public_client_cert: String,
+    /// Where the gateways relay from, when not from the addresses of --gateway (behind NAT, in
+    /// a cluster): an address or network, repeatable.
+    #[arg(long, value_name = "CIDR", requires = "public_listen")]
+    pub relays_from: Vec<ipnet::IpNet>,
 }
 
 /// `rampart run-program`.

@@ -70,6 +70,13 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
         .map_err(|e: String| anyhow::anyhow!("gateway.client_cert: {e}"))?;
     // Routes are checked before anything starts: an edge app off loopback stops here.
     let routes = rampart_gateway::routes::Routes::new(&config.routes)?;
+    let sni = routes.has_passthrough();
+    if !sni && let Some(l) = config.gateway.listeners.iter().find(|l| l.relay_only) {
+        bail!(
+            "the listener {} only relays passthrough routes (relay_only), and no route is passthrough",
+            l.listen
+        );
+    }
     let material = home.material(&config, "gateway").context("loading the gateway certificate")?;
     // Peer networks' gateways are verified against their own bundles (kept current by the
     // gateway's federation as peers are added, removed or rotate their CAs).
@@ -91,10 +98,19 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
         if let Some(updater) = crl_updates {
             tokio::spawn(rampart_net::tls::follow_crl(crl_path.clone(), updater, Duration::from_secs(1)));
         }
-        let mut fronts = vec![rampart_gateway::Front::Https(listener, Arc::new(tls))];
+        let tls = Arc::new(tls);
+        // With passthrough routes, every listener reads the name each client asks for first.
+        let mut fronts = vec![match sni {
+            true => {
+                let own = rampart_net::tls::ByServerName::new(material.identity.clone(), Vec::new());
+                rampart_gateway::Front::Sni(listener, tls.clone(), Some(own))
+            }
+            false => rampart_gateway::Front::Https(listener, tls.clone()),
+        }];
         let mut also = Vec::new();
         for l in &config.gateway.listeners {
-            let (front, said) = extra_listener(home, l, (&material, mode, &peers), addr.port(), &crl_path).await?;
+            let main = (material.as_ref(), mode, &peers, &tls);
+            let (front, said) = extra_listener(home, l, main, (addr.port(), sni), &crl_path).await?;
             fronts.push(front);
             also.push(said);
         }
@@ -159,14 +175,24 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
     })
 }
 
+/// The main listener's material, client certificate mode, peers and TLS config.
+type MainListener<'a> = (
+    &'a rampart_net::TlsMaterial,
+    ClientAuth,
+    &'a rampart_net::trust::TrustDomains,
+    &'a Arc<rustls::ServerConfig>,
+);
+
 /// One more front listener of `[[gateway.listeners]]`, bound, and how the ready line names it:
-/// a redirecting one to the main listener's `https_port`, or TLS with its own client
-/// certificate mode and certificates (each followed on disk, chosen by SNI).
+/// a redirecting one to the main listener's `https_port`, one that only relays passthrough
+/// routes, or TLS with its own client certificate mode and certificates (each followed on
+/// disk, chosen by SNI) — reading each client's server name first when `sni` (some route is
+/// passthrough).
 async fn extra_listener(
     home: &Home,
     l: &rampart_gateway::config::ListenerConfig,
-    (material, main_mode, peers): (&rampart_net::TlsMaterial, ClientAuth, &rampart_net::trust::TrustDomains),
-    https_port: u16,
+    (material, main_mode, peers, main_tls): MainListener<'_>,
+    (https_port, sni): (u16, bool),
     crl_path: &std::path::Path,
 ) -> Result<(rampart_gateway::Front, String)> {
     let listener = tokio::net::TcpListener::bind(l.listen)
@@ -177,6 +203,13 @@ async fn extra_listener(
         return Ok((
             rampart_gateway::Front::Redirect(listener, https_port),
             format!("http://{addr} (redirects to https)"),
+        ));
+    }
+    if l.relay_only {
+        // Its TLS config is never used: it ends no TLS.
+        return Ok((
+            rampart_gateway::Front::Sni(listener, main_tls.clone(), None),
+            format!("https://{addr} (relays passthrough routes only)"),
         ));
     }
     let mode = match &l.client_cert {
@@ -193,15 +226,20 @@ async fn extra_listener(
     }
     let mut identities = identities.into_iter();
     let first = identities.next().unwrap_or_else(|| material.identity.clone());
-    let certs = rampart_net::tls::ByServerName::new(first, identities.collect());
+    let others: Vec<_> = identities.collect();
+    let certs = rampart_net::tls::ByServerName::new(first.clone(), others.clone());
     let (tls, crl_updates) = rampart_net::tls::front_door_config_with(material, mode, peers, certs)?;
     if let Some(updater) = crl_updates {
         tokio::spawn(rampart_net::tls::follow_crl(crl_path.to_owned(), updater, Duration::from_secs(1)));
     }
-    Ok((
-        rampart_gateway::Front::Https(listener, Arc::new(tls)),
-        format!("https://{addr} (client certificates {mode})"),
-    ))
+    let front = match sni {
+        true => {
+            let own = rampart_net::tls::ByServerName::new(first, others);
+            rampart_gateway::Front::Sni(listener, Arc::new(tls), Some(own))
+        }
+        false => rampart_gateway::Front::Https(listener, Arc::new(tls)),
+    };
+    Ok((front, format!("https://{addr} (client certificates {mode})")))
 }
 
 /// When the gateway's certificate and the CA's expire, for the metrics.
@@ -303,6 +341,27 @@ fn user_ids(user: &str) -> Result<(u32, u32)> {
         .with_context(|| format!("--run-as {user:?}: no such user in /etc/passwd (or give UID:GID)"))
 }
 
+/// Who may relay to the public listener (and send the PROXY protocol header): `--relays-from`,
+/// else every address the gateways' hosts resolve to.
+async fn relays_from(
+    gateways: &rampart_net::gateways::Gateways,
+    given: &[ipnet::IpNet],
+) -> Result<rampart_net::proxy_header::ProxyProtocol> {
+    let mut nets = given.to_vec();
+    if nets.is_empty() {
+        for url in gateways.urls() {
+            let uri: http::Uri = url.parse().with_context(|| format!("--gateway {url:?}"))?;
+            let (host, port) = (uri.host().unwrap_or_default(), uri.port_u16().unwrap_or(443));
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let addrs = tokio::net::lookup_host((host, port))
+                .await
+                .with_context(|| format!("resolving the gateway {url} (or give --relays-from)"))?;
+            nets.extend(addrs.map(|a| ipnet::IpNet::from(a.ip().to_canonical())));
+        }
+    }
+    Ok(rampart_net::proxy_header::ProxyProtocol::new(nets))
+}
+
 /// The gateways a node registers with: `--gateway`, or the home's.
 fn gateways_of(
     home: &Home,
@@ -345,6 +404,14 @@ pub fn node(home: &Home, mut args: NodeArgs) -> Result<()> {
         Some(&[Role::Gateway]),
     )?;
     let crl_path = home.pki().domain_dir(&config.domain).join("crl.pem");
+    // Passthrough routes' client TLS ends here with this node's certificate: any role of this
+    // domain (users, admins) may present one; the gateway admits the caller.
+    let public_mode: ClientAuth =
+        args.public_client_cert.parse().map_err(|e: String| anyhow::anyhow!("--public-client-cert: {e}"))?;
+    let public_tls = args
+        .public_listen
+        .map(|_| rampart_net::tls::server_config_with_crl_updates(&material, public_mode, None))
+        .transpose()?;
     let client_tls = material.client_config(&[Role::Gateway])?;
     let renewal_tls = client_tls.clone();
     let envelopes = match rampart_crypto::file::load(&home.keyring_path()) {
@@ -358,8 +425,8 @@ pub fn node(home: &Home, mut args: NodeArgs) -> Result<()> {
     let gateways = Arc::new(gateways_of(home, &config, &args)?);
     let name = args.name.clone();
     runtime()?.block_on(async move {
-        if let Some(updater) = crl_updates {
-            tokio::spawn(rampart_net::tls::follow_crl(crl_path, updater, Duration::from_secs(1)));
+        for updater in crl_updates.into_iter().chain(public_tls.as_ref().and_then(|(_, u)| u.clone())) {
+            tokio::spawn(rampart_net::tls::follow_crl(crl_path.clone(), updater, Duration::from_secs(1)));
         }
         let client = rampart_net::client::https_client(client_tls, Duration::from_secs(2));
         let store: Arc<dyn rampart_store::Store> =
@@ -373,13 +440,24 @@ pub fn node(home: &Home, mut args: NodeArgs) -> Result<()> {
             .await
             .with_context(|| format!("binding {}", args.listen))?;
         let addr = listener.local_addr()?;
+        let public = match (args.public_listen, public_tls) {
+            (Some(at), Some((tls, _))) => {
+                let listener = tokio::net::TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("binding the public listener {at}"))?;
+                let from = relays_from(&gateways, &args.relays_from).await?;
+                Some((listener, tls, from))
+            }
+            _ => None,
+        };
+        let public_addr = public.as_ref().map(|(l, _, _)| l.local_addr()).transpose()?;
         let mut node = rampart_node::Node::new(name.clone(), services, envelopes);
-        let membership = Arc::new(rampart_node::registration::Membership::new(
-            client,
-            gateways.clone(),
-            addr,
-            node.services(),
-        ));
+        let mut membership =
+            rampart_node::registration::Membership::new(client, gateways.clone(), addr, node.services());
+        if let Some(at) = public_addr {
+            membership = membership.with_public(at);
+        }
+        let membership = Arc::new(membership);
         node.reporter = Some(membership.clone());
         // The certificate: read again when its files change, renewed at two thirds of its life.
         tokio::spawn(rampart_node::renewal::maintain(
@@ -411,13 +489,23 @@ pub fn node(home: &Home, mut args: NodeArgs) -> Result<()> {
             ));
         }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        if let Some((listener, tls, from)) = public {
+            let mut stopped = stop_rx.clone();
+            let stopped = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            tokio::spawn(rampart_node::public::serve(node.clone(), listener, tls, from, stopped));
+        }
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let keeper = tokio::spawn(membership.maintain(stop_rx, Some(ready_tx)));
         let services = node.services().join(", ");
+        let public = public_addr
+            .map(|at| format!("; passthrough routes on https://{at} (client certificates {public_mode})"))
+            .unwrap_or_default();
         tokio::spawn(async move {
             if ready_rx.await.is_ok() {
                 ready(&format!(
-                    "rampart node {name} listening on https://{addr}, registered with {} ({services})",
+                    "rampart node {name} listening on https://{addr}, registered with {} ({services}){public}",
                     gateways.current()
                 ));
             }

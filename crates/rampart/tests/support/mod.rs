@@ -305,3 +305,29 @@ pub fn assert_none_failed(failures: &[String]) {
         &failures[..failures.len().min(5)]
     );
 }
+
+/// `curl -sS --max-time 10 ARGS`: whether it succeeded, and what it printed (both streams).
+pub fn curl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("curl").args(["-sS", "--max-time", "10"]).args(args).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+/// The subject of the certificate `addr` presents for `sni` (none: no SNI), without spaces.
+pub fn subject_for(addr: &str, sni: Option<&str>) -> String {
+    let mut args = vec!["s_client", "-connect", addr];
+    match sni {
+        Some(name) => args.extend(["-servername", name]),
+        None => args.push("-noservername"),
+    }
+    let shown =
+        Command::new("openssl").args(&args).stdin(Stdio::null()).stderr(Stdio::null()).output().unwrap();
+    let mut x509 = Command::new("openssl")
+        .args(["x509", "-noout", "-subject"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    x509.stdin.take().unwrap().write_all(&shown.stdout).unwrap();
+    String::from_utf8_lossy(&x509.wait_with_output().unwrap().stdout).replace(' ', "")
+}

@@ -113,6 +113,7 @@ impl World {
         let records = (1..=acts.len() as u16)
             .map(|p| NodeRecord {
                 timeouts_ms: Default::default(),
+                public: None,
                 name: format!("t{p}"),
                 addr: ([127, 0, 0, 1], p).into(),
                 services: vec!["svc".into()],

@@ -30,14 +30,18 @@ use crate::registration::{Membership, Report};
 use crate::{Answer, Caller, Node, answer};
 
 /// Serves passthrough routes of `node` on `listener` until `shutdown` completes, then
-/// drains; only the gateways `proxy` trusts may relay to it.
+/// drains; only the gateways `proxy` trusts may relay to it. `identity` is what `tls`
+/// presents: a route's name it does not carry is said in the log (clients would refuse it).
 pub async fn serve(
     node: Arc<Node>,
     listener: tokio::net::TcpListener,
-    tls: rustls::ServerConfig,
+    (tls, identity): (rustls::ServerConfig, rampart_net::tls::LiveIdentity),
     proxy: ProxyProtocol,
     shutdown: impl Future<Output = ()>,
 ) {
+    if let Some(membership) = node.reporter.clone() {
+        tokio::spawn(warn_of_missing_names(membership, identity));
+    }
     let observers = crate::refusals_reported(node.reporter.clone());
     let from = proxy.clone();
     let handler: rampart_net::Handler = Arc::new(move |req, conn| {
@@ -114,6 +118,29 @@ async fn handle(
     let headers = own_headers(req.headers());
     let client = conn.remote.ip().to_string();
     crate::dispatch(node, req, headers, conn, Caller { principal, service, client }).await
+}
+
+/// Says in the log, once per change, which of the routes' names the certificate lacks.
+async fn warn_of_missing_names(membership: Arc<Membership>, identity: rampart_net::tls::LiveIdentity) {
+    let mut said = Vec::new();
+    loop {
+        let held =
+            rampart_pki::inspect::cert_from_der(identity.leaf().as_ref()).map(|c| c.dns).unwrap_or_default();
+        let missing: Vec<String> = membership
+            .passthrough_names()
+            .into_iter()
+            .filter(|n| !held.iter().any(|h| h.eq_ignore_ascii_case(n)))
+            .collect();
+        if !missing.is_empty() && missing != said {
+            tracing::warn!(
+                "this node's certificate does not carry {} (its passthrough routes' names): clients will refuse it. \
+                 Issue it with --dns for each (rampart pki issue --role node --name NAME --dns HOST)",
+                missing.join(", ")
+            );
+        }
+        said = missing;
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    }
 }
 
 /// The request's own headers: without its credential (the gateway's to judge) and without

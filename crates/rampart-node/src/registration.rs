@@ -130,6 +130,11 @@ impl Membership {
         self
     }
 
+    /// Every server name of this node's passthrough routes, as the gateway said.
+    pub fn passthrough_names(&self) -> Vec<String> {
+        self.passthrough.load().values().flatten().cloned().collect()
+    }
+
     /// The service whose passthrough route answers for `server_name` (in any case), if one of
     /// this node's does.
     pub fn passthrough_service(&self, server_name: &str) -> Option<String> {

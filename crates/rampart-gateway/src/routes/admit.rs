@@ -80,6 +80,10 @@ pub(crate) async fn admit(state: &State, asker: &Asker<'_>, body: &[u8]) -> Resp
         certificate: None,
         server_name: None,
     };
+    // Bans and the per-source rate, as for a request to the gateway itself.
+    if let Err(refusal) = state.admission.screen(req.client.ip(), 0, &headers, false) {
+        return state.refused(refusal, &conn, None, Some(&req.service));
+    }
     match crate::request::admit_call(state, (&method, &headers), &conn, &req.service).await {
         Ok(p) => reply::json(StatusCode::OK, &serde_json::json!(Admitted { principal: p.name() })),
         Err(refused) => refused,

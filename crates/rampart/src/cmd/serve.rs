@@ -494,7 +494,8 @@ pub fn node(home: &Home, mut args: NodeArgs) -> Result<()> {
             let stopped = async move {
                 let _ = stopped.wait_for(|s| *s).await;
             };
-            tokio::spawn(rampart_node::public::serve(node.clone(), listener, tls, from, stopped));
+            let presented = (tls, material.identity.clone());
+            tokio::spawn(rampart_node::public::serve(node.clone(), listener, presented, from, stopped));
         }
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let keeper = tokio::spawn(membership.maintain(stop_rx, Some(ready_tx)));

@@ -103,6 +103,8 @@ pub struct State {
     pub(crate) federation: Option<Arc<federation::Federation>>,
     /// How TLS ends per service: edge routes' apps (`[routes.<service>]`).
     pub(crate) routes: routes::Routes,
+    /// The check of client certificates that nodes pass on from passthrough routes.
+    pub(crate) relayed_certificates: Option<rampart_net::tls::CrlUpdater>,
     /// The gateway's certificate (followed on disk, renewed) and the CA it may hold.
     pub(crate) certificates: Option<Arc<certs::Certificates>>,
     /// Turns true when the gateway begins to stop: what never ends by itself (event
@@ -144,6 +146,7 @@ impl State {
             federation: None,
             certificates: None,
             routes: Default::default(),
+            relayed_certificates: None,
             closing: tokio::sync::watch::Sender::new(false),
             config,
         }
@@ -166,6 +169,13 @@ impl State {
     /// Serves `routes` (checked by [`routes::Routes::new`]).
     pub fn with_routes(mut self, routes: routes::Routes) -> Self {
         self.routes = routes;
+        self
+    }
+
+    /// Checks the client certificates nodes pass on from passthrough routes with `check` (to
+    /// the trust domain's CA and CRL); without it, none is accepted.
+    pub fn with_relayed_certificates(mut self, check: rampart_net::tls::CrlUpdater) -> Self {
+        self.relayed_certificates = Some(check);
         self
     }
 

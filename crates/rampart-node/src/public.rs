@@ -147,12 +147,12 @@ async fn warn_of_missing_names(membership: Arc<Membership>, identity: rampart_ne
 /// what only a gateway may say (`Rampart-*`, where the request came from).
 fn own_headers(headers: &HeaderMap) -> HeaderMap {
     let mut own = headers.clone();
-    let gateways: Vec<_> = own
+    let only_gateways: Vec<_> = own
         .keys()
         .filter(|n| header::is_rampart(n) || *n == "forwarded" || n.as_str().starts_with("x-forwarded-"))
         .cloned()
         .collect();
-    for name in gateways {
+    for name in only_gateways {
         own.remove(name);
     }
     own.remove(AUTHORIZATION);

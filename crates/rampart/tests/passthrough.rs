@@ -205,6 +205,41 @@ fn a_passthrough_route_ends_tls_at_its_node_which_sees_the_caller_and_refuses_wh
     let (fine, said) = curl(&["--resolve", &resolve, "--cacert", &p.ca, &format!("https://{NAME}:{port}/")]);
     assert!(!fine, "{said}");
     assert!(p.event("node_refused_caller", "PROXY"));
+
+    // A node cannot make up a caller: the certificate it passes on is checked against the CA
+    // again. Alice's is taken; one of another CA (its domain named the same) is refused.
+    let other = p.net.dir.path().join("other");
+    ok(&other, &["init"]);
+    ok(&other, &["pki", "issue", "--role", "admin", "--name", "mallory"]);
+    let (_, home, _) = &p.nodes[0];
+    let as_n1 = |cert: &Path| {
+        let pem = std::fs::read_to_string(cert).unwrap();
+        let der: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let ask = serde_json::json!({"service": "echo", "method": "GET", "client": "127.0.0.1:9", "certificate": der});
+        let issued = home.join("pki/local/issued");
+        let (n1_cert, n1_key) = (issued.join("n1.pem"), issued.join("n1.key"));
+        curl(&[
+            "--cacert",
+            &p.ca,
+            "--cert",
+            n1_cert.to_str().unwrap(),
+            "--key",
+            n1_key.to_str().unwrap(),
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &ask.to_string(),
+            "-w",
+            " %{http_code}",
+            &format!("{}/_rampart/internal/admit", p.net.url),
+        ])
+        .1
+    };
+    let said = as_n1(&p.net.home.join("pki/local/issued/alice.pem"));
+    assert!(said.ends_with(" 200") && said.contains("spiffe://local/user/alice"), "{said}");
+    let said = as_n1(&other.join("pki/local/issued/mallory.pem"));
+    assert!(said.ends_with(" 401") && said.contains("refused"), "{said}");
+    assert!(p.event("tls_bad_identity", "relayed client certificate was refused"));
 }
 
 /// A TCP relay on loopback to `to`, for one connection: the client's first TLS record goes on

@@ -98,6 +98,13 @@ fn relayed(state: &State, asker: &Asker<'_>, base64: &str) -> Result<Principal, 
     let der = base64::engine::general_purpose::STANDARD
         .decode(base64)
         .map_err(|_| "the relayed client certificate is not base64".to_owned())?;
+    // A node vouches that the client holds the key (its handshake proved it); the certificate
+    // itself is checked here again, so that a node cannot make up a caller.
+    let check =
+        state.relayed_certificates.as_ref().ok_or("this gateway takes no relayed client certificate")?;
+    check
+        .check(&der.as_slice().into())
+        .map_err(|e| format!("the relayed client certificate was refused: {e}"))?;
     Principal::relayed_certificate(asker.principal, &state.domain, &der).map_err(|e| e.to_string())
 }
 

@@ -18,7 +18,7 @@ pub use client::{
 };
 pub use live::LiveIdentity;
 pub use server::{
-    CrlUpdater, follow_crl, front_door_config, front_door_config_with, server_config,
+    CrlUpdater, follow_crl, front_door_config, front_door_config_with, relayed_certificates, server_config,
     server_config_with_crl_updates,
 };
 pub use sni::ByServerName;

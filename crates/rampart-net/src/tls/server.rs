@@ -126,7 +126,25 @@ fn build_client_verifier(
     v.build().map_err(|e| NetError::Tls(e.to_string()))
 }
 
+/// A check of client certificates whose handshake was done elsewhere (by a node, on a
+/// passthrough route): each must chain to the trust domain's CA, be valid now and not be
+/// revoked. Its CRL is followed like a listener's ([`follow_crl`]).
+pub fn relayed_certificates(m: &TlsMaterial) -> Result<CrlUpdater> {
+    let first = build_client_verifier(&m.roots, false, m.crls.clone())?;
+    Ok(CrlUpdater {
+        roots: m.roots.clone(),
+        optional: false,
+        current: Arc::new(ArcSwap::from_pointee(first)),
+    })
+}
+
 impl CrlUpdater {
+    /// Whether `cert` chains to the roots, is valid now and is not revoked (the signature of a
+    /// handshake aside: whoever relays it vouches for that).
+    pub fn check(&self, cert: &CertificateDer<'_>) -> std::result::Result<(), rustls::Error> {
+        self.current.load().verify_client_cert(cert, &[], UnixTime::now()).map(|_| ())
+    }
+
     /// Checks client certificates against `crls` from the next handshake on.
     pub fn update(&self, crls: Vec<CertificateRevocationListDer<'static>>) -> Result<()> {
         self.current.store(Arc::new(build_client_verifier(&self.roots, self.optional, crls)?));

@@ -131,6 +131,11 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
             config.gateway.clone(),
         );
         state = state.with_routes(routes);
+        if sni {
+            let check = rampart_net::tls::relayed_certificates(&material)?;
+            tokio::spawn(rampart_net::tls::follow_crl(crl_path.clone(), check.clone(), Duration::from_secs(1)));
+            state = state.with_relayed_certificates(check);
+        }
         state = state.with_bundle_file(home.pki().domain_dir(&config.domain).join("ca.pem"));
         // The certificate is read again when its files change; with the CA in this home, the
         // gateway also renews it by itself and signs nodes' renewals.

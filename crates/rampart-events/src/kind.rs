@@ -143,6 +143,15 @@ kinds! {
     NodeCertificateRefused = "node_certificate_refused", Critical;
     /// A node refused a connection (not a gateway of its domain).
     NodeRefusedCaller = "node_refused_caller", Critical;
+    // Jobs.
+    /// A job submitted.
+    JobSubmitted = "job_submitted", Info;
+    /// A job's task claimed again after its worker died or lost its claim.
+    JobTaskReclaimed = "job_task_reclaimed", Warning;
+    /// A job done.
+    JobDone = "job_done", Info;
+    /// A job failed (its input could not be read).
+    JobFailed = "job_failed", Warning;
     // Passthrough.
     /// A ClientHello naming no passthrough route nor the listener's own names (or none where
     /// only names are relayed).

@@ -12,6 +12,7 @@
 //!   when its files change;
 //! - [`envelope`]: Fernet envelopes (TTL; claimed in the network-wide replay guard);
 //! - [`health`]: plain-HTTP readiness for orchestrators, on a listener of its own;
+//! - [`jobs`]: distributed histogram jobs as a service, and the node's worker;
 //! - [`public`]: the listener for the client TLS a gateway relays on passthrough routes;
 //! - [`program`]: executables as services, run CGI-style under limits, from a services folder
 //!   followed live (`program/folder.rs`).
@@ -21,6 +22,7 @@
 
 pub mod envelope;
 pub mod health;
+pub mod jobs;
 pub mod program;
 pub mod public;
 pub mod registration;

@@ -98,6 +98,8 @@ pub struct Membership {
     registered: Arc<AtomicBool>,
     /// Its listener for relayed client TLS (passthrough routes), if it has one.
     public: Option<SocketAddr>,
+    /// Its registration's lease (0 before the first registration).
+    lease: Arc<std::sync::atomic::AtomicI64>,
     /// The passthrough routes of its services (service → server names), as the gateway said
     /// at the last registration.
     passthrough: Arc<arc_swap::ArcSwap<BTreeMap<String, Vec<String>>>>,
@@ -119,7 +121,17 @@ impl Membership {
             changed: Arc::default(),
             registered: Arc::new(AtomicBool::new(false)),
             public: None,
+            lease: Arc::default(),
             passthrough: Arc::default(),
+        }
+    }
+
+    /// Its registration's lease, once registered: what its claims are attached to, so that
+    /// they vanish when it dies.
+    pub fn lease(&self) -> Option<rampart_store::LeaseId> {
+        match self.lease.load(Ordering::Relaxed) {
+            0 => None,
+            id => Some(rampart_store::LeaseId(id)),
         }
     }
 
@@ -273,6 +285,7 @@ impl Membership {
         let registered: Registered =
             serde_json::from_value(body).map_err(|e| format!("gateway answered a registration with {e}"))?;
         self.passthrough.store(Arc::new(registered.passthrough));
+        self.lease.store(registered.lease, Ordering::Relaxed);
         Ok(Duration::from_millis(registered.heartbeat_ms))
     }
 

@@ -12,8 +12,10 @@ use serde_json::{Map, Value};
 
 use crate::service::{Answer, Answering, Call, Service};
 
-/// The services a node may host without an app behind it.
-pub const BUILTINS: [&str; 3] = ["hello", "echo", "data"];
+/// The services a node may host without an app behind it (`jobs`: `crate::jobs`).
+pub const BUILTINS: [&str; 4] = ["hello", "echo", "data", "jobs"];
+/// The ones it hosts when told none.
+pub const DEFAULTS: [&str; 3] = ["hello", "echo", "data"];
 
 /// The built-in service `name` (`data` keeps its records in `store`); `None` for another name.
 pub fn builtin(name: &str, store: &Arc<dyn Store>) -> Option<Arc<dyn Service>> {

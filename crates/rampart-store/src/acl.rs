@@ -20,6 +20,9 @@ pub enum LeaseAccess {
     None,
     /// May grant new leases, and use exactly these.
     Own(Vec<LeaseId>),
+    /// May attach keys to exactly these leases, and nothing more: no granting, renewing or
+    /// revoking (a node and its registration's lease, so that what it claims vanishes with it).
+    Attach(Vec<LeaseId>),
     /// Every lease (administrators).
     All,
 }
@@ -52,7 +55,7 @@ impl Grants {
     fn may_use(&self, lease: LeaseId) -> bool {
         match &self.leases {
             LeaseAccess::None => false,
-            LeaseAccess::Own(ids) => ids.contains(&lease),
+            LeaseAccess::Own(ids) | LeaseAccess::Attach(ids) => ids.contains(&lease),
             LeaseAccess::All => true,
         }
     }
@@ -132,18 +135,24 @@ impl<S: Store + ?Sized> Store for AclStore<S> {
     }
 
     async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId> {
-        if self.grants.leases == LeaseAccess::None {
+        if matches!(self.grants.leases, LeaseAccess::None | LeaseAccess::Attach(_)) {
             return Err(forbidden("lease", "grant"));
         }
         self.inner.grant_lease(ttl).await
     }
 
     async fn keep_alive(&self, lease: LeaseId) -> Result<Duration> {
+        if matches!(self.grants.leases, LeaseAccess::Attach(_)) {
+            return Err(forbidden("lease", "renew"));
+        }
         self.lease(Some(lease))?;
         self.inner.keep_alive(lease).await
     }
 
     async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
+        if matches!(self.grants.leases, LeaseAccess::Attach(_)) {
+            return Err(forbidden("lease", "revoke"));
+        }
         self.lease(Some(lease))?;
         self.inner.revoke_lease(lease).await
     }

@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         Command::Gateway(args) => cmd::serve::gateway(&home, args),
         Command::Node(args) => cmd::serve::node(&home, args),
         Command::Call(args) => cmd::call::run(&home, args),
+        Command::Job(c) => cmd::job::run(&home, c),
         Command::Demo(args) => cmd::demo::run(explicit_home, args),
         Command::RunProgram(args) => cmd::run_program::run(args),
         Command::Deploy(cmd) => cmd::deploy::run(&home, cmd),

@@ -11,11 +11,11 @@ use rampart_net::contract::internal::{Endpoint, HeartbeatAnswer, Registered, Reg
 use super::Caller;
 use crate::{State, reply};
 
-/// The kinds of event a node may report: what it refused, its programs that failed or were
+/// The kinds of event a node may report: what it refused, its jobs, its programs that failed or were
 /// not taken, and its certificate's renewal failing where no gateway could say so.
 /// Nothing else — a node must not be able to ban an address network-wide, or speak for the
 /// gateway.
-pub(super) const NODE_REPORTS: [EventKind; 7] = [
+pub(super) const NODE_REPORTS: [EventKind; 11] = [
     EventKind::NodeRefusedCaller,
     EventKind::MisdirectedRequest,
     EventKind::EnvelopeRefused,
@@ -23,6 +23,10 @@ pub(super) const NODE_REPORTS: [EventKind; 7] = [
     EventKind::ProgramFailed,
     EventKind::ProgramRefused,
     EventKind::CertificateRenewalFailed,
+    EventKind::JobSubmitted,
+    EventKind::JobTaskReclaimed,
+    EventKind::JobDone,
+    EventKind::JobFailed,
 ];
 
 /// An event a node reports (a caller it refused).

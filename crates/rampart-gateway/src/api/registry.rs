@@ -22,14 +22,15 @@ pub(super) async fn store_api(caller: &Caller<'_>, body: &[u8]) -> Response<Body
         && id.role == Role::Node
     {
         let name = id.name.as_str();
-        let services = match state.node_record(name).await {
-            Ok(Some(r)) => r.services,
+        // Its own registration's lease, to attach what must vanish with it (a job's claims).
+        let (services, leases) = match state.node_record(name).await {
+            Ok(Some(r)) => (r.services, LeaseAccess::Attach(vec![rampart_store::LeaseId(r.lease)])),
             // Deregistered and draining: its in-flight requests may still finish their work.
-            Ok(None) => state.draining_services(name).unwrap_or_default(),
+            Ok(None) => (state.draining_services(name).unwrap_or_default(), LeaseAccess::None),
             Err(e) => return store_error(&e),
         };
         let prefixes: Vec<String> = services.iter().map(|s| format!("services/{s}/")).collect();
-        Grants { read: prefixes.clone(), write: prefixes, leases: LeaseAccess::None }
+        Grants { read: prefixes.clone(), write: prefixes, leases }
     } else {
         return caller.refuse(
             StatusCode::FORBIDDEN,

@@ -55,6 +55,9 @@ pub enum Command {
     Node(NodeArgs),
     /// Call a service through a gateway (curl for rampart: certificates, tokens, envelopes).
     Call(CallArgs),
+    /// Distributed histogram jobs (nodes hosting `--service jobs`): submit, status, result.
+    #[command(subcommand)]
+    Job(JobCommand),
     /// A whole network on this machine under load, with a node killed and restarted.
     Demo(DemoArgs),
     /// How a node starts one of its programs (not for people): sets the resource limits,
@@ -84,6 +87,64 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `rampart job …`.
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Submit a file (a PNG, a JPEG, or any bytes) for its histogram; prints the job's id.
+    Submit {
+        /// The file.
+        file: PathBuf,
+        /// Wait for the job to finish (a progress bar on a terminal), then print its result.
+        #[arg(long)]
+        wait: bool,
+        /// Split it into this many tasks (1 to 1024) [default: about a megapixel each].
+        #[arg(long, value_name = "N")]
+        tasks: Option<u32>,
+        #[command(flatten)]
+        via: JobVia,
+    },
+    /// A job's state and progress.
+    Status {
+        /// The job's id.
+        id: String,
+        /// Print the JSON the service answered.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        via: JobVia,
+    },
+    /// A job's histogram: a bar per channel, or the JSON (an error while it is not done).
+    Result {
+        /// The job's id.
+        id: String,
+        /// Print the JSON the service answered.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        via: JobVia,
+    },
+}
+
+/// How `rampart job` reaches the jobs service.
+#[derive(Debug, Args)]
+pub struct JobVia {
+    /// The gateway, https://HOST:PORT [default: this home's].
+    #[arg(long, value_name = "URL")]
+    pub gateway: Option<String>,
+    /// Authenticate with this token instead of a certificate ($RAMPART_TOKEN).
+    #[arg(long, env = "RAMPART_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Client certificate [default: the home's admin certificate, unless --token is given].
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Its private key.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// CA to verify the gateway with [default: the home's CA].
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
 }
 
 /// `rampart bans …`.
@@ -259,7 +320,8 @@ pub struct NodeArgs {
     /// answer [default: this home's gateway].
     #[arg(long, value_name = "URL", value_delimiter = ',')]
     pub gateway: Vec<String>,
-    /// A built-in service to host: hello, echo, data (repeatable) [default: all three].
+    /// A built-in service to host: hello, echo, data, jobs (repeatable) [default: hello, echo
+    /// and data].
     #[arg(long = "service", value_name = "NAME")]
     pub services: Vec<String>,
     /// Host an app as service NAME: http://127.0.0.1:PORT on loopback (repeatable).
@@ -314,6 +376,9 @@ pub struct NodeArgs {
     /// a cluster): an address or network, repeatable.
     #[arg(long, value_name = "CIDR", requires = "public_listen")]
     pub relays_from: Vec<ipnet::IpNet>,
+    /// How long a finished job (`--service jobs`) and its data are kept before they are removed.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub job_retention: std::time::Duration,
 }
 
 /// `rampart run-program`.

@@ -40,11 +40,41 @@ use rampart_net::contract::header as wire;
 use rampart_net::contract::media::{FERNET, JSON};
 
 pub fn run(home: &Home, args: CallArgs) -> Result<()> {
-    let config = home.config()?;
-    let (bases, path) = targets(&args)?;
-    let tls = tls(home, &config, &args)?;
     let keyring = if args.encrypt { Some(rampart_crypto::file::load(&home.keyring_path())?) } else { None };
-    let outgoing = Outgoing::new(&args, keyring.as_ref())?;
+    let a = fetch(home, &args, keyring.as_ref())?;
+    if args.verbose {
+        eprintln!("{:?} {}", a.version, a.status);
+        for (k, v) in &a.headers {
+            eprintln!("{k}: {}", v.to_str().unwrap_or("<binary>"));
+        }
+    }
+    print_answer(&a.headers, &a.body, keyring.as_ref())?;
+    if !a.status.is_success() {
+        eprintln!("rampart call: {}", a.status);
+        return Err(HttpStatus(a.status.as_u16()).into());
+    }
+    Ok(())
+}
+
+/// What a gateway answered.
+#[derive(Debug)]
+pub struct Answered {
+    /// Its status.
+    pub status: http::StatusCode,
+    /// Its headers.
+    pub headers: http::HeaderMap,
+    /// Its body (as sent: sealed when it came sealed).
+    pub body: bytes::Bytes,
+    /// Its HTTP version.
+    pub version: http::Version,
+}
+
+/// Sends the request of `args` (sealed with `keyring`, when given) and reads the answer.
+pub fn fetch(home: &Home, args: &CallArgs, keyring: Option<&rampart_crypto::Keyring>) -> Result<Answered> {
+    let config = home.config()?;
+    let (bases, path) = targets(args)?;
+    let tls = tls(home, &config, args)?;
+    let outgoing = Outgoing::new(args, keyring)?;
     let gateways = rampart_net::gateways::Gateways::new(&bases);
     let (status, headers, bytes, version) = block_on(async move {
         let client = rampart_net::client::https_client(tls, Duration::from_secs(5));
@@ -65,18 +95,7 @@ pub fn run(home: &Home, args: CallArgs) -> Result<()> {
             .to_bytes();
         Ok::<_, anyhow::Error>((parts.status, parts.headers, bytes, parts.version))
     })??;
-    if args.verbose {
-        eprintln!("{version:?} {status}");
-        for (k, v) in &headers {
-            eprintln!("{k}: {}", v.to_str().unwrap_or("<binary>"));
-        }
-    }
-    print_answer(&headers, &bytes, keyring.as_ref())?;
-    if !status.is_success() {
-        eprintln!("rampart call: {status}");
-        return Err(HttpStatus(status.as_u16()).into());
-    }
-    Ok(())
+    Ok(Answered { status, headers, body: bytes, version })
 }
 
 /// The gateways to try (the URL's, then each `--gateway`) and the path with its query.

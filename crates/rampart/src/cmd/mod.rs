@@ -20,6 +20,7 @@ pub mod csr;
 pub mod demo;
 pub mod deploy;
 pub mod init;
+pub mod job;
 pub mod keys;
 pub mod network;
 pub mod pki;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use rampart_net::ClientAuth;
 use rampart_node::Services;
-use rampart_node::services::BUILTINS;
+use rampart_node::services::{BUILTINS, DEFAULTS};
 use rampart_pki::{EntityName, Role};
 
 use crate::cli::{GatewayArgs, NodeArgs};
@@ -279,12 +279,12 @@ fn services_of(args: &NodeArgs) -> Result<(Services, Vec<String>)> {
     }
     let mut builtins = args.services.clone();
     if builtins.is_empty() && services.is_empty() && args.services_dir.is_none() {
-        builtins = BUILTINS.iter().map(|s| (*s).to_owned()).collect();
+        builtins = DEFAULTS.iter().map(|s| (*s).to_owned()).collect();
     }
     builtins.retain(|s| !services.contains_key(s));
     if let Some(s) = builtins.iter().find(|s| !BUILTINS.contains(&s.as_str())) {
         bail!(
-            "--service {s:?} is not built in (hello, echo, data); host an app with --upstream {s}=http://127.0.0.1:PORT"
+            "--service {s:?} is not built in (hello, echo, data, jobs); host an app with --upstream {s}=http://127.0.0.1:PORT"
         );
     }
     Ok((services, builtins))
@@ -436,8 +436,16 @@ pub fn node(home: &Home, mut args: NodeArgs) -> Result<()> {
         let client = rampart_net::client::https_client(client_tls, Duration::from_secs(2));
         let store: Arc<dyn rampart_store::Store> =
             Arc::new(rampart_net::remote_store::RemoteStore::with_gateways(client.clone(), gateways.clone()));
+        let mut jobs = None;
         for name in builtins {
-            if let Some(service) = rampart_node::services::builtin(&name, &store) {
+            if name == "jobs" {
+                let service = Arc::new(rampart_node::jobs::JobsService::new(rampart_jobs::Jobs::new(
+                    store.clone(),
+                    rampart_jobs::Limits::default(),
+                )));
+                jobs = Some(service.clone());
+                services.insert(name, service);
+            } else if let Some(service) = rampart_node::services::builtin(&name, &store) {
                 services.insert(name, service);
             }
         }
@@ -464,6 +472,9 @@ pub fn node(home: &Home, mut args: NodeArgs) -> Result<()> {
         }
         let membership = Arc::new(membership);
         node.reporter = Some(membership.clone());
+        if let Some(jobs) = &jobs {
+            jobs.work(membership.clone(), name.clone(), args.job_retention);
+        }
         // The certificate: read again when its files change, renewed at two thirds of its life.
         tokio::spawn(rampart_node::renewal::maintain(
             EntityName::new(&name)?,

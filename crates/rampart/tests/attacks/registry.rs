@@ -101,7 +101,13 @@ fn registry_and_internal_api_refusals_are_events() {
             forbidden,
         ),
         as_node("a node revoking a lease", "/store", r#"{"op":"revoke","lease":1}"#.into(), 403, forbidden),
-        as_node("a node attaching a lease", "/store", put("services/data/x", "x", "1"), 403, forbidden),
+        as_node(
+            "a node attaching a lease not its own",
+            "/store",
+            put("services/data/x", "x", "987654321"),
+            403,
+            forbidden,
+        ),
         as_node(
             "a node wiping the registry",
             "/store",

@@ -1,0 +1,291 @@
+//! Distributed jobs with the real binary: a job over three nodes keeps going when one is
+//! SIGKILLed mid-job (its tasks re-claimed once its lease lapses) and gives the histogram one
+//! process computes with the same decoder; uploads are authenticated, authorized and bounded;
+//! a bomb is refused from its header; a corrupt image fails its job with a reason; another
+//! user cannot see someone's job; `rampart job submit --wait` follows one to its result.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::Cursor;
+use std::time::{Duration, Instant};
+
+use support::{Network, curl, ok};
+
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x * 7 + y) as u8, (y * 13) as u8, ((x * y) >> 3) as u8])
+    });
+    let mut out = Vec::new();
+    img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
+    out
+}
+
+/// A network whose three nodes host `jobs`, and alice allowed to use it (her token).
+fn network() -> (Network, String) {
+    let mut net = Network::start(0, &[]);
+    for n in ["n1", "n2", "n3"] {
+        net.add_node(n, &["--service", "jobs"]);
+    }
+    let token = net.user("alice");
+    ok(&net.home, &["policy", "allow", "--service", "jobs", "--principal", "user/alice"]);
+    (net, token)
+}
+
+fn ca(net: &Network) -> String {
+    net.home.join("pki/local/ca.pem").display().to_string()
+}
+
+/// `curl` with a token; the body and the status at its end.
+fn call(net: &Network, token: &str, args: &[&str], path: &str) -> (String, u16) {
+    let auth = format!("Authorization: Bearer {token}");
+    let url = format!("{}{path}", net.url);
+    let ca = ca(net);
+    let mut all = vec!["--cacert", ca.as_str(), "-H", auth.as_str(), "-w", "\n%{http_code}"];
+    all.extend_from_slice(args);
+    all.push(&url);
+    let (_, said) = curl(&all);
+    let (body, code) = said.rsplit_once('\n').unwrap();
+    (body.to_owned(), code.trim().parse().unwrap_or(0))
+}
+
+fn submit(net: &Network, token: &str, file: &std::path::Path, query: &str) -> (String, u16) {
+    let data = format!("@{}", file.display());
+    let args = ["--data-binary", data.as_str(), "-H", "Content-Type: application/octet-stream"];
+    call(net, token, &args, &format!("/jobs/histogram{query}"))
+}
+
+fn status(net: &Network, token: &str, id: &str) -> serde_json::Value {
+    serde_json::from_str(&call(net, token, &[], &format!("/jobs/{id}")).0).unwrap_or_default()
+}
+
+/// The registry's `services/jobs/<family>/<id>/` through the store API (admin certificate):
+/// each task number with its value.
+fn parts(net: &Network, family: &str, id: &str) -> Vec<(u32, serde_json::Value)> {
+    use base64::Engine as _;
+    let pki = net.home.join("pki/local/issued");
+    let (cert, key) = (pki.join("admin.pem"), pki.join("admin.key"));
+    let ask = serde_json::json!({"op": "range", "prefix": format!("services/jobs/{family}/{id}/")});
+    let (_, said) = curl(&[
+        "--cacert",
+        &ca(net),
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        &ask.to_string(),
+        &format!("{}/_rampart/store", net.url),
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&said).unwrap_or_default();
+    v["kvs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|kv| {
+            let n = kv["key"].as_str()?.rsplit('/').next()?.parse().ok()?;
+            let value = base64::engine::general_purpose::STANDARD.decode(kv["value"].as_str()?).ok()?;
+            Some((n, serde_json::from_slice(&value).ok()?))
+        })
+        .collect()
+}
+
+/// The tasks of job `id` claimed and not answered, with the node holding each.
+fn held(net: &Network, id: &str) -> Vec<(u32, String)> {
+    let done: Vec<u32> = parts(net, "results", id).into_iter().map(|(n, _)| n).collect();
+    parts(net, "claims", id)
+        .into_iter()
+        .filter(|(n, _)| !done.contains(n))
+        .filter_map(|(n, c)| Some((n, c["node"].as_str()?.to_owned())))
+        .collect()
+}
+
+fn has_event(net: &Network, kind: &str) -> bool {
+    net.eventually(Duration::from_secs(15), || {
+        let log = std::fs::read_to_string(net.home.join("audit.jsonl")).unwrap_or_default();
+        log.lines().any(|l| l.contains(&format!("\"kind\":\"{kind}\"")))
+    })
+}
+
+#[test]
+fn a_job_over_three_nodes_survives_one_killed_mid_job_with_the_one_process_histogram() {
+    let (net, token) = network();
+    let (width, height) = (1024, 1024);
+    let upload = png(width, height);
+    let file = net.dir.path().join("image.png");
+    std::fs::write(&file, &upload).unwrap();
+    let (said, code) = submit(&net, &token, &file, "?tasks=160");
+    assert_eq!(code, 202, "{said}");
+    let id = serde_json::from_str::<serde_json::Value>(&said).unwrap()["id"].as_str().unwrap().to_owned();
+
+    // Once it runs, a node working on a task of it (a claim, no result yet) is SIGKILLed: it
+    // is stopped first, and killed only if it still holds a claim it has not answered (read
+    // twice in the registry, so that nothing it sent before it stopped is still on its way).
+    let mut victim = None;
+    for attempt in 0..500 {
+        assert_ne!(
+            status(&net, &token, &id)["state"],
+            "done",
+            "the job finished before a node could be killed"
+        );
+        let Some((task, name)) = held(&net, &id).into_iter().next() else { continue };
+        let index: usize = name.trim_start_matches('n').parse::<usize>().unwrap() - 1;
+        net.nodes[index].signal("STOP");
+        if (0..2).all(|_| held(&net, &id).contains(&(task, name.clone()))) {
+            net.nodes[index].signal("KILL");
+            victim = Some((task, name));
+            eprintln!("a node holding a claim killed at attempt {attempt}");
+            break;
+        }
+        net.nodes[index].signal("CONT");
+    }
+    let (held_task, victim) = victim.expect("a node held a claim at some point");
+    let killed = Instant::now();
+    // How long until another node claims the dead one's task (its lease lapses first).
+    let reclaimed = net.eventually(Duration::from_secs(30), || {
+        let by = parts(&net, "claims", &id)
+            .into_iter()
+            .find(|(n, _)| *n == held_task)
+            .map(|(_, c)| c["node"].clone());
+        by.is_some_and(|node| node.as_str() != Some(victim.as_str()))
+            || parts(&net, "results", &id).iter().any(|(n, _)| *n == held_task)
+    });
+    assert!(reclaimed);
+    eprintln!("from SIGKILL to the task claimed again: {:?}", killed.elapsed());
+    let before = status(&net, &token, &id);
+    assert_ne!(before["state"], "done", "the job finished before a node could be killed: {before}");
+
+    assert!(
+        net.eventually(Duration::from_secs(120), || status(&net, &token, &id)["state"] == "done"),
+        "{}",
+        status(&net, &token, &id)
+    );
+    let audit = std::fs::read_to_string(net.home.join("audit.jsonl")).unwrap_or_default();
+    assert!(
+        has_event(&net, "job_task_reclaimed"),
+        "a task of the killed node ({victim}) was claimed again: {audit}"
+    );
+    eprintln!("from SIGKILL to done: {:?}", killed.elapsed());
+    let done = status(&net, &token, &id);
+    assert_eq!(done["tasks"], serde_json::json!({"done": 160, "total": 160}), "{done}");
+    // One result a task; the killed node's task answered by another, after a second claim.
+    let results = parts(&net, "results", &id);
+    assert_eq!(results.iter().map(|(n, _)| *n).collect::<Vec<_>>(), (0..160).collect::<Vec<_>>());
+    let (_, answer) = results.iter().find(|(n, _)| *n == held_task).unwrap();
+    assert_ne!(answer["node"].as_str(), Some(victim.as_str()));
+    let tasks = parts(&net, "tasks", &id);
+    let (_, task) = tasks.iter().find(|(n, _)| *n == held_task).unwrap();
+    assert_eq!(task["claimed_by"][0].as_str(), Some(victim.as_str()), "{task}");
+    assert_eq!(task["claimed_by"].as_array().unwrap().len(), 2, "{task}");
+
+    // The same histogram as one process with the same decoder.
+    let (result, code) = call(&net, &token, &[], &format!("/jobs/{id}/result"));
+    assert_eq!(code, 200, "{result}");
+    let result: serde_json::Value = serde_json::from_str(&result).unwrap();
+    let limits = rampart_jobs::Limits::default();
+    let whole =
+        rampart_jobs::count::image_rows(&rampart_jobs::count::decode(&upload, &limits).unwrap(), 0..height);
+    assert_eq!(result["kind"], "image");
+    assert_eq!((result["width"].as_u64(), result["height"].as_u64()), (Some(1024), Some(1024)));
+    assert_eq!(result["channels"], serde_json::to_value(&whole.channels).unwrap());
+    for channel in ["r", "g", "b"] {
+        let sum: u64 =
+            result["channels"][channel].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).sum();
+        assert_eq!(sum, u64::from(width * height), "{channel}");
+    }
+    assert!(has_event(&net, "job_submitted") && has_event(&net, "job_done"));
+}
+
+#[test]
+fn uploads_are_authenticated_bounded_and_checked_and_jobs_are_their_owners() {
+    let (net, token) = network();
+    let dir = net.dir.path();
+    let small = dir.join("small.png");
+    std::fs::write(&small, png(32, 32)).unwrap();
+
+    // No credential: 401; a user without a rule: 403, an event.
+    let data = format!("@{}", small.display());
+    let (_, said) = curl(&[
+        "--cacert",
+        &ca(&net),
+        "--data-binary",
+        &data,
+        "-w",
+        " %{http_code}",
+        &format!("{}/jobs/histogram", net.url),
+    ]);
+    assert!(said.ends_with(" 401"), "{said}");
+    let bob = net.user("bob");
+    assert_eq!(submit(&net, &bob, &small, "").1, 403);
+    assert!(has_event(&net, "policy_denied"));
+
+    // Over the size limit: 413.
+    let big = dir.join("big.bin");
+    std::fs::write(&big, vec![7u8; (8 << 20) + 1]).unwrap();
+    assert_eq!(submit(&net, &token, &big, "").1, 413);
+
+    // A PNG that declares 65535×65535: 422 from its header, nothing decoded.
+    let mut bomb = png(1, 1);
+    bomb[16..24].copy_from_slice(&[0, 0, 0xff, 0xff, 0, 0, 0xff, 0xff]);
+    let crc = crc32(&bomb[12..29]);
+    bomb[29..33].copy_from_slice(&crc.to_be_bytes());
+    let bomb_file = dir.join("bomb.png");
+    std::fs::write(&bomb_file, &bomb).unwrap();
+    let (said, code) = submit(&net, &token, &bomb_file, "");
+    assert_eq!(code, 422, "{said}");
+    assert!(said.contains("65535×65535"), "{said}");
+
+    // A corrupt JPEG: taken (its header reads), then failed with a reason.
+    let mut jpeg = Vec::new();
+    image::RgbImage::from_fn(256, 256, |x, y| {
+        image::Rgb([((x * 31) ^ (y * 17)) as u8, (x * y) as u8, (x + y) as u8])
+    })
+    .write_to(&mut Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+    .unwrap();
+    jpeg.truncate(jpeg.len() * 3 / 5);
+    let corrupt = dir.join("corrupt.jpg");
+    std::fs::write(&corrupt, &jpeg).unwrap();
+    let (said, code) = submit(&net, &token, &corrupt, "");
+    assert_eq!(code, 202, "{said}");
+    let failed = serde_json::from_str::<serde_json::Value>(&said).unwrap()["id"].as_str().unwrap().to_owned();
+    assert!(net.eventually(Duration::from_secs(30), || status(&net, &token, &failed)["state"] == "failed"));
+    assert!(status(&net, &token, &failed)["reason"].as_str().unwrap().starts_with("task "));
+    assert_eq!(call(&net, &token, &[], &format!("/jobs/{failed}/result")).1, 409);
+    assert!(has_event(&net, "job_failed"));
+
+    // Bytes, with a key: the same key gives the same job; bob sees nothing of it.
+    let bytes = dir.join("bytes.bin");
+    std::fs::write(&bytes, b"hello, histogram").unwrap();
+    let key = ["-H", "Idempotency-Key: k-1"];
+    let data = format!("@{}", bytes.display());
+    let args = [&key[..], &["--data-binary", data.as_str()]].concat();
+    let first = call(&net, &token, &args, "/jobs/histogram");
+    assert_eq!(first, call(&net, &token, &args, "/jobs/histogram"));
+    let id = serde_json::from_str::<serde_json::Value>(&first.0).unwrap()["id"].as_str().unwrap().to_owned();
+    ok(&net.home, &["policy", "allow", "--service", "jobs", "--principal", "user/bob"]);
+    assert_eq!(call(&net, &bob, &[], &format!("/jobs/{id}")).1, 404);
+    assert_eq!(call(&net, &bob, &[], &format!("/jobs/{id}/result")).1, 404);
+    assert!(net.eventually(Duration::from_secs(30), || status(&net, &token, &id)["state"] == "done"));
+    let (result, _) = call(&net, &token, &[], &format!("/jobs/{id}/result"));
+    let result: serde_json::Value = serde_json::from_str(&result).unwrap();
+    assert_eq!(result["kind"], "bytes");
+    assert_eq!(result["bins"][usize::from(b'l')], 2);
+
+    // The CLI follows a job to its result.
+    let out = ok(&net.home, &["job", "submit", small.to_str().unwrap(), "--wait", "--token", &token]);
+    assert!(out.contains("image 32×32: 1024 pixels") && out.contains("1024 counted"), "{out}");
+}
+
+/// PNG's CRC-32 (for the forged header).
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}

@@ -1,10 +1,10 @@
 // The security dashboard in a real browser (Debian's Chromium, driven by playwright-core):
-// sign in with the admin token, see the node, a peer network and the live feed, watch a bad-token request
+// sign in with the admin token, see the node, a peer network, a job and the live feed, watch a bad-token request
 // appear as an event, and check the page loads nothing from outside the gateway.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, mkdirSync } from "node:fs";
+import { mkdtempSync, readFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -36,7 +36,7 @@ function get(url, token) {
   });
 }
 
-test("the dashboard signs in, shows the node and a bad-token event live, and loads nothing external", async () => {
+test("the dashboard signs in, shows the node, a job and a bad-token event live, and loads nothing external", async () => {
   const home = join(mkdtempSync(join(tmpdir(), "rampart-ui-")), "home");
   execFileSync(bin, ["--home", home, "init"], { stdio: "ignore" });
   const token = readFileSync(join(home, "admin.token"), "utf8").trim();
@@ -49,7 +49,8 @@ test("the dashboard signs in, shows the node and a bad-token event live, and loa
   execFileSync(bin, ["--home", home, "network", "export", "hello", "--to", "west"], { stdio: "ignore" });
   const gateway = await start(home, ["gateway", "--listen", "127.0.0.1:0"], "rampart gateway listening on ");
   const url = gateway.line.split(" ")[4];
-  const node = await start(home, ["node", "--name", "n1", "--listen", "127.0.0.1:0", "--gateway", url], "rampart node ");
+  const node = await start(home, ["node", "--name", "n1", "--listen", "127.0.0.1:0", "--gateway", url,
+    "--service", "hello", "--service", "jobs"], "rampart node ");
   const browser = await chromium.launch({
     executablePath: browserPath,
     headless: true,
@@ -82,6 +83,15 @@ test("the dashboard signs in, shows the node and a bad-token event live, and loa
     await page.waitForSelector("#feed tr[data-kind='token_malformed']", { timeout: 15000 });
     const row = await page.textContent("#feed tr[data-kind='token_malformed']");
     assert.match(row, /malformed token/);
+
+    // A job, submitted and finished through the CLI: shown done with its progress.
+    const bytes = join(dirname(home), "bytes.bin");
+    writeFileSync(bytes, "histogram me");
+    execFileSync(bin, ["--home", home, "job", "submit", bytes, "--wait"], { stdio: "ignore" });
+    await page.waitForSelector("#jobs tr:has-text('done')", { timeout: 15000 });
+    const job = await page.textContent("#jobs tr:has-text('done')");
+    assert.match(job, /1\/1/);
+    assert.match(job, /n1/);
 
     // Without the token the API refuses the page's calls.
     const anonymous = await page.evaluate(async () => (await fetch("/_rampart/status")).status);

@@ -83,6 +83,19 @@ async function poll() {
           body.append(tr);
         }
       }
+      const jb = await fetch("/_rampart/jobs", { headers: headers() });
+      if (jb.ok) {
+        const body = $("jobs"); body.replaceChildren();
+        for (const j of (await jb.json()).jobs) {
+          const tr = document.createElement("tr"); tr.dataset.job = j.id;
+          const bar = document.createElement("progress"); bar.max = j.tasks.total; bar.value = j.tasks.done;
+          const progress = cell(j.tasks.done + "/" + j.tasks.total + " "); progress.prepend(bar);
+          const cls = j.state === "done" ? "up" : j.state === "failed" ? "down" : "";
+          tr.append(cell(j.id.slice(0, 8)), cell(j.owner), cell(j.state, cls), progress, cell(j.nodes.join(", ")));
+          if (j.reason) tr.title = j.reason;
+          body.append(tr);
+        }
+      }
       const mt = await fetch("/_rampart/metrics", { headers: headers() });
       if (mt.ok) {
         const now = { at: Date.now(), data: parseMetrics(await mt.text()) };

@@ -133,6 +133,25 @@ impl Jobs {
         Ok(v)
     }
 
+    /// The status of the `max` newest jobs, newest first (every owner's: for an admin's view).
+    pub async fn list(&self, max: usize) -> Result<Vec<Value>, StoreError> {
+        let mut jobs: Vec<Job> = self
+            .store
+            .range(&model::jobs_prefix())
+            .await?
+            .iter()
+            .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
+            .collect();
+        jobs.sort_by(|a, b| b.submitted.cmp(&a.submitted).then_with(|| a.id.cmp(&b.id)));
+        let mut out = Vec::new();
+        for job in jobs.iter().take(max) {
+            let mut v = self.status_of(job).await?;
+            v["owner"] = json!(job.owner);
+            out.push(v);
+        }
+        Ok(out)
+    }
+
     /// `GET /jobs/<id>/result`.
     pub async fn result(&self, id: &str, reader: Reader<'_>) -> Result<Outcome, StoreError> {
         let Some(job) = self.job(id, reader).await? else { return Ok(Outcome::NotFound) };

@@ -42,6 +42,11 @@ pub(crate) fn part_number(key: &str) -> Option<u32> {
     key.rsplit('/').next()?.parse().ok()
 }
 
+/// "1 task", "12 tasks": for what a person reads.
+pub fn tasks(n: u32) -> String {
+    if n == 1 { "1 task".to_owned() } else { format!("{n} tasks") }
+}
+
 /// What is counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -10,8 +10,11 @@ use crate::model::{CHUNK_BYTES, Job, JobState, Kind, Task, idempotency_key, job_
 
 /// The most tasks a job is split into.
 pub const MAX_TASKS: u32 = 1024;
-/// About how many pixels (or bytes) one task counts when the submitter does not say.
-const UNITS_PER_TASK: u64 = 1 << 20;
+/// About how many bytes one task counts when the submitter does not say.
+const BYTES_PER_TASK: u64 = 1 << 20;
+/// About how many pixels. Each task decodes the whole image (PNG and JPEG decode from the
+/// start), so bands pay off only for large images; a photo is one task by default.
+const PIXELS_PER_TASK: u64 = 16 << 20;
 
 /// Why a job was not submitted.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +37,7 @@ pub struct Submission<'a> {
     /// Its `Idempotency-Key`, if it had one.
     pub key: Option<&'a str>,
     /// How many tasks to split it into (at most [`MAX_TASKS`], and one row or byte each);
-    /// `None`: about a megapixel (or a mebibyte) each.
+    /// `None`: about 16 megapixels (or a mebibyte) each.
     pub tasks: Option<u32>,
     /// When, seconds since the Unix epoch.
     pub now: i64,
@@ -69,8 +72,8 @@ pub async fn submit(store: &dyn Store, s: &Submission<'_>, limits: &Limits) -> R
         None => (s.body.len() as u64, None),
     };
     let per_task = match dimensions {
-        Some((w, _)) => (UNITS_PER_TASK / u64::from(w)).max(1),
-        None => UNITS_PER_TASK,
+        Some((w, _)) => (PIXELS_PER_TASK / u64::from(w)).max(1),
+        None => BYTES_PER_TASK,
     };
     let wanted = s.tasks.unwrap_or_else(|| u32::try_from(units.div_ceil(per_task)).unwrap_or(MAX_TASKS));
     let ranges = split(units, wanted.clamp(1, MAX_TASKS));

@@ -6,7 +6,9 @@
 //! written is never replaced, so a late duplicate from a worker that lost its claim is refused
 //! harmlessly. When every task has a result, whoever sees it first reduces the job and marks it
 //! done (a compare-and-set on the record: once); a task that could not read the input fails the
-//! job with its reason. Finished jobs are removed after the retention period.
+//! job with its reason. A claim of the worker's own node that is still there when it looks is
+//! one it dropped (the registry went away mid-count): it takes that task up again. Finished
+//! jobs are removed after the retention period.
 //!
 //! Nothing lives only in a worker: a job is its records, so it survives any one process.
 
@@ -130,25 +132,40 @@ impl Worker {
             return Ok(Step::Idle);
         }
         let Some(lease) = (self.lease)() else { return Ok(Step::Idle) };
-        let claimed: BTreeSet<u32> = self
-            .store
-            .range(&part_prefix("claims", &job.id))
-            .await?
-            .iter()
-            .filter_map(|kv| part_number(&kv.key))
-            .collect();
-        let Some(n) = (0..job.tasks).find(|n| !results.contains_key(n) && !claimed.contains(n)) else {
-            return Ok(Step::Idle);
-        };
-        let claim = Claim { node: self.node.clone(), at: now };
-        let key = part_key("claims", &job.id, n);
-        let out =
-            self.store.compare_and_set(&key, Expect::Absent, Some(to_json(&claim)), Some(lease)).await?;
-        if !out.succeeded {
-            return Ok(Step::Idle); // another worker was quicker
+        // A claim of this node's own that is still there is one it dropped (the registry went
+        // away mid-count, its gateway restarted and its lease lived on): this worker counts one
+        // task at a time, so it holds nothing now, and takes it up again under that claim.
+        let mut claimed = BTreeSet::new();
+        let mut own = None;
+        for kv in self.store.range(&part_prefix("claims", &job.id)).await? {
+            let Some(n) = part_number(&kv.key) else { continue };
+            let mine = serde_json::from_slice::<Claim>(&kv.value).is_ok_and(|c| c.node == self.node);
+            if mine && own.is_none() && !results.contains_key(&n) {
+                own = Some((n, kv.mod_revision));
+            }
+            claimed.insert(n);
         }
-        let token = out.current.map_or(out.revision, |c| c.mod_revision);
-        let task = self.note_claim(job, n).await?;
+        let (n, token) = match own {
+            Some(dropped) => dropped,
+            None => {
+                let Some(n) = (0..job.tasks).find(|n| !results.contains_key(n) && !claimed.contains(n))
+                else {
+                    return Ok(Step::Idle);
+                };
+                let claim = Claim { node: self.node.clone(), at: now };
+                let key = part_key("claims", &job.id, n);
+                let out = self
+                    .store
+                    .compare_and_set(&key, Expect::Absent, Some(to_json(&claim)), Some(lease))
+                    .await?;
+                if !out.succeeded {
+                    return Ok(Step::Idle); // another worker was quicker
+                }
+                (n, out.current.map_or(out.revision, |c| c.mod_revision))
+            }
+        };
+        let key = part_key("claims", &job.id, n);
+        let task = if own.is_some() { self.task(job, n).await? } else { self.note_claim(job, n).await? };
         let outcome = self.count(job, &task).await?;
         // Fencing: the claim must still be the one made (not lapsed, not another's since).
         let still = self.store.get(&key).await?.is_some_and(|c| c.mod_revision == token);
@@ -168,6 +185,13 @@ impl Worker {
             tracing::warn!("jobs: task {n} of job {} had a result already; this one was refused", job.id);
         }
         Ok(Step::Worked)
+    }
+
+    /// Task `n` of `job`.
+    async fn task(&self, job: &Job, n: u32) -> Result<Task, StoreError> {
+        let key = part_key("tasks", &job.id, n);
+        let kv = self.store.get(&key).await?.ok_or_else(|| missing(&key))?;
+        serde_json::from_slice(&kv.value).map_err(|e| bad(&key, &e))
     }
 
     /// Records that this node claimed task `n`; a claim after another's is a re-claim (its
@@ -257,7 +281,7 @@ impl Worker {
         if swapped.succeeded {
             let (event, why) = match done.state {
                 JobState::Failed => (JobEvent::Failed, done.reason.clone().unwrap_or_default()),
-                _ => (JobEvent::Done, format!("job {} done: {} tasks", job.id, job.tasks)),
+                _ => (JobEvent::Done, format!("job {} done: {}", job.id, crate::model::tasks(job.tasks))),
             };
             self.events.job(event, &done, &why);
         }

@@ -179,3 +179,27 @@ async fn a_corrupt_image_fails_its_job_with_a_reason_and_finished_jobs_are_remov
     assert!(w.store.range("services/jobs/").await.unwrap().is_empty());
     assert_eq!(JobState::Failed, serde_json::from_value(status["state"].clone()).unwrap());
 }
+
+#[tokio::test]
+async fn a_worker_takes_up_again_a_claim_of_its_own_it_dropped() {
+    let w = World::new();
+    let jobs = Jobs::new(w.store.clone(), Limits::default());
+    let upload = vec![1u8; 10_000];
+    let s = Submission { owner: "user/alice", body: &upload, key: None, tasks: Some(1), now: 1 };
+    let job = jobs.submit(&s).await.unwrap();
+    // n1 claimed the task and lost the registry mid-count; its lease lived on.
+    let (n1, lease) = w.worker("n1").await;
+    let claim = format!("services/jobs/claims/{}/000000", job.id);
+    let out = w.store.compare_and_set(
+        &claim,
+        Expect::Absent,
+        Some(br#"{"node":"n1","at":1}"#.to_vec()),
+        Some(lease),
+    );
+    assert!(out.await.unwrap().succeeded);
+    let (n2, _) = w.worker("n2").await;
+    assert!(!n2.tick(2).await.unwrap(), "another node leaves a live claim alone");
+    assert!(n1.tick(2).await.unwrap(), "its own node takes it up again");
+    n1.tick(2).await.unwrap();
+    assert_eq!(jobs.status(&job.id, ALICE).await.unwrap().unwrap()["state"], "done");
+}

@@ -103,7 +103,12 @@ impl JobsService {
         match self.jobs.submit(&s).await {
             Ok(job) => {
                 if let Some(m) = self.events.get() {
-                    let why = format!("job {} submitted: {} bytes, {} tasks", job.id, job.size, job.tasks);
+                    let why = format!(
+                        "job {} submitted: {} bytes, {}",
+                        job.id,
+                        job.size,
+                        rampart_jobs::model::tasks(job.tasks)
+                    );
                     report(m, EventKind::JobSubmitted, &job, &why);
                 }
                 Answer::json(StatusCode::ACCEPTED, &json!({"id": job.id}))

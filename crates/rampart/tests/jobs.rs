@@ -289,3 +289,49 @@ fn crc32(data: &[u8]) -> u32 {
     }
     !crc
 }
+
+#[test]
+fn a_job_resumes_when_its_gateway_is_killed_and_restarted_on_the_embedded_registry() {
+    let mut net = Network::start(0, &[]);
+    for n in ["n1", "n2"] {
+        net.add_node(n, &["--service", "jobs"]);
+    }
+    let token = net.user("alice");
+    ok(&net.home, &["policy", "allow", "--service", "jobs", "--principal", "user/alice"]);
+    let upload = png(512, 512);
+    let file = net.dir.path().join("image.png");
+    std::fs::write(&file, &upload).unwrap();
+    let (said, code) = submit(&net, &token, &file, "?tasks=200");
+    assert_eq!(code, 202, "{said}");
+    let id = serde_json::from_str::<serde_json::Value>(&said).unwrap()["id"].as_str().unwrap().to_owned();
+    assert!(net.eventually(Duration::from_secs(30), || {
+        status(&net, &token, &id)["tasks"]["done"].as_u64().unwrap_or(0) >= 5
+    }));
+
+    // The gateway (and the embedded registry in it) dies mid-job, and comes back where it was.
+    let before = status(&net, &token, &id);
+    assert!(
+        before["tasks"]["done"].as_u64().unwrap() < 200,
+        "the job was done before the gateway died: {before}"
+    );
+    net.gateway.signal("KILL");
+    let addr = net.url.strip_prefix("https://").unwrap().to_owned();
+    net.gateway = support::spawn(
+        &net.home,
+        &["gateway", "--listen", &addr],
+        "rampart gateway listening on ",
+        "gateway-again",
+    );
+    assert!(
+        net.eventually(Duration::from_secs(90), || status(&net, &token, &id)["state"] == "done"),
+        "{}",
+        status(&net, &token, &id)
+    );
+    let (result, _) = call(&net, &token, &[], &format!("/jobs/{id}/result"));
+    let result: serde_json::Value = serde_json::from_str(&result).unwrap();
+    let limits = rampart_jobs::Limits::default();
+    let whole =
+        rampart_jobs::count::image_rows(&rampart_jobs::count::decode(&upload, &limits).unwrap(), 0..512);
+    assert_eq!(result["channels"], serde_json::to_value(&whole.channels).unwrap());
+    assert_eq!(parts(&net, "results", &id).len(), 200);
+}

@@ -44,6 +44,15 @@ pub(super) fn lift_ban(state: &State, source: &str) -> Response<Body> {
     }
 }
 
+/// The newest jobs of the `jobs` service, read from the registry (for the dashboard).
+pub(super) async fn jobs(state: &State) -> Response<Body> {
+    let jobs = rampart_jobs::Jobs::new(state.store.clone(), rampart_jobs::Limits::default());
+    match jobs.list(50).await {
+        Ok(list) => reply::json(StatusCode::OK, &serde_json::json!({"jobs": list})),
+        Err(e) => reply::unavailable(&format!("registry: {e}")),
+    }
+}
+
 pub(super) fn status(state: &State) -> Response<Body> {
     let nodes: Vec<_> = state
         .nodes

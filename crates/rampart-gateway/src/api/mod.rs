@@ -15,6 +15,7 @@
 //! | `GET /_rampart/bundle` | anyone | this network's CA bundle (public; a peer pins its fingerprint) |
 //! | `GET /_rampart/federation/catalog` | a peer network's gateway (certificate) | what we export to it |
 //! | `GET /_rampart/federation/peers` | an admin | each peer now: up, catalog age, imports, exports |
+//! | `GET /_rampart/jobs` | an admin | the 50 newest jobs of the `jobs` service: state, progress, nodes |
 
 use std::future::Future;
 use std::sync::Arc;
@@ -91,8 +92,9 @@ async fn dispatch(
             return reply::after_body(req, reply::unauthenticated(&failure.reason)).await;
         }
     };
-    let admin_only = matches!(rest, "/status" | "/metrics" | "/events" | "/bans" | "/federation/peers")
-        || rest.starts_with("/bans/");
+    let admin_only =
+        matches!(rest, "/status" | "/metrics" | "/events" | "/bans" | "/federation/peers" | "/jobs")
+            || rest.starts_with("/bans/");
     if admin_only && !principal.is_admin() {
         let why = format!("{principal} is not an administrator");
         state.event(EventKind::AdminForbidden, &*conn, Some(principal.name()), None, &why);
@@ -130,6 +132,7 @@ async fn dispatch(
             caller.as_node(|n| internal::internal(&caller, endpoint, n, &body)).await
         }
         (Method::GET, "/status") => admin::status(&state),
+        (Method::GET, "/jobs") => admin::jobs(&state).await,
         (Method::GET, "/federation/peers") => match &state.federation {
             Some(federation) => crate::federation::catalog::peers(federation),
             None => reply::json(StatusCode::OK, &serde_json::json!({"peers": []})),

@@ -99,7 +99,8 @@ pub enum JobCommand {
         /// Wait for the job to finish (a progress bar on a terminal), then print its result.
         #[arg(long)]
         wait: bool,
-        /// Split it into this many tasks (1 to 1024) [default: about a megapixel each].
+        /// Split it into this many tasks (1 to 1024) [default: about 16 megapixels, or a
+        /// mebibyte of bytes, each].
         #[arg(long, value_name = "N")]
         tasks: Option<u32>,
         #[command(flatten)]

@@ -134,6 +134,13 @@ pub struct JobVia {
     /// The gateway, https://HOST:PORT [default: this home's].
     #[arg(long, value_name = "URL")]
     pub gateway: Option<String>,
+    #[command(flatten)]
+    pub credentials: Credentials,
+}
+
+/// Who a client is, and whom it trusts: `rampart call` and `rampart job`.
+#[derive(Clone, Debug, Args)]
+pub struct Credentials {
     /// Authenticate with this token instead of a certificate ($RAMPART_TOKEN).
     #[arg(long, env = "RAMPART_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -435,18 +442,8 @@ pub struct CallArgs {
     /// Seal the body in a payload envelope (and ask for a sealed answer, opened on arrival).
     #[arg(long)]
     pub encrypt: bool,
-    /// Authenticate with this token instead of a certificate ($RAMPART_TOKEN).
-    #[arg(long, env = "RAMPART_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// Client certificate [default: the home's admin certificate, unless --token is given].
-    #[arg(long, value_name = "FILE", requires = "key")]
-    pub cert: Option<PathBuf>,
-    /// Its private key.
-    #[arg(long, value_name = "FILE", requires = "cert")]
-    pub key: Option<PathBuf>,
-    /// CA to verify the gateway with [default: the home's CA].
-    #[arg(long, value_name = "FILE")]
-    pub ca: Option<PathBuf>,
+    #[command(flatten)]
+    pub credentials: Credentials,
     /// Print the status line and headers to stderr.
     #[arg(short = 'v', long)]
     pub verbose: bool,

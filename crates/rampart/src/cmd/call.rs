@@ -120,9 +120,10 @@ fn targets(args: &CallArgs) -> Result<(Vec<String>, String)> {
 /// none with a token, the home's admin certificate otherwise.
 fn tls(home: &Home, config: &crate::home::Config, args: &CallArgs) -> Result<rustls::ClientConfig> {
     let dir = home.pki().domain_dir(&config.domain);
-    let ca = args.ca.clone().unwrap_or_else(|| dir.join("ca.pem"));
+    let c = &args.credentials;
+    let ca = c.ca.clone().unwrap_or_else(|| dir.join("ca.pem"));
     let (roots, crls) = TlsMaterial::load_roots(&ca, Some(&dir.join("crl.pem")))?;
-    let identity = match (&args.cert, &args.key, &args.token) {
+    let identity = match (&c.cert, &c.key, &c.token) {
         (Some(c), Some(k), _) => Some(rampart_net::tls::LiveIdentity::load(c, k)?),
         (_, _, Some(_)) => None,
         _ => Some(home.material(config, "admin")?.identity),
@@ -182,7 +183,7 @@ impl Outgoing {
         {
             req = req.header(CONTENT_TYPE, JSON);
         }
-        if let Some(t) = &args.token {
+        if let Some(t) = &args.credentials.token {
             req = req.header(AUTHORIZATION, format!("Bearer {}", t.trim()));
         }
         let template = req.body(())?;

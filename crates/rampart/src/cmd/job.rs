@@ -174,10 +174,7 @@ fn call_args(
         data,
         headers,
         encrypt: false,
-        token: via.token.clone(),
-        cert: via.cert.clone(),
-        key: via.key.clone(),
-        ca: via.ca.clone(),
+        credentials: via.credentials.clone(),
         verbose: false,
     })
 }

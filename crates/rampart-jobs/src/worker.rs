@@ -113,9 +113,11 @@ impl Worker {
                         remove(self.store.as_ref(), &job).await?;
                     }
                 }
-                JobState::Queued | JobState::Running => {
-                    worked |= self.work_on(&kv, &job, now).await? == Step::Worked;
-                }
+                // One job's trouble does not hold up the others.
+                JobState::Queued | JobState::Running => match self.work_on(&kv, &job, now).await {
+                    Ok(step) => worked |= step == Step::Worked,
+                    Err(e) => tracing::warn!("jobs: job {}: {e}", job.id),
+                },
             }
         }
         Ok(worked)
@@ -222,8 +224,11 @@ impl Worker {
         let mut data = Vec::new();
         for c in first..last {
             let key = part_key("chunks", &job.id, u32::try_from(c).unwrap_or(u32::MAX));
-            let kv = self.store.get(&key).await?.ok_or_else(|| missing(&key))?;
-            data.extend_from_slice(&kv.value);
+            match self.store.get(&key).await? {
+                Some(kv) => data.extend_from_slice(&kv.value),
+                // The same for every worker: the job cannot be done.
+                None => return Ok(Outcome::Failed(format!("chunk {c} of the upload is missing"))),
+            }
         }
         let (kind, limits, range) = (job.kind, self.limits, task.start..task.end);
         let offset = first * crate::model::CHUNK_BYTES as u64;

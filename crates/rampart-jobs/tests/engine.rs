@@ -203,3 +203,23 @@ async fn a_worker_takes_up_again_a_claim_of_its_own_it_dropped() {
     n1.tick(2).await.unwrap();
     assert_eq!(jobs.status(&job.id, ALICE).await.unwrap().unwrap()["state"], "done");
 }
+
+#[tokio::test]
+async fn a_job_missing_a_chunk_fails_and_holds_up_no_other() {
+    let w = World::new();
+    let jobs = Jobs::new(w.store.clone(), Limits::default());
+    let upload = vec![3u8; 1000];
+    let first = Submission { owner: "user/alice", body: &upload, key: None, tasks: Some(1), now: 1 };
+    let broken = jobs.submit(&first).await.unwrap();
+    w.store.delete(&format!("services/jobs/chunks/{}/000000", broken.id)).await.unwrap();
+    let second = Submission { now: 2, ..first };
+    let fine = jobs.submit(&second).await.unwrap();
+    let (n1, _) = w.worker("n1").await;
+    for _ in 0..6 {
+        n1.tick(3).await.unwrap();
+    }
+    let status = jobs.status(&broken.id, ALICE).await.unwrap().unwrap();
+    assert_eq!(status["state"], "failed", "{status}");
+    assert!(status["reason"].as_str().unwrap().contains("missing"), "{status}");
+    assert_eq!(jobs.status(&fine.id, ALICE).await.unwrap().unwrap()["state"], "done");
+}

@@ -2,27 +2,20 @@
 service through the gateway, polls the job until it is done and reads its histogram, which is
 the one Python counts itself; another user gets 404 for the same job."""
 
-import os
-import subprocess
 import time
 from collections import Counter
 
 import pytest
 import requests
 
-from procs import wait_line
+from procs import Started
 
 
 @pytest.fixture
 def jobs(rampart):
     rampart("init")
-    procs = []
-
-    def start(*args, prefix):
-        p = subprocess.Popen([*rampart.argv, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                             text=True, env={**os.environ, "RUST_BACKTRACE": "0"})
-        procs.append(p)
-        return wait_line(p, prefix)
+    started = Started(rampart.argv)
+    start = started.start
 
     url = start("gateway", "--listen", "127.0.0.1:0", prefix="rampart gateway listening on ").split()[4]
     for name in ("n1", "n2"):
@@ -34,9 +27,7 @@ def jobs(rampart):
         tokens[user] = rampart("token", "issue", "--user", user).stdout.strip()
         rampart("policy", "allow", "--service", "jobs", "--principal", f"user/{user}")
     yield {"url": url, "ca": str(rampart.home / "pki" / "local" / "ca.pem"), "tokens": tokens}
-    for p in procs:
-        p.kill()
-        p.wait()
+    started.stop()
 
 
 def test_requests_submits_polls_and_reads_a_histogram(jobs):

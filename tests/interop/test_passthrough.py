@@ -2,16 +2,14 @@
 the gateway, `requests` calls the route by its name with a token and with a client certificate
 (the node sees who), and a request for another Host on the same connection gets 421."""
 
-import os
 import socket
 import ssl
-import subprocess
 
 import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
-from procs import wait_line
+from procs import Started
 
 NAME = "echo.example.test"
 
@@ -37,13 +35,8 @@ def route(rampart):
     with open(rampart.home / "rampart.toml", "a") as f:
         f.write(f'\n[routes.echo]\nmode = "passthrough"\nsni = ["{NAME}"]\n')
     rampart("pki", "issue", "--role", "node", "--name", "n1", "--dns", NAME)
-    procs = []
-
-    def start(*args, prefix):
-        p = subprocess.Popen([*rampart.argv, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                             text=True, env={**os.environ, "RUST_BACKTRACE": "0"})
-        procs.append(p)
-        return wait_line(p, prefix)
+    started = Started(rampart.argv)
+    start = started.start
 
     url = start("gateway", "--listen", "127.0.0.1:0", prefix="rampart gateway listening on ").split()[4]
     start("node", "--name", "n1", "--listen", "127.0.0.1:0", "--gateway", url, "--service", "echo",
@@ -58,9 +51,7 @@ def route(rampart):
     session.mount("https://127.0.0.1:", ByName(NAME))
     yield {"url": url, "ca": str(pki / "ca.pem"), "token": token, "session": session,
            "cert": (str(pki / "issued" / "carol.pem"), str(pki / "issued" / "carol.key"))}
-    for p in procs:
-        p.kill()
-        p.wait()
+    started.stop()
 
 
 def test_the_client_sees_the_nodes_certificate_and_the_node_sees_the_caller(route):

@@ -57,6 +57,16 @@ impl World {
     }
 }
 
+impl World {
+    /// Task 0 of job `id` claimed by `node` under `lease`, as its worker would have.
+    async fn claim_by_hand(&self, id: &str, node: &str, lease: LeaseId) {
+        let claim = format!("services/jobs/claims/{id}/000000");
+        let value = serde_json::to_vec(&serde_json::json!({"node": node, "at": 1})).unwrap();
+        let out = self.store.compare_and_set(&claim, Expect::Absent, Some(value), Some(lease)).await;
+        assert!(out.unwrap().succeeded);
+    }
+}
+
 const ALICE: Reader<'static> = Reader { principal: "user/alice", admin: false };
 
 #[tokio::test]
@@ -110,14 +120,7 @@ async fn a_claim_that_lapses_is_claimed_again_and_a_late_result_is_refused() {
     let job = jobs.submit(&s).await.unwrap();
     // n1 claims task 0 under its lease and dies before writing: its lease is revoked.
     let (_, lease) = w.worker("n1").await;
-    let claim = format!("services/jobs/claims/{}/000000", job.id);
-    let out = w.store.compare_and_set(
-        &claim,
-        Expect::Absent,
-        Some(br#"{"node":"n1","at":1}"#.to_vec()),
-        Some(lease),
-    );
-    assert!(out.await.unwrap().succeeded);
+    w.claim_by_hand(&job.id, "n1", lease).await;
     let task = format!("services/jobs/tasks/{}/000000", job.id);
     let mut t: serde_json::Value =
         serde_json::from_slice(&w.store.get(&task).await.unwrap().unwrap().value).unwrap();
@@ -189,14 +192,7 @@ async fn a_worker_takes_up_again_a_claim_of_its_own_it_dropped() {
     let job = jobs.submit(&s).await.unwrap();
     // n1 claimed the task and lost the registry mid-count; its lease lived on.
     let (n1, lease) = w.worker("n1").await;
-    let claim = format!("services/jobs/claims/{}/000000", job.id);
-    let out = w.store.compare_and_set(
-        &claim,
-        Expect::Absent,
-        Some(br#"{"node":"n1","at":1}"#.to_vec()),
-        Some(lease),
-    );
-    assert!(out.await.unwrap().succeeded);
+    w.claim_by_hand(&job.id, "n1", lease).await;
     let (n2, _) = w.worker("n2").await;
     assert!(!n2.tick(2).await.unwrap(), "another node leaves a live claim alone");
     assert!(n1.tick(2).await.unwrap(), "its own node takes it up again");

@@ -41,6 +41,15 @@ fn https(cert: &(CertificateDer<'static>, PrivateKeyDer<'static>), who: &'static
     Arc::new(Https::new(Arc::new(tls), handler, ServeLimits::default(), Observers::default()))
 }
 
+/// A front listener on loopback relaying by `routes`, ending TLS with `https` otherwise.
+async fn front(https: Arc<Https>, routes: Arc<Routes>) -> SocketAddr {
+    let router = SniRouter::new(https, routes, Duration::from_millis(500), Duration::from_secs(1));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(accept(listener, Arc::new(router), limits(""), None, std::future::pending()));
+    addr
+}
+
 fn limits(proxy_from: &str) -> AcceptLimits {
     AcceptLimits {
         max_connections: 16,
@@ -146,15 +155,7 @@ async fn connections_are_relayed_by_name_terminated_here_or_refused() {
     // A node that is gone: its port refuses connections.
     let dead = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
     let routes = Arc::new(Routes { targets: vec![dead, node_addr], refused: Mutex::default() });
-    let router = SniRouter::new(
-        https(&gateway_cert, "gateway"),
-        routes.clone(),
-        Duration::from_millis(500),
-        Duration::from_secs(1),
-    );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(accept(listener, Arc::new(router), limits(""), None, std::future::pending()));
+    let addr = front(https(&gateway_cert, "gateway"), routes.clone()).await;
 
     // Relayed: the node's certificate, and the node knows the client's own address.
     let tcp = TcpStream::connect(addr).await.unwrap();
@@ -196,15 +197,7 @@ async fn connections_are_relayed_by_name_terminated_here_or_refused() {
 
     // Every node gone: refused as unavailable before the client saw a byte.
     let gone = Arc::new(Routes { targets: vec![dead], refused: Mutex::default() });
-    let router = SniRouter::new(
-        https(&gateway_cert, "gateway"),
-        gone.clone(),
-        Duration::from_millis(500),
-        Duration::from_secs(1),
-    );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let lonely = listener.local_addr().unwrap();
-    tokio::spawn(accept(listener, Arc::new(router), limits(""), None, std::future::pending()));
+    let lonely = front(https(&gateway_cert, "gateway"), gone.clone()).await;
     assert!(
         get(TcpStream::connect(lonely).await.unwrap(), "hello.example.test", &node_cert.0, vec![])
             .await

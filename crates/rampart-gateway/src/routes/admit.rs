@@ -38,8 +38,8 @@ pub(crate) async fn admit(state: &State, asker: &Asker<'_>, body: &[u8]) -> Resp
         );
     };
     // A node speaks only for the passthrough routes it hosts.
-    let hosts = state.nodes.list().iter().any(|n| n.name == asker.node && n.services.contains(&req.service));
-    if state.routes.passthrough_names(&req.service).is_none() || !hosts {
+    if state.routes.passthrough_names(&req.service).is_none() || !state.nodes.hosts(asker.node, &req.service)
+    {
         let why = format!(
             "node {} asked to admit a caller of {:?}, which is not a passthrough route it hosts",
             asker.node,

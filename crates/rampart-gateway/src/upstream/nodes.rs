@@ -107,6 +107,11 @@ impl Nodes {
         self.table.load().nodes.iter().map(|n| (n.name.clone(), n.addr)).collect()
     }
 
+    /// Whether the live node `name` hosts `service` (looked up in place: asked per request).
+    pub(crate) fn hosts(&self, name: &str, service: &str) -> bool {
+        self.table.load().nodes.iter().any(|n| n.name == name && n.services.iter().any(|s| s == service))
+    }
+
     /// The public listeners (passthrough) of the nodes hosting `service`, with their health.
     pub(crate) fn public_of(&self, service: &str) -> Vec<(SocketAddr, Arc<NodeHealth>)> {
         let table = self.table.load();

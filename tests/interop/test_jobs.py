@@ -52,3 +52,13 @@ def test_requests_submits_polls_and_reads_a_histogram(jobs):
     assert result.json() == {"kind": "bytes", "bins": [counts.get(b, 0) for b in range(256)]}
     bob = {"Authorization": f"Bearer {jobs['tokens']['bob']}"}
     assert requests.get(f"{url}/jobs/{job}/result", headers=bob, verify=ca, timeout=10).status_code == 404
+
+
+def test_requests_reads_the_413_of_an_oversized_upload(jobs):
+    """`requests` sends the whole body without waiting for `100 Continue`: the gateway reads the
+    rest and throws it away, so the client reads the refusal instead of a reset connection."""
+    alice = {"Authorization": f"Bearer {jobs['tokens']['alice']}"}
+    refused = requests.post(f"{jobs['url']}/jobs/histogram", data=b"x" * (40 << 20), headers=alice,
+                            verify=jobs["ca"], timeout=30)
+    assert refused.status_code == 413, refused.text
+    assert refused.json()["error"] == "too_large"

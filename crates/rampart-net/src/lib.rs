@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 
 pub mod accept;
+pub mod body;
 pub mod client;
 mod conn;
 pub mod contract;

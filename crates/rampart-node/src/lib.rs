@@ -39,7 +39,6 @@ use crate::envelope::{Envelopes, FERNET};
 pub use crate::service::{Answer, Call, Service};
 use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Request, Response, StatusCode};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use rampart_crypto::CryptoError;
 use rampart_events::EventKind;
@@ -48,6 +47,8 @@ use rampart_net::{Body, ConnInfo, ServeLimits, full};
 
 /// Largest request body a node accepts.
 const MAX_BODY: usize = 8 << 20;
+/// The longest pause allowed between a request body's frames.
+const BODY_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Services by name.
 pub type Services = BTreeMap<String, Arc<dyn Service>>;
@@ -204,6 +205,30 @@ pub(crate) struct Caller {
     client: String,
 }
 
+/// A request's body whole, up to [`MAX_BODY`] ([`rampart_net::body`]: one over it gets its
+/// 413 read by the client).
+async fn read_body(
+    version: http::Version,
+    headers: &http::HeaderMap,
+    mut body: Incoming,
+) -> Result<Vec<u8>, Answer> {
+    use rampart_net::body::{self, BodyError};
+    let waits = body::waits_for_continue(version, headers);
+    match body::read_request(&mut body, MAX_BODY, BODY_IDLE, waits).await {
+        Ok(b) => Ok(b.to_vec()),
+        Err(BodyError::TooLarge) => {
+            let why = format!("request bodies are limited to {MAX_BODY} bytes");
+            Err(Answer::error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", &why))
+        }
+        Err(BodyError::Idle) => {
+            Err(Answer::error(StatusCode::REQUEST_TIMEOUT, "slow_client", "the request body stalled"))
+        }
+        Err(BodyError::Broken) => {
+            Err(Answer::error(StatusCode::BAD_REQUEST, "bad_request", "the request body could not be read"))
+        }
+    }
+}
+
 /// Runs a request of `caller` (its own headers `headers`, the request's less what only the
 /// gateway may say) on the service it is for.
 pub(crate) async fn dispatch(
@@ -226,15 +251,10 @@ pub(crate) async fn dispatch(
     let query = req.uri().query().map(str::to_owned);
     let sealed_in = envelope::is_sealed(&headers);
     let seal_out = sealed_in || envelope::wants_sealed(&headers);
-    let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes().to_vec(),
-        Err(_) => {
-            return answer(Answer::error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                "request body too large",
-            ));
-        }
+    let version = req.version();
+    let body = match read_body(version, &headers, req.into_body()).await {
+        Ok(b) => b,
+        Err(refused) => return answer(refused),
     };
     if seal_out && node.envelopes.is_none() {
         return answer(Answer::error(

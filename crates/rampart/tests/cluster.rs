@@ -34,11 +34,18 @@ struct Cluster {
     gateways: Vec<Option<Proc>>,
     urls: Vec<String>,
     nodes: Vec<Option<Proc>>,
+    /// The services every node hosts.
+    services: &'static [&'static str],
 }
 
 impl Cluster {
+    /// Three etcd members; nodes hosting `hello` and `data`.
     fn start() -> Self {
-        let etcd = block_on(EtcdCluster::start(3, None));
+        Self::start_with(3, &["hello", "data"])
+    }
+
+    fn start_with(members: usize, services: &'static [&'static str]) -> Self {
+        let etcd = block_on(EtcdCluster::start(members, None));
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().join("home");
         let store = format!("etcd://{}", etcd.endpoints().join(",").replace("http://", ""));
@@ -50,6 +57,7 @@ impl Cluster {
             gateways: vec![None, None],
             urls: Vec::new(),
             nodes: Vec::new(),
+            services,
         };
         for i in 0..2 {
             let g = c.start_gateway(i, "127.0.0.1:0");
@@ -84,24 +92,11 @@ impl Cluster {
         urls.rotate_left(i % n);
         let name = format!("n{}", i + 1);
         let list = urls.join(",");
-        let p = spawn(
-            &self.home,
-            &[
-                "node",
-                "--name",
-                &name,
-                "--listen",
-                "127.0.0.1:0",
-                "--gateway",
-                &list,
-                "--service",
-                "hello",
-                "--service",
-                "data",
-            ],
-            "rampart node ",
-            &name,
-        );
+        let mut args = vec!["node", "--name", &name, "--listen", "127.0.0.1:0", "--gateway", &list];
+        for s in self.services {
+            args.extend(["--service", s]);
+        }
+        let p = spawn(&self.home, &args, "rampart node ", &name);
         self.nodes[i] = Some(p);
     }
 
@@ -522,4 +517,69 @@ fn init_reaches_etcd_as_a_user_confined_to_its_prefix() {
     assert_eq!(String::from_utf8_lossy(&hello.stdout).trim(), "Hello World!", "{}", support::stderr(&hello));
     let users = ok(&net.home, &["user", "list"]);
     assert!(users.contains("admin"), "{users}");
+}
+
+#[test]
+fn a_job_goes_on_when_the_gateway_that_took_it_is_killed() {
+    let mut c = Cluster::start_with(1, &["jobs"]);
+    let (width, height) = (1024, 512);
+    let upload = support::png(width, height);
+    let file = c.home.join("image.png");
+    std::fs::write(&file, &upload).unwrap();
+    let job = |i: usize, args: &[&str]| {
+        let mut all = vec!["job"];
+        all.extend_from_slice(args);
+        all.extend(["--gateway", c.urls[i].as_str()]);
+        support::run(&c.home, &all, "")
+    };
+    let id =
+        ok(&c.home, &["job", "submit", file.to_str().unwrap(), "--tasks", "200", "--gateway", &c.urls[0]])
+            .trim()
+            .to_owned();
+    let status = |i: usize| -> serde_json::Value {
+        serde_json::from_slice(&job(i, &["status", &id, "--json"]).stdout).unwrap_or_default()
+    };
+    let start = Instant::now();
+    while status(1)["tasks"]["done"].as_u64().unwrap_or(0) < 5 {
+        assert!(start.elapsed() < Duration::from_secs(30), "the job never started: {}", status(1));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // g1 took the job and is the gateway of two of the three nodes: it dies mid-job.
+    c.gateways[0] = None; // SIGKILL (Proc's drop)
+    let results = || support::job_parts(&c.home, &c.urls[1], "results", &id);
+    let written_before: Vec<u32> = results().into_iter().map(|(n, _)| n).collect();
+    let before = status(1);
+    assert!(before["tasks"]["done"].as_u64().unwrap() < 200, "the job was done before g1 died: {before}");
+    let start = Instant::now();
+    while status(1)["state"] != "done" {
+        assert!(start.elapsed() < Duration::from_secs(90), "the job stopped with g1: {}", status(1));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Finished through g2 by all three nodes, with one result a task, and the histogram of one
+    // process with the same decoder.
+    let done = status(1);
+    assert_eq!(done["tasks"], serde_json::json!({"done": 200, "total": 200}), "{done}");
+    let result = job(1, &["result", &id, "--json"]);
+    assert!(result.status.success(), "{}", support::stderr(&result));
+    let result: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
+    let limits = rampart_jobs::Limits::default();
+    let image = rampart_jobs::count::decode(&upload, &limits).unwrap();
+    let whole = rampart_jobs::count::image_rows(&image, 0..height);
+    assert_eq!(result["channels"], serde_json::to_value(&whole.channels).unwrap());
+    let results = results();
+    assert_eq!(results.iter().map(|(n, _)| *n).collect::<Vec<_>>(), (0..200).collect::<Vec<_>>());
+    // n1 and n3 reached the registry through g1: they went on through g2.
+    let after: HashSet<&str> = results
+        .iter()
+        .filter(|(n, _)| !written_before.contains(n))
+        .filter_map(|(_, r)| r["node"].as_str())
+        .collect();
+    assert!(after.contains("n1") || after.contains("n3"), "only {after:?} worked after g1 died");
+    eprintln!(
+        "g1 killed with {} of 200 tasks done; done {:?} later, by {after:?}",
+        before["tasks"]["done"],
+        start.elapsed()
+    );
+    assert!(c.converged(3, Duration::from_secs(10)), "g2 routes to {:?}", c.routed_by(1));
 }

@@ -10,16 +10,7 @@ mod support;
 use std::io::Cursor;
 use std::time::{Duration, Instant};
 
-use support::{Network, curl, ok};
-
-fn png(width: u32, height: u32) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(width, height, |x, y| {
-        image::Rgb([(x * 7 + y) as u8, (y * 13) as u8, ((x * y) >> 3) as u8])
-    });
-    let mut out = Vec::new();
-    img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
-    out
-}
+use support::{Network, curl, ok, png};
 
 /// A network whose three nodes host `jobs`, and alice allowed to use it (her token).
 fn network() -> (Network, String) {
@@ -59,37 +50,9 @@ fn status(net: &Network, token: &str, id: &str) -> serde_json::Value {
     serde_json::from_str(&call(net, token, &[], &format!("/jobs/{id}")).0).unwrap_or_default()
 }
 
-/// The registry's `services/jobs/<family>/<id>/` through the store API (admin certificate):
-/// each task number with its value.
+/// The registry's `services/jobs/<family>/<id>/`: each task number with its value.
 fn parts(net: &Network, family: &str, id: &str) -> Vec<(u32, serde_json::Value)> {
-    use base64::Engine as _;
-    let pki = net.home.join("pki/local/issued");
-    let (cert, key) = (pki.join("admin.pem"), pki.join("admin.key"));
-    let ask = serde_json::json!({"op": "range", "prefix": format!("services/jobs/{family}/{id}/")});
-    let (_, said) = curl(&[
-        "--cacert",
-        &ca(net),
-        "--cert",
-        cert.to_str().unwrap(),
-        "--key",
-        key.to_str().unwrap(),
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        &ask.to_string(),
-        &format!("{}/_rampart/store", net.url),
-    ]);
-    let v: serde_json::Value = serde_json::from_str(&said).unwrap_or_default();
-    v["kvs"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|kv| {
-            let n = kv["key"].as_str()?.rsplit('/').next()?.parse().ok()?;
-            let value = base64::engine::general_purpose::STANDARD.decode(kv["value"].as_str()?).ok()?;
-            Some((n, serde_json::from_slice(&value).ok()?))
-        })
-        .collect()
+    support::job_parts(&net.home, &net.url, family, id)
 }
 
 /// The tasks of job `id` claimed and not answered, with the node holding each.
@@ -221,10 +184,21 @@ fn uploads_are_authenticated_bounded_and_checked_and_jobs_are_their_owners() {
     assert_eq!(submit(&net, &bob, &small, "").1, 403);
     assert!(has_event(&net, "policy_denied"));
 
-    // Over the size limit: 413.
+    // Over the size limit: 413. Over HTTP/1.1 from its declared length, before curl (waiting
+    // on `Expect: 100-continue`) sends a byte of it; over HTTP/2 once curl has sent it (read
+    // and thrown away, so that the client reads the answer); sent in chunks of no declared
+    // length, once past the limit.
     let big = dir.join("big.bin");
-    std::fs::write(&big, vec![7u8; (8 << 20) + 1]).unwrap();
-    assert_eq!(submit(&net, &token, &big, "").1, 413);
+    std::fs::write(&big, vec![7u8; (16 << 20) + 1]).unwrap();
+    let data = format!("@{}", big.display());
+    for (version, sent) in [("--http1.1", "0"), ("--http2", "16777217")] {
+        let args = [version, "--data-binary", &data, "-w", "%{size_upload}\n%{http_code}"];
+        let (said, code) = call(&net, &token, &args, "/jobs/histogram");
+        assert_eq!(code, 413, "{version}: {said}");
+        assert!(said.ends_with(&format!("}}{sent}")), "{version}: {said}"); // the answer, then bytes sent
+    }
+    let chunked = ["--http1.1", "--data-binary", &data, "-H", "Transfer-Encoding: chunked"];
+    assert_eq!(call(&net, &token, &chunked, "/jobs/histogram").1, 413);
 
     // A PNG that declares 65535×65535: 422 from its header, nothing decoded.
     let mut bomb = png(1, 1);

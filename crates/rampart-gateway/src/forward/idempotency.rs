@@ -84,9 +84,9 @@ pub async fn keep(
     {
         return outgoing::finish(resp, attempts);
     }
-    let (mut parts, body) = resp.into_parts();
+    let (mut parts, mut body) = resp.into_parts();
     outgoing::clean(&mut parts, attempts);
-    let bytes = match super::body::read(body, MAX_RECORDED_BODY, idle).await {
+    let bytes = match rampart_net::body::read(&mut body, MAX_RECORDED_BODY, idle).await {
         Ok(b) => b,
         Err(_) => {
             return reply::error(

@@ -4,7 +4,6 @@
 //! as [`outgoing`] builds it.
 
 pub mod attempt;
-pub mod body;
 pub mod idempotency;
 pub mod outgoing;
 pub mod retry;
@@ -18,12 +17,12 @@ use rampart_events::EventKind;
 use rampart_net::{Body, ConnInfo};
 
 use self::attempt::{Attempts, Finished};
-use self::body::BodyError;
 use self::outgoing::Outgoing;
 use crate::federation::outbound::PeerOutgoing;
 use crate::federation::{Federation, PeerGateways};
 use crate::upstream::Upstreams;
 use crate::{State, reply};
+use rampart_net::body::{self, BodyError};
 
 /// Whether a method may be repeated without changing the outcome (RFC 9110 §9.2.2).
 fn idempotent(method: &Method) -> bool {
@@ -47,7 +46,9 @@ pub async fn forward(
     let (parts, body) = req.into_parts();
     let c = &state.config;
     let limits = state.admission.body();
-    let body = match body::read(body, limits.max_bytes, limits.idle).await {
+    let waits = body::waits_for_continue(parts.version, &parts.headers);
+    let mut body = body;
+    let body = match body::read_request(&mut body, limits.max_bytes, limits.idle, waits).await {
         Ok(b) => b,
         Err(e) => return body_refused(state, e, conn, principal, service),
     };

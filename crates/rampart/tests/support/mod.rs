@@ -331,3 +331,46 @@ pub fn subject_for(addr: &str, sni: Option<&str>) -> String {
     x509.stdin.take().unwrap().write_all(&shown.stdout).unwrap();
     String::from_utf8_lossy(&x509.wait_with_output().unwrap().stdout).replace(' ', "")
 }
+
+/// A PNG of `width`×`height` whose three channels differ (for the jobs tests).
+pub fn png(width: u32, height: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x * 7 + y) as u8, (y * 13) as u8, ((x * y) >> 3) as u8])
+    });
+    let mut out = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
+    out
+}
+
+/// The registry's `services/jobs/<family>/<id>/` through the gateway at `url`'s
+/// store API (the admin certificate): each task number with its value.
+pub fn job_parts(home: &Path, url: &str, family: &str, id: &str) -> Vec<(u32, serde_json::Value)> {
+    use base64::Engine as _;
+    let pki = home.join("pki/local/issued");
+    let (cert, key) = (pki.join("admin.pem"), pki.join("admin.key"));
+    let ask = serde_json::json!({"op": "range", "prefix": format!("services/jobs/{family}/{id}/")});
+    let (_, said) = curl(&[
+        "--cacert",
+        home.join("pki/local/ca.pem").to_str().unwrap(),
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        &ask.to_string(),
+        &format!("{url}/_rampart/store"),
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&said).unwrap_or_default();
+    v["kvs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|kv| {
+            let n = kv["key"].as_str()?.rsplit('/').next()?.parse().ok()?;
+            let value = base64::engine::general_purpose::STANDARD.decode(kv["value"].as_str()?).ok()?;
+            Some((n, serde_json::from_slice(&value).ok()?))
+        })
+        .collect()
+}

@@ -185,13 +185,14 @@ async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Respons
     }
     let headers = req.headers();
     let principal = header::text(headers, &header::PRINCIPAL).unwrap_or("anonymous").to_owned();
+    let role = header::text(headers, &header::ROLE).unwrap_or("").to_owned();
     let Some(service) = header::text(headers, &header::SERVICE).map(str::to_owned) else {
         return answer(Answer::error(StatusCode::BAD_REQUEST, "bad_request", "no Rampart-Service header"));
     };
     // The client the gateway named (the connection is the gateway's).
     let client = header::text(headers, &header::CLIENT).unwrap_or("").to_owned();
     let headers = headers.clone();
-    dispatch(node, req, headers, conn, Caller { principal, service, client }).await
+    dispatch(node, req, headers, conn, Caller { principal, role, service, client }).await
 }
 
 /// Who a request is for and from, as the node knows it: from the gateway's headers on the
@@ -199,6 +200,8 @@ async fn handle(node: &Node, req: Request<Incoming>, conn: &ConnInfo) -> Respons
 pub(crate) struct Caller {
     /// The principal's name.
     principal: String,
+    /// Its role, as the gateway says (empty when it says none).
+    role: String,
     /// The service.
     service: String,
     /// The client's address (empty when unknown).
@@ -238,7 +241,7 @@ pub(crate) async fn dispatch(
     conn: &ConnInfo,
     caller: Caller,
 ) -> Response<Body> {
-    let Caller { principal, service, client } = caller;
+    let Caller { principal, role, service, client } = caller;
     if let Err(e) = rampart_net::wire::check_method(req.method()) {
         return answer(Answer::error(StatusCode::BAD_REQUEST, "bad_method", &e.to_string()));
     }
@@ -281,6 +284,7 @@ pub(crate) async fn dispatch(
                 query: query.as_deref(),
                 headers: &headers,
                 principal: &principal,
+                role: &role,
                 client: &client,
                 idempotency_key,
                 body,

@@ -101,9 +101,9 @@ async fn handle(
         authorization: req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned),
         certificate: conn.certificate.as_ref().map(|c| base64::engine::general_purpose::STANDARD.encode(c)),
     };
-    let principal = match membership.post(Endpoint::Admit, &ask).await {
+    let admitted = match membership.post(Endpoint::Admit, &ask).await {
         Ok((StatusCode::OK, body)) => match serde_json::from_value::<Admitted>(body) {
-            Ok(a) => a.principal,
+            Ok(a) => a,
             Err(_) => return unavailable("the gateway's admission answer did not parse"),
         },
         // The gateway's refusal (it recorded the event), as the gateway would have answered.
@@ -117,7 +117,8 @@ async fn handle(
     };
     let headers = own_headers(req.headers());
     let client = conn.remote.ip().to_string();
-    crate::dispatch(node, req, headers, conn, Caller { principal, service, client }).await
+    let Admitted { principal, role } = admitted;
+    crate::dispatch(node, req, headers, conn, Caller { principal, role, service, client }).await
 }
 
 /// Says in the log, once per change, which of the routes' names the certificate lacks.

@@ -21,6 +21,9 @@ pub struct Call<'a> {
     pub headers: &'a HeaderMap,
     /// Who called, as the gateway vouches (`Rampart-Principal`).
     pub principal: &'a str,
+    /// Its role, as the gateway vouches (`Rampart-Role`: `admin` for a certificate of that role
+    /// and for a token of an admin user alike), or empty.
+    pub role: &'a str,
     /// The client's address, as the gateway saw it (`Rampart-Client`), or empty.
     pub client: &'a str,
     /// The caller's `Idempotency-Key`, if any.

@@ -95,7 +95,7 @@ const FROM_GATEWAY: [HeaderName; 4] = [
 
 /// Sends the call to the app at `base`.
 async fn forward(client: &PlainClient, base: &str, call: Call<'_>) -> Answer {
-    let Call { method, path, query, headers, principal, body, .. } = call;
+    let Call { method, path, query, headers, principal, role, body, .. } = call;
     let uri = format!(
         "{}{}{}",
         base.trim_end_matches('/'),
@@ -104,6 +104,9 @@ async fn forward(client: &PlainClient, base: &str, call: Call<'_>) -> Answer {
     );
     let mut builder =
         Request::builder().method(method.clone()).uri(&uri).header(header::PRINCIPAL, principal);
+    if !role.is_empty() {
+        builder = builder.header(header::ROLE, role);
+    }
     if let Some(ct) = headers.get(CONTENT_TYPE).filter(|v| v.to_str().is_ok_and(|s| !s.contains("fernet"))) {
         builder = builder.header(CONTENT_TYPE, ct);
     }

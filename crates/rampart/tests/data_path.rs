@@ -160,7 +160,8 @@ fn an_unknown_service_is_404() {
     assert_eq!(out.status.code(), Some(4), "{}", stdout(&out));
 }
 
-/// A one-route HTTP app on loopback that answers with the principal header it received.
+/// A one-route HTTP app on loopback that answers with the principal and role headers it
+/// received.
 fn start_app() -> (u16, std::thread::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -171,14 +172,16 @@ fn start_app() -> (u16, std::thread::JoinHandle<()>) {
             let mut buf = [0u8; 8192];
             let n = s.read(&mut buf).unwrap_or(0);
             let req = String::from_utf8_lossy(&buf[..n]).to_string();
-            let principal = req
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase().strip_prefix("rampart-principal:").map(|v| v.trim().to_owned())
-                })
-                .unwrap_or_default();
+            let header = |name: &str| {
+                req.lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix(name).map(|v| v.trim().to_owned()))
+                    .unwrap_or_default()
+            };
+            let (principal, role) = (header("rampart-principal:"), header("rampart-role:"));
             let path = req.split_whitespace().nth(1).unwrap_or("").to_owned();
-            let body = format!(r#"{{"app":"flask-like","path":"{path}","principal":"{principal}"}}"#);
+            let body = format!(
+                r#"{{"app":"flask-like","path":"{path}","principal":"{principal}","role":"{role}"}}"#
+            );
             let _ = write!(
                 s,
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -199,6 +202,7 @@ fn an_upstream_app_is_reachable_and_sees_the_principal() {
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(body["principal"], "spiffe://local/admin/admin");
+    assert_eq!(body["role"], "admin");
     assert_eq!(body["path"], "/orders?id=7");
     let bad = run(
         &net.home,

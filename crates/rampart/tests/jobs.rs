@@ -65,6 +65,13 @@ fn held(net: &Network, id: &str) -> Vec<(u32, String)> {
         .collect()
 }
 
+/// A process's peak resident memory (`VmHWM`), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 fn has_event(net: &Network, kind: &str) -> bool {
     net.eventually(Duration::from_secs(15), || {
         let log = std::fs::read_to_string(net.home.join("audit.jsonl")).unwrap_or_default();
@@ -207,9 +214,15 @@ fn uploads_are_authenticated_bounded_and_checked_and_jobs_are_their_owners() {
     bomb[29..33].copy_from_slice(&crc.to_be_bytes());
     let bomb_file = dir.join("bomb.png");
     std::fs::write(&bomb_file, &bomb).unwrap();
+    let peaks = || net.nodes.iter().map(|n| peak_rss_kib(n.pid())).collect::<Vec<_>>();
+    let before = peaks();
     let (said, code) = submit(&net, &token, &bomb_file, "");
     assert_eq!(code, 422, "{said}");
     assert!(said.contains("65535×65535"), "{said}");
+    // Decoded it would be 12 GiB: no node's peak memory grew by more than a few MiB.
+    for (was, is) in before.iter().zip(peaks()) {
+        assert!(is < was + 8192, "a node's peak resident memory went from {was} to {is} KiB");
+    }
 
     // A corrupt JPEG: taken (its header reads), then failed with a reason.
     let mut jpeg = Vec::new();
@@ -239,13 +252,23 @@ fn uploads_are_authenticated_bounded_and_checked_and_jobs_are_their_owners() {
     assert_eq!(first, call(&net, &token, &args, "/jobs/histogram"));
     let id = serde_json::from_str::<serde_json::Value>(&first.0).unwrap()["id"].as_str().unwrap().to_owned();
     ok(&net.home, &["policy", "allow", "--service", "jobs", "--principal", "user/bob"]);
-    assert_eq!(call(&net, &bob, &[], &format!("/jobs/{id}")).1, 404);
-    assert_eq!(call(&net, &bob, &[], &format!("/jobs/{id}/result")).1, 404);
+    // Not even when it claims to be an admin: the gateway's word on the role alone counts.
+    let forged = ["-H", "Rampart-Role: admin"];
+    assert_eq!(call(&net, &bob, &forged, &format!("/jobs/{id}")).1, 404);
+    assert_eq!(call(&net, &bob, &forged, &format!("/jobs/{id}/result")).1, 404);
     assert!(net.eventually(Duration::from_secs(30), || status(&net, &token, &id)["state"] == "done"));
     let (result, _) = call(&net, &token, &[], &format!("/jobs/{id}/result"));
-    let result: serde_json::Value = serde_json::from_str(&result).unwrap();
-    assert_eq!(result["kind"], "bytes");
-    assert_eq!(result["bins"][usize::from(b'l')], 2);
+    let plain: serde_json::Value = serde_json::from_str(&result).unwrap();
+    assert_eq!(plain["kind"], "bytes");
+    assert_eq!(plain["bins"][usize::from(b'l')], 2);
+    // An admin user's token reads it; sealed when asked (the payload keyring opens it).
+    let admin = ok(&net.home, &["token", "issue", "--user", "admin"]).trim().to_owned();
+    assert_eq!(call(&net, &admin, &[], &format!("/jobs/{id}/result")), (result, 200));
+    let sealed = call(&net, &token, &["-H", "Accept: application/fernet"], &format!("/jobs/{id}/result"));
+    assert_eq!(sealed.1, 200, "{}", sealed.0);
+    let keyring = rampart_crypto::file::load(&net.home.join("keys/payload.keys")).unwrap();
+    let opened = keyring.decrypt(&sealed.0, Some(300)).unwrap().plaintext;
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&opened).unwrap(), plain);
 
     // The CLI follows a job to its result.
     let out = ok(&net.home, &["job", "submit", small.to_str().unwrap(), "--wait", "--token", &token]);

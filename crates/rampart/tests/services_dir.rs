@@ -173,7 +173,16 @@ fn a_program_sees_only_its_variables_and_is_held_to_its_limits() {
     // the principal the gateway verified however the request tries to forge one.
     let out = net.call(
         "/env/x?q=1",
-        &["-H", "Proxy: http://evil:1", "-H", "Rampart-Principal: user/mallory", "-H", "X-Trace: t1"],
+        &[
+            "-H",
+            "Proxy: http://evil:1",
+            "-H",
+            "Rampart-Principal: user/mallory",
+            "-H",
+            "Rampart-Role: gateway",
+            "-H",
+            "X-Trace: t1",
+        ],
     );
     let env = stdout(&out);
     for line in [
@@ -181,6 +190,7 @@ fn a_program_sees_only_its_variables_and_is_held_to_its_limits() {
         "PATH_INFO=/x",
         "QUERY_STRING=q=1",
         "RAMPART_PRINCIPAL=spiffe://local/admin/admin",
+        "RAMPART_ROLE=admin",
         "RAMPART_SERVICE=env",
         "HTTP_X_TRACE=t1",
     ] {

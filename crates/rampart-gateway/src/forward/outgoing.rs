@@ -76,6 +76,7 @@ impl super::attempt::RequestFor for Outgoing<'_> {
         if let Ok(who) = HeaderValue::from_str(&self.principal.name()) {
             headers.insert(wire::PRINCIPAL, who);
         }
+        headers.insert(wire::ROLE, HeaderValue::from_static(self.principal.role().as_str()));
         if let Ok(v) = HeaderValue::from_str(self.service) {
             headers.insert(wire::SERVICE, v);
         }

@@ -85,7 +85,10 @@ pub(crate) async fn admit(state: &State, asker: &Asker<'_>, body: &[u8]) -> Resp
         return state.refused(refusal, &conn, None, Some(&req.service));
     }
     match crate::request::admit_call(state, (&method, &headers), &conn, &req.service).await {
-        Ok(p) => reply::json(StatusCode::OK, &serde_json::json!(Admitted { principal: p.name() })),
+        Ok(p) => reply::json(
+            StatusCode::OK,
+            &serde_json::json!(Admitted { principal: p.name(), role: p.role().as_str().to_owned() }),
+        ),
         Err(refused) => refused,
     }
 }

@@ -115,6 +115,8 @@ pub struct AdmitRequest {
 pub struct Admitted {
     /// The caller's principal, as the service sees it (`Rampart-Principal` on internal calls).
     pub principal: String,
+    /// Its role (`Rampart-Role` on internal calls).
+    pub role: String,
 }
 
 /// The gateway's answer to a heartbeat.

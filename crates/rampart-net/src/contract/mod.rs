@@ -12,6 +12,9 @@ pub mod header {
 
     /// Set by the gateway towards a node: who called (any value from outside is removed first).
     pub const PRINCIPAL: HeaderName = HeaderName::from_static("rampart-principal");
+    /// Set by the gateway towards a node: the principal's role (`admin`, `user`, `peer`…), a
+    /// token's user's as much as a certificate's (any value from outside is removed first).
+    pub const ROLE: HeaderName = HeaderName::from_static("rampart-role");
     /// Set by the gateway towards a node: which service to run.
     pub const SERVICE: HeaderName = HeaderName::from_static("rampart-service");
     /// Set by the gateway towards a node: the client's address (behind trusted proxies, the

@@ -23,6 +23,7 @@ pub fn environment(call: &Call<'_>, service: &str) -> Vec<(String, String)> {
         ("REMOTE_USER".to_owned(), call.principal.to_owned()),
         ("REMOTE_ADDR".to_owned(), call.client.to_owned()),
         ("RAMPART_PRINCIPAL".to_owned(), call.principal.to_owned()),
+        ("RAMPART_ROLE".to_owned(), call.role.to_owned()),
         ("RAMPART_SERVICE".to_owned(), service.to_owned()),
         ("PATH".to_owned(), "/usr/local/bin:/usr/bin:/bin".to_owned()),
         ("LANG".to_owned(), "C.UTF-8".to_owned()),

@@ -63,6 +63,9 @@ kinds! {
     SlowClient = "slow_client", Warning;
     /// A request body over the limit (413).
     TooLarge = "too_large", Warning;
+    /// A request that did not parse as HTTP (answered 400, the connection closed): ambiguous
+    /// framing such as a smuggling attempt, a bad header or version.
+    MalformedRequest = "malformed_request", Warning;
     /// A method not written in upper case.
     BadMethod = "bad_method", Warning;
     /// A path that climbs, hides a separator or is badly encoded.
@@ -152,6 +155,9 @@ kinds! {
     JobDone = "job_done", Info;
     /// A job failed (its input could not be read).
     JobFailed = "job_failed", Warning;
+    /// An upload refused at submission: over the size limit, or an image whose header promises
+    /// more than the limits (a decompression bomb) or does not read.
+    JobRefused = "job_refused", Warning;
     // Passthrough.
     /// A ClientHello naming no passthrough route nor the listener's own names (or none where
     /// only names are relayed).

@@ -17,6 +17,20 @@ pub struct AuthFailure {
     pub reason: String,
 }
 
+impl AuthFailure {
+    /// The answer: 401 with the challenge, or 403 for a valid token used beyond its scope
+    /// (RFC 6750 `insufficient_scope`: another token is needed, not another try).
+    pub fn answer(&self) -> http::Response<rampart_net::Body> {
+        if self.kind == EventKind::TokenOutOfScope {
+            let mut r = crate::reply::error(http::StatusCode::FORBIDDEN, "forbidden", &self.reason);
+            let challenge = http::HeaderValue::from_static("Bearer error=\"insufficient_scope\"");
+            r.headers_mut().insert(http::header::WWW_AUTHENTICATE, challenge);
+            return r;
+        }
+        crate::reply::unauthenticated(&self.reason)
+    }
+}
+
 fn fail(kind: EventKind, reason: impl Into<String>) -> AuthFailure {
     AuthFailure { kind, reason: reason.into() }
 }
@@ -28,7 +42,12 @@ pub async fn authenticate(
     conn: &ConnInfo,
     service: Option<&str>,
 ) -> Result<Principal, AuthFailure> {
-    if let Some(value) = headers.get(AUTHORIZATION) {
+    let mut given = headers.get_all(AUTHORIZATION).iter();
+    if let Some(value) = given.next() {
+        // Two credentials are one too many: a proxy and a service could each believe another.
+        if given.next().is_some() {
+            return Err(fail(EventKind::TokenMalformed, "more than one Authorization header"));
+        }
         let text =
             value.to_str().map_err(|_| fail(EventKind::TokenMalformed, "malformed Authorization header"))?;
         let Some(token) = text.strip_prefix("Bearer ").or_else(|| text.strip_prefix("bearer ")) else {

@@ -70,7 +70,7 @@ impl State {
         }
     }
 
-    /// A connection cut for a slow or oversized request head.
+    /// A connection cut for a slow, oversized or malformed request head.
     pub fn connection_problem(&self, source: Source, problem: ConnProblem) {
         match problem {
             ConnProblem::HeaderTimeout => {
@@ -80,6 +80,13 @@ impl State {
             // when admission refuses them.
             ConnProblem::HeadersTooLarge => self.record_refusal(Refusal::HeadTooLarge, source, None, None),
             ConnProblem::UriTooLong => self.record_refusal(Refusal::UriTooLong, source, None, None),
+            ConnProblem::Malformed => self.event(
+                EventKind::MalformedRequest,
+                source,
+                None,
+                None,
+                "the request did not parse as HTTP/1.1 (answered 400): ambiguous framing or a bad head",
+            ),
             _ => {}
         }
     }

@@ -147,8 +147,9 @@ pub(crate) async fn admit_call(
     let principal = match authn::authenticate(state, headers, conn, Some(service)).await {
         Ok(p) => p,
         Err(failure) => {
+            let answer = failure.answer();
             state.auth_failed(failure.kind, conn, Some(service), &failure.reason);
-            return Err(reply::unauthenticated(&failure.reason));
+            return Err(answer);
         }
     };
     if let Err(refusal) = state.admission.principal(&principal.name()) {

@@ -26,6 +26,24 @@ pub enum BodyError {
     Idle,
     /// The connection broke while it was read.
     Broken,
+    /// Its framing does not parse (a bad chunk size or line): a broken or hostile client.
+    Malformed,
+}
+
+/// Why reading a frame failed: what the client sent does not parse (hyper's chunk decoder
+/// says so with an `InvalidData` or `InvalidInput` I/O error), or else it went away.
+fn frame_error(e: &(dyn std::error::Error + 'static)) -> BodyError {
+    let parse = |io: &std::io::Error| {
+        matches!(io.kind(), std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput)
+    };
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>().is_some_and(parse) {
+            return BodyError::Malformed;
+        }
+        cause = c.source();
+    }
+    BodyError::Broken
 }
 
 /// Reads a request's `body` whole, refusing more than `limit` bytes or a pause longer than
@@ -40,6 +58,7 @@ pub async fn read_request<B>(
 ) -> Result<Bytes, BodyError>
 where
     B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<crate::BoxError>,
 {
     if waits && body.size_hint().lower() > limit as u64 {
         return Err(BodyError::TooLarge);
@@ -56,6 +75,7 @@ where
 pub async fn read<B>(body: &mut B, limit: usize, idle: Duration) -> Result<Bytes, BodyError>
 where
     B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<crate::BoxError>,
 {
     if body.size_hint().lower() > limit as u64 {
         return Err(BodyError::TooLarge);
@@ -65,7 +85,7 @@ where
         match tokio::time::timeout(idle, body.frame()).await {
             Err(_) => return Err(BodyError::Idle),
             Ok(None) => return Ok(buf.freeze()),
-            Ok(Some(Err(_))) => return Err(BodyError::Broken),
+            Ok(Some(Err(e))) => return Err(frame_error(&*e.into())),
             Ok(Some(Ok(frame))) => {
                 if let Ok(data) = frame.into_data() {
                     if buf.len() + data.len() > limit {
@@ -92,6 +112,7 @@ pub fn waits_for_continue(version: http::Version, headers: &http::HeaderMap) -> 
 async fn discard<B>(body: &mut B, idle: Duration)
 where
     B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<crate::BoxError>,
 {
     let until = Instant::now() + DISCARD_FOR;
     loop {

@@ -123,6 +123,9 @@ pub enum ConnProblem {
     HeadersTooLarge,
     /// The HTTP/1.1 request line was over the URI limit (answered 414).
     UriTooLong,
+    /// The request did not parse as HTTP/1.1 (answered 400 by the parser): ambiguous framing
+    /// (a smuggling attempt), a bad header or version, a broken client.
+    Malformed,
 }
 
 /// Called with where it came from and the problem when a connection is cut.
@@ -328,9 +331,12 @@ impl Https {
             Some(ConnProblem::UriTooLong)
         } else {
             result.err().and_then(|e| {
-                let too_large =
-                    e.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_parse_too_large);
-                too_large.then_some(ConnProblem::HeadersTooLarge)
+                let e = e.downcast_ref::<hyper::Error>()?;
+                if e.is_parse_too_large() {
+                    Some(ConnProblem::HeadersTooLarge)
+                } else {
+                    e.is_parse().then_some(ConnProblem::Malformed)
+                }
             })
         };
         if let Some(problem) = problem {
@@ -347,7 +353,8 @@ impl Https {
         if let Ok(io) = io_back.await {
             match problem {
                 ConnProblem::UriTooLong => linger_close(*io, Some(&uri_too_long_answer())).await,
-                ConnProblem::HeadersTooLarge => linger_close(*io, None).await, // hyper wrote the 431
+                // hyper wrote the 431 or the 400.
+                ConnProblem::HeadersTooLarge | ConnProblem::Malformed => linger_close(*io, None).await,
                 ConnProblem::HeaderTimeout => {}
             }
         }

@@ -3,9 +3,11 @@
 //!
 //! - **Methods** are canonical: upper-case tokens. `delete` is not `DELETE` to policy, but many
 //!   frameworks upper-case it before acting, so a non-canonical method is refused outright.
+//!   `CONNECT` and `TRACE` are not served at all.
 //! - **Paths** are normalised (RFC 3986 §5.2.4 dot-segment removal, with `%2e`/`%2E` counted as
 //!   a dot for that purpose) and refused when they would climb above their root, hide a slash or
-//!   backslash inside a segment (`%2f`, `%5c`, `\`), carry a NUL, or are not valid
+//!   backslash inside a segment (`%2f`, `%5c`, `\`), carry a control character (a NUL, or a
+//!   CR and LF that an app decoding the path could write into a header), or are not valid
 //!   percent-encoding. The gateway applies it to the path after the service's segment, so no
 //!   path can leave the service it was routed to.
 
@@ -21,9 +23,9 @@ pub enum PathError {
     /// A segment holds an encoded slash or backslash, or a raw backslash.
     #[error("the path hides a slash or backslash inside a segment")]
     HiddenSeparator,
-    /// A NUL byte, raw or encoded.
-    #[error("the path holds a NUL byte")]
-    Nul,
+    /// A control character (NUL, CR, LF, DEL…), raw or encoded.
+    #[error("the path holds a control character")]
+    Control,
     /// A `%` not followed by two hexadecimal digits.
     #[error("the path has invalid percent-encoding")]
     BadEncoding,
@@ -38,7 +40,7 @@ impl PathError {
         match self {
             PathError::Climbs => "path_climbs",
             PathError::HiddenSeparator => "path_hidden_separator",
-            PathError::Nul => "path_nul",
+            PathError::Control => "path_control",
             PathError::BadEncoding => "path_bad_encoding",
             PathError::NotAbsolute => "path_not_absolute",
         }
@@ -71,7 +73,7 @@ fn segment(raw: &str) -> Result<Segment, PathError> {
             b
         };
         match decoded {
-            0 => return Err(PathError::Nul),
+            0..0x20 | 0x7f => return Err(PathError::Control),
             b'/' if b == b'%' => return Err(PathError::HiddenSeparator),
             b'\\' => return Err(PathError::HiddenSeparator),
             b'.' => dots += 1,
@@ -139,10 +141,21 @@ pub enum MethodError {
     /// Lower-case letters in a method rampart does not know.
     #[error("methods are upper-case tokens")]
     NotUpperCase,
+    /// `CONNECT` (a tunnel: rampart is no forward proxy) or `TRACE` (an echo of the request,
+    /// which cross-site tracing turns against the caller's own headers).
+    #[error("{0} is not served here")]
+    NotServed(&'static str),
 }
 
-/// Refuses a method that is not written in upper case (the only spelling policy matches).
+/// Refuses a method that is not written in upper case (the only spelling policy matches), and
+/// the methods not served (`CONNECT`, `TRACE`).
 pub fn check_method(method: &http::Method) -> Result<(), MethodError> {
+    if method == http::Method::CONNECT {
+        return Err(MethodError::NotServed("CONNECT"));
+    }
+    if method == http::Method::TRACE {
+        return Err(MethodError::NotServed("TRACE"));
+    }
     let m = method.as_str();
     if !m.bytes().any(|b| b.is_ascii_lowercase()) {
         return Ok(());
@@ -182,7 +195,10 @@ mod tests {
         assert_eq!(normalize_path("/a%2Fb"), Err(PathError::HiddenSeparator));
         assert_eq!(normalize_path("/a%5cb"), Err(PathError::HiddenSeparator));
         assert_eq!(normalize_path("/a\\b"), Err(PathError::HiddenSeparator));
-        assert_eq!(normalize_path("/a%00"), Err(PathError::Nul));
+        assert_eq!(normalize_path("/a%00"), Err(PathError::Control));
+        assert_eq!(normalize_path("/a%0d%0aSet-Cookie:%20x"), Err(PathError::Control));
+        assert_eq!(normalize_path("/a%7F"), Err(PathError::Control));
+        assert_eq!(normalize_path("/a%20b%C3%A9").unwrap(), "/a%20b%C3%A9");
         assert_eq!(normalize_path("/a%zz"), Err(PathError::BadEncoding));
         assert_eq!(normalize_path("/a%2"), Err(PathError::BadEncoding));
         assert_eq!(normalize_path("a"), Err(PathError::NotAbsolute));
@@ -222,5 +238,7 @@ mod tests {
         assert_eq!(check_method(&m("delete")), Err(MethodError::NotCanonical("DELETE")));
         assert_eq!(check_method(&m("Delete")), Err(MethodError::NotCanonical("DELETE")));
         assert_eq!(check_method(&m("propfind")), Err(MethodError::NotUpperCase));
+        assert_eq!(check_method(&m("CONNECT")), Err(MethodError::NotServed("CONNECT")));
+        assert_eq!(check_method(&m("TRACE")), Err(MethodError::NotServed("TRACE")));
     }
 }

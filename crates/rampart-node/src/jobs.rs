@@ -109,15 +109,26 @@ impl JobsService {
                         job.size,
                         rampart_jobs::model::tasks(job.tasks)
                     );
-                    report(m, EventKind::JobSubmitted, &job, &why);
+                    report(m, EventKind::JobSubmitted, (call.client, &job.owner), &why);
                 }
                 Answer::json(StatusCode::ACCEPTED, &json!({"id": job.id}))
             }
-            Err(SubmitError::Input(e @ InputError::TooLarge { .. })) => {
-                Answer::error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", &e.to_string())
-            }
             Err(SubmitError::Input(e)) => {
-                Answer::error(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", &e.to_string())
+                let why = e.to_string();
+                if let Some(m) = self.events.get() {
+                    report(
+                        m,
+                        EventKind::JobRefused,
+                        (call.client, call.principal),
+                        &format!("upload refused: {why}"),
+                    );
+                }
+                match e {
+                    InputError::TooLarge { .. } => {
+                        Answer::error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", &why)
+                    }
+                    _ => Answer::error(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", &why),
+                }
             }
             Err(SubmitError::Store(e)) => unavailable(&e),
         }
@@ -159,15 +170,18 @@ impl Events for Membership {
             JobEvent::Done => EventKind::JobDone,
             JobEvent::Failed => EventKind::JobFailed,
         };
-        report(self, kind, job, why);
+        report(self, kind, ("jobs", &job.owner), why);
     }
 }
 
-fn report(m: &Membership, kind: EventKind, job: &rampart_jobs::Job, why: &str) {
+/// Reports event `kind` to the gateway: from `source` (the client's address, or `jobs` for the
+/// worker's own), about `principal`'s job.
+fn report(m: &Membership, kind: EventKind, (source, principal): (&str, &str), why: &str) {
     tracing::info!("{}: {why}", kind.as_str());
-    let (m, owner, why) = (m.clone(), job.owner.clone(), why.to_owned());
+    let (m, source, owner, why) = (m.clone(), source.to_owned(), principal.to_owned(), why.to_owned());
     tokio::spawn(async move {
-        let r = Report { kind, source: "jobs", principal: Some(&owner), service: Some("jobs"), reason: &why };
+        let source = if source.is_empty() { "jobs" } else { source.as_str() };
+        let r = Report { kind, source, principal: Some(&owner), service: Some("jobs"), reason: &why };
         m.report_event(r).await;
     });
 }

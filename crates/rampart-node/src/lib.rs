@@ -226,7 +226,7 @@ async fn read_body(
         Err(BodyError::Idle) => {
             Err(Answer::error(StatusCode::REQUEST_TIMEOUT, "slow_client", "the request body stalled"))
         }
-        Err(BodyError::Broken) => {
+        Err(BodyError::Broken | BodyError::Malformed) => {
             Err(Answer::error(StatusCode::BAD_REQUEST, "bad_request", "the request body could not be read"))
         }
     }

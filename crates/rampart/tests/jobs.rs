@@ -208,10 +208,7 @@ fn uploads_are_authenticated_bounded_and_checked_and_jobs_are_their_owners() {
     assert_eq!(call(&net, &token, &chunked, "/jobs/histogram").1, 413);
 
     // A PNG that declares 65535×65535: 422 from its header, nothing decoded.
-    let mut bomb = png(1, 1);
-    bomb[16..24].copy_from_slice(&[0, 0, 0xff, 0xff, 0, 0, 0xff, 0xff]);
-    let crc = crc32fast::hash(&bomb[12..29]);
-    bomb[29..33].copy_from_slice(&crc.to_be_bytes());
+    let bomb = support::png_declaring(65535, 65535);
     let bomb_file = dir.join("bomb.png");
     std::fs::write(&bomb_file, &bomb).unwrap();
     let peaks = || net.nodes.iter().map(|n| peak_rss_kib(n.pid())).collect::<Vec<_>>();

@@ -15,7 +15,7 @@ use crate::{State, reply};
 /// not taken, and its certificate's renewal failing where no gateway could say so.
 /// Nothing else — a node must not be able to ban an address network-wide, or speak for the
 /// gateway.
-pub(super) const NODE_REPORTS: [EventKind; 11] = [
+pub(super) const NODE_REPORTS: [EventKind; 12] = [
     EventKind::NodeRefusedCaller,
     EventKind::MisdirectedRequest,
     EventKind::EnvelopeRefused,
@@ -27,6 +27,7 @@ pub(super) const NODE_REPORTS: [EventKind; 11] = [
     EventKind::JobTaskReclaimed,
     EventKind::JobDone,
     EventKind::JobFailed,
+    EventKind::JobRefused,
 ];
 
 /// An event a node reports (a caller it refused).

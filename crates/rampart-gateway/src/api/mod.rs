@@ -88,8 +88,9 @@ async fn dispatch(
     let principal = match authn::authenticate(&state, req.headers(), &conn, None).await {
         Ok(p) => p,
         Err(failure) => {
+            let answer = failure.answer();
             state.auth_failed(failure.kind, &*conn, None, &failure.reason);
-            return reply::after_body(req, reply::unauthenticated(&failure.reason)).await;
+            return reply::after_body(req, answer).await;
         }
     };
     let admin_only =

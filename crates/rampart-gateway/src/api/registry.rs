@@ -41,6 +41,13 @@ pub(super) async fn store_api(caller: &Caller<'_>, body: &[u8]) -> Response<Body
     let Ok(req) = serde_json::from_slice::<StoreRequest>(body) else {
         return caller.refuse(StatusCode::BAD_REQUEST, EventKind::RegistryBadRequest, "not a store request");
     };
+    if !req.values_are_base64() {
+        return caller.refuse(
+            StatusCode::BAD_REQUEST,
+            EventKind::RegistryBadRequest,
+            "a value is not base64",
+        );
+    }
     let store = AclStore::new(state.store.clone(), grants);
     match rampart_net::remote_store::execute(&store as &dyn Store, req).await {
         Ok(out) => reply::json(StatusCode::OK, &serde_json::to_value(out).unwrap_or_default()),

@@ -165,6 +165,11 @@ fn body_refused(
         BodyError::Idle => {
             (EventKind::SlowClient, StatusCode::REQUEST_TIMEOUT, "the request body stalled".to_owned())
         }
+        BodyError::Malformed => (
+            EventKind::MalformedRequest,
+            StatusCode::BAD_REQUEST,
+            "the request body's framing does not parse (a bad chunk)".to_owned(),
+        ),
         BodyError::Broken => {
             return reply::error(
                 StatusCode::BAD_REQUEST,

@@ -122,6 +122,21 @@ pub struct StoreResponse {
     pub kind: Option<StoreErrorKind>,
 }
 
+impl StoreRequest {
+    /// Whether its values are base64, as the wire says they are: checked before the request
+    /// runs, so that a bad one is the caller's error (400), not the store's.
+    pub fn values_are_base64(&self) -> bool {
+        let ok = |v: &str| STANDARD.decode(v).is_ok();
+        match self {
+            StoreRequest::Put { value, .. } => ok(value),
+            StoreRequest::Cas { expect, value, .. } => {
+                !matches!(expect, WireExpect::Value(v) if !ok(v)) && value.as_deref().is_none_or(ok)
+            }
+            _ => true,
+        }
+    }
+}
+
 /// Base64 for the wire.
 pub fn encode(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)

@@ -1,10 +1,11 @@
 //! The attack suite: a running network attacked from outside, over the network, as an attacker
-//! would. One named test per attack; each asserts the status the attacker gets, the security
-//! event the operator sees, and that a well-behaved client is still served.
+//! would. Each attack asserts the status the attacker gets, the security event the operator
+//! sees, and that a well-behaved client is still served.
 //!
+//! - `catalog`: named attacks in families, one network a family, run by one runner that checks
+//!   each case's answer, event and secrets alike (see its documentation);
 //! - `http`: methods, paths, URI and head limits, idle connections;
 //! - `tls`: every kind of refused client certificate, its event and its ban;
-//! - `registry`: the registry and internal APIs refused to the wrong principals;
 //! - `envelopes`: replays across replicas, retries under an idempotency key;
 //! - `proxy`: clients behind a PROXY protocol forwarder, and headers forged, missing, bad or slow.
 
@@ -13,10 +14,10 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod catalog;
 mod envelopes;
 mod http;
 mod proxy;
-mod registry;
 mod tls;
 
 use std::process::Command;

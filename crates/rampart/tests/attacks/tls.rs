@@ -19,12 +19,12 @@ use crate::wait_events;
 const BAN_AFTER: usize = 3;
 
 /// A certificate and its key, as a TLS client presents them.
-struct Identity {
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
+pub(crate) struct Identity {
+    pub(crate) chain: Vec<CertificateDer<'static>>,
+    pub(crate) key: PrivateKeyDer<'static>,
 }
 
-fn leaf_params(uris: &[&str]) -> CertificateParams {
+pub(crate) fn leaf_params(uris: &[&str]) -> CertificateParams {
     let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
     p.distinguished_name.push(DnType::CommonName, "mallory");
     p.subject_alt_names = uris.iter().map(|u| SanType::URI((*u).try_into().unwrap())).collect();
@@ -34,7 +34,7 @@ fn leaf_params(uris: &[&str]) -> CertificateParams {
     p
 }
 
-fn signed(params: CertificateParams, issuer: &Issuer<'_, KeyPair>) -> Identity {
+pub(crate) fn signed(params: CertificateParams, issuer: &Issuer<'_, KeyPair>) -> Identity {
     let key = KeyPair::generate().unwrap();
     let cert = params.signed_by(&key, issuer).unwrap();
     Identity {
@@ -43,7 +43,7 @@ fn signed(params: CertificateParams, issuer: &Issuer<'_, KeyPair>) -> Identity {
     }
 }
 
-fn from_files(cert: &str, key: &str) -> Identity {
+pub(crate) fn from_files(cert: &str, key: &str) -> Identity {
     use rustls::pki_types::pem::PemObject;
     Identity {
         chain: vec![CertificateDer::from_pem_file(cert).unwrap()],
@@ -53,7 +53,7 @@ fn from_files(cert: &str, key: &str) -> Identity {
 
 /// The network's own CA, as an rcgen issuer (the attacker who stole nothing cannot do this;
 /// it makes the certificates that are refused for what they say, not for who signed them).
-fn our_ca(net: &Network) -> Issuer<'static, KeyPair> {
+pub(crate) fn our_ca(net: &Network) -> Issuer<'static, KeyPair> {
     let dir = net.home.join("pki/local");
     let key = KeyPair::from_pem(&std::fs::read_to_string(dir.join("ca.key")).unwrap()).unwrap();
     Issuer::from_ca_cert_pem(&std::fs::read_to_string(dir.join("ca.pem")).unwrap(), key).unwrap()

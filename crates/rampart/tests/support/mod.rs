@@ -374,3 +374,14 @@ pub fn job_parts(home: &Path, url: &str, family: &str, id: &str) -> Vec<(u32, se
         })
         .collect()
 }
+
+/// A one-pixel PNG whose header declares `width`×`height` (its CRC fixed): a decompression bomb
+/// as its header tells.
+pub fn png_declaring(width: u32, height: u32) -> Vec<u8> {
+    let mut bomb = png(1, 1);
+    bomb[16..20].copy_from_slice(&width.to_be_bytes());
+    bomb[20..24].copy_from_slice(&height.to_be_bytes());
+    let crc = crc32fast::hash(&bomb[12..29]);
+    bomb[29..33].copy_from_slice(&crc.to_be_bytes());
+    bomb
+}

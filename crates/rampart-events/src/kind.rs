@@ -66,6 +66,9 @@ kinds! {
     /// A request that did not parse as HTTP (answered 400, the connection closed): ambiguous
     /// framing such as a smuggling attempt, a bad header or version.
     MalformedRequest = "malformed_request", Warning;
+    /// An HTTP/2 connection closed (GOAWAY) for breaking or flooding the protocol: rapid
+    /// resets, a header block that never ends, frames out of order.
+    ProtocolAbuse = "protocol_abuse", Warning;
     /// A method not written in upper case.
     BadMethod = "bad_method", Warning;
     /// A path that climbs, hides a separator or is badly encoded.

@@ -87,6 +87,15 @@ impl State {
                 None,
                 "the request did not parse as HTTP/1.1 (answered 400): ambiguous framing or a bad head",
             ),
+            ConnProblem::ProtocolAbuse(code) => self.event(
+                EventKind::ProtocolAbuse,
+                source,
+                None,
+                None,
+                &format!(
+                    "HTTP/2 connection closed for breaking or flooding the protocol (GOAWAY, code {code:#x})"
+                ),
+            ),
             _ => {}
         }
     }

@@ -126,6 +126,21 @@ pub enum ConnProblem {
     /// The request did not parse as HTTP/1.1 (answered 400 by the parser): ambiguous framing
     /// (a smuggling attempt), a bad header or version, a broken client.
     Malformed,
+    /// The HTTP/2 connection was closed (GOAWAY) for breaking the protocol or flooding it:
+    /// rapid resets, a header block that never ends, frames out of order. Its reason code.
+    ProtocolAbuse(u32),
+}
+
+/// The reason of the GOAWAY we sent, if `e` is h2 closing a connection for what the client did.
+fn goaway_sent(e: &(dyn std::error::Error + 'static)) -> Option<u32> {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(h) = c.downcast_ref::<h2::Error>() {
+            return (h.is_library() && h.is_go_away()).then(|| h.reason().map(u32::from)).flatten();
+        }
+        cause = c.source();
+    }
+    None
 }
 
 /// Called with where it came from and the problem when a connection is cut.
@@ -331,6 +346,9 @@ impl Https {
             Some(ConnProblem::UriTooLong)
         } else {
             result.err().and_then(|e| {
+                if let Some(code) = goaway_sent(&*e) {
+                    return Some(ConnProblem::ProtocolAbuse(code));
+                }
                 let e = e.downcast_ref::<hyper::Error>()?;
                 if e.is_parse_too_large() {
                     Some(ConnProblem::HeadersTooLarge)
@@ -355,7 +373,7 @@ impl Https {
                 ConnProblem::UriTooLong => linger_close(*io, Some(&uri_too_long_answer())).await,
                 // hyper wrote the 431 or the 400.
                 ConnProblem::HeadersTooLarge | ConnProblem::Malformed => linger_close(*io, None).await,
-                ConnProblem::HeaderTimeout => {}
+                ConnProblem::HeaderTimeout | ConnProblem::ProtocolAbuse(_) => {}
             }
         }
     }

@@ -9,17 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::{Network, admin_client, stderr, stdout};
-
-/// The services folder of `net`, which programs (run as nobody) can reach.
-fn folder(net: &Network) -> PathBuf {
-    let dir = net.dir.path().join("services");
-    std::fs::create_dir(&dir).unwrap();
-    for d in [net.dir.path(), &dir] {
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    dir
-}
+use support::{Network, admin_client, folder, install, stderr, stdout};
 
 /// A network whose node n1 hosts the programs of a folder as nobody, with small limits.
 fn network() -> (Network, PathBuf) {
@@ -42,14 +32,6 @@ fn network() -> (Network, PathBuf) {
     ];
     net.add_node("n1", &limits);
     (net, dir)
-}
-
-/// Installs `script` as `name` the safe way: written beside, then renamed into place.
-fn install(dir: &Path, name: &str, script: &str) {
-    let tmp = dir.join(format!("{name}.tmp"));
-    std::fs::write(&tmp, script).unwrap();
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::rename(&tmp, dir.join(name)).unwrap();
 }
 
 /// Whether some process's command line holds `marker`.

@@ -48,7 +48,8 @@ pub fn environment(call: &Call<'_>, service: &str) -> Vec<(String, String)> {
 
 /// The answer a program wrote: a CGI header block (`Name: value` lines, then an empty line)
 /// sets status and headers when stdout begins with one; otherwise all of stdout is the body.
-pub fn answer(stdout: Vec<u8>) -> Answer {
+/// A header block whose `Status` is no status is the program's fault: why, as an error.
+pub fn answer(stdout: Vec<u8>) -> Result<Answer, String> {
     match header_block(&stdout) {
         Some((head, body_at)) => {
             let mut status = StatusCode::OK;
@@ -60,7 +61,7 @@ pub fn answer(stdout: Vec<u8>) -> Answer {
                     let code = text.split_whitespace().next().and_then(|c| c.parse::<u16>().ok());
                     match code.and_then(|c| StatusCode::from_u16(c).ok()) {
                         Some(s) => status = s,
-                        None => return bad_answer(&format!("Status: {text:?} is not a status")),
+                        None => return Err(format!("Status: {text:?} is not a status")),
                     }
                 } else if name == http::header::CONTENT_TYPE {
                     content_type = text.to_owned().into();
@@ -71,14 +72,10 @@ pub fn answer(stdout: Vec<u8>) -> Answer {
             let body = stdout[body_at..].to_vec();
             let mut a = Answer::new(status, content_type, body);
             a.headers = headers;
-            a
+            Ok(a)
         }
-        None => Answer::new(StatusCode::OK, "text/plain; charset=utf-8", stdout),
+        None => Ok(Answer::new(StatusCode::OK, "text/plain; charset=utf-8", stdout)),
     }
-}
-
-fn bad_answer(why: &str) -> Answer {
-    Answer::error(StatusCode::BAD_GATEWAY, "bad_program_answer", why)
 }
 
 /// The header block at the start of `out` and where the body begins, if `out` starts with one:
@@ -115,22 +112,23 @@ mod tests {
     fn a_header_block_sets_status_and_headers_else_everything_is_body() {
         let a = answer(
             b"Status: 201 Created\r\nContent-Type: application/json\r\nX-Made-By: sh\r\n\r\n{}".to_vec(),
-        );
+        )
+        .unwrap();
         assert_eq!(
             (a.status, a.content_type.as_ref(), a.body.as_slice()),
             (StatusCode::CREATED, "application/json", &b"{}"[..])
         );
         assert_eq!(a.headers["x-made-by"], "sh");
         let text = b"Hello: this is a sentence\nnot a header block\n";
-        let plain = answer(text.to_vec());
+        let plain = answer(text.to_vec()).unwrap();
         assert_eq!(
             (plain.status, plain.body.as_slice()),
             (StatusCode::OK, &text[..]),
             "no empty line: all body"
         );
-        let words = answer(b"just words\n\nmore".to_vec());
+        let words = answer(b"just words\n\nmore".to_vec()).unwrap();
         assert_eq!(words.body, b"just words\n\nmore");
-        assert_eq!(answer(b"Status: nope\n\n".to_vec()).status, StatusCode::BAD_GATEWAY);
-        assert_eq!(answer(Vec::new()).status, StatusCode::OK);
+        assert!(answer(b"Status: nope\n\n".to_vec()).is_err());
+        assert_eq!(answer(Vec::new()).unwrap().status, StatusCode::OK);
     }
 }

@@ -160,7 +160,10 @@ impl Program {
         }
         let _ = child.wait().await;
         match ran {
-            Ran::Exited(status, out) if status.success() => cgi::answer(out),
+            Ran::Exited(status, out) if status.success() => match cgi::answer(out) {
+                Ok(a) => a,
+                Err(why) => fail(StatusCode::BAD_GATEWAY, "bad_program_answer", format!("its answer: {why}")),
+            },
             Ran::Exited(status, _) => {
                 fail(StatusCode::BAD_GATEWAY, "program_failed", format!("the program ended with {status}"))
             }

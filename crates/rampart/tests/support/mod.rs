@@ -4,10 +4,13 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+pub mod passthrough;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rampart");
 
@@ -384,4 +387,22 @@ pub fn png_declaring(width: u32, height: u32) -> Vec<u8> {
     let crc = crc32fast::hash(&bomb[12..29]);
     bomb[29..33].copy_from_slice(&crc.to_be_bytes());
     bomb
+}
+
+/// The services folder of `net`, which programs (run as nobody) can reach.
+pub fn folder(net: &Network) -> PathBuf {
+    let dir = net.dir.path().join("services");
+    std::fs::create_dir(&dir).unwrap();
+    for d in [net.dir.path(), &dir] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    dir
+}
+
+/// Installs `script` as `name` the safe way: written beside, then renamed into place.
+pub fn install(dir: &Path, name: &str, script: &str) {
+    let tmp = dir.join(format!("{name}.tmp"));
+    std::fs::write(&tmp, script).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
 }

@@ -208,7 +208,7 @@ fn http1() {
 }
 
 /// The admin's certificate, as a TLS client presents it.
-fn admin(net: &Network) -> rampart_net::tls::LiveIdentity {
+pub(super) fn admin(net: &Network) -> rampart_net::tls::LiveIdentity {
     let id = crate::tls::from_files(&net.pki_file("admin.pem"), &net.pki_file("admin.key"));
     rampart_net::tls::LiveIdentity::new(id.chain, id.key).unwrap()
 }

@@ -12,10 +12,14 @@
 //! secret. Every failing case is reported by name, then the test fails.
 
 pub mod certificates;
+pub mod envelopes;
 pub mod http1;
+pub mod http2;
 pub mod jobs;
+pub mod passthrough;
 pub mod paths;
 pub mod policy;
+pub mod programs;
 pub mod registry;
 pub mod tokens;
 
@@ -84,6 +88,11 @@ pub enum Expect {
     /// One answer at most, then the connection closed: a request smuggled behind the first was
     /// never read as one.
     OneAnswer,
+    /// An answer whose text holds this (the frames an HTTP/2 exchange saw, say).
+    Text(&'static str),
+    /// Any answer, or none, while the gateway's resident memory grows by less than 32 MiB: a
+    /// flood it absorbs (the well-behaved client is checked as for every case).
+    Absorbed,
 }
 
 /// What an attack got.
@@ -237,6 +246,7 @@ pub fn run(family: &str, number: u8, target: &Target<'_>, cases: Vec<Case>) {
 fn check(target: &Target<'_>, from: IpAddr, case: &Case) -> Result<(), String> {
     let net = target.net;
     let before = crate::audit(net).last().and_then(|e| e["id"].as_u64()).unwrap_or(0);
+    let rss_before = resident_kib(net.gateway.pid());
     let seen = match &case.attack {
         Attack::Curl { args, path, cred } => call_curl(&net.home, &net.url, from, cred, args, path),
         Attack::Raw(bytes) => raw(net, from, bytes),
@@ -246,6 +256,13 @@ fn check(target: &Target<'_>, from: IpAddr, case: &Case) -> Result<(), String> {
         Expect::Status(s) if seen.status != Some(s) => return Err(format!("expected {s}, got {seen:?}")),
         Expect::NoAnswer if seen.status.is_some() => return Err(format!("expected no answer, got {seen:?}")),
         Expect::OneAnswer if seen.answers() > 1 => return Err(format!("expected one answer, got {seen:?}")),
+        Expect::Text(t) if !seen.text.contains(t) => return Err(format!("expected {t:?}, got {seen:?}")),
+        Expect::Absorbed => {
+            let grew = resident_kib(net.gateway.pid()).saturating_sub(rss_before);
+            if grew > 32 << 10 {
+                return Err(format!("the gateway grew by {grew} KiB"));
+            }
+        }
         _ => {}
     }
     if let Some(secret) = target.secrets.iter().find(|s| seen.text.contains(s.as_str())) {
@@ -271,6 +288,13 @@ fn check(target: &Target<'_>, from: IpAddr, case: &Case) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A process's resident memory (`VmRSS`), in KiB (0 if unknown).
+fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or("");
+    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
 /// curl from `from` (its status and body; no status when it got no answer).
@@ -320,11 +344,22 @@ pub fn tls_from(
     from: IpAddr,
     identity: Option<rampart_net::tls::LiveIdentity>,
 ) -> Option<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
+    tls_with(net, from, identity, &[])
+}
+
+/// [`tls_from`], offering the protocols `alpn` (`h2`, say).
+pub fn tls_with(
+    net: &Network,
+    from: IpAddr,
+    identity: Option<rampart_net::tls::LiveIdentity>,
+    alpn: &[&[u8]],
+) -> Option<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
     let (roots, _) = rampart_net::TlsMaterial::load_roots(&net.home.join("pki/local/ca.pem"), None).unwrap();
     let domain = rampart_pki::TrustDomain::new("local").unwrap();
-    let config =
+    let mut config =
         rampart_net::tls::client_config(&domain, roots, Vec::new(), identity, &[rampart_pki::Role::Gateway])
             .unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let to: SocketAddr = net.url.trim_start_matches("https://").parse().unwrap();
     let tcp = bind_connect(from, to)?;
     tcp.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
@@ -345,8 +380,13 @@ pub fn bind_connect(from: IpAddr, to: SocketAddr) -> Option<TcpStream> {
     Some(socket.into())
 }
 
-/// Everything `r` gives until it closes, fails or `limit` passes.
+/// Everything `r` gives until it closes, fails or `limit` passes, as text.
 pub fn read_all(r: &mut impl Read, limit: Duration) -> String {
+    String::from_utf8_lossy(&read_bytes(r, limit)).into_owned()
+}
+
+/// Everything `r` gives until it closes, fails or `limit` passes (1 MiB at most).
+pub fn read_bytes(r: &mut impl Read, limit: Duration) -> Vec<u8> {
     let start = Instant::now();
     let mut out = Vec::new();
     let mut buf = [0u8; 16384];
@@ -356,7 +396,7 @@ pub fn read_all(r: &mut impl Read, limit: Duration) -> String {
             Ok(n) => out.extend_from_slice(&buf[..n]),
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// The logs of `home` holding one of `secrets`.

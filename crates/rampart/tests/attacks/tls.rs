@@ -59,6 +59,20 @@ pub(crate) fn our_ca(net: &Network) -> Issuer<'static, KeyPair> {
     Issuer::from_ca_cert_pem(&std::fs::read_to_string(dir.join("ca.pem")).unwrap(), key).unwrap()
 }
 
+/// A CA of nobody's.
+pub(crate) fn foreign_ca() -> Issuer<'static, KeyPair> {
+    let mut foreign = CertificateParams::new(Vec::<String>::new()).unwrap();
+    foreign.distinguished_name.push(DnType::CommonName, "evil CA");
+    foreign.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    Issuer::new(foreign, KeyPair::generate().unwrap())
+}
+
+/// A CA that copies our CA's certificate with another key.
+pub(crate) fn lookalike_ca(net: &Network) -> Issuer<'static, KeyPair> {
+    let pem = std::fs::read_to_string(net.home.join("pki/local/ca.pem")).unwrap();
+    Issuer::from_ca_cert_pem(&pem, KeyPair::generate().unwrap()).unwrap()
+}
+
 /// A connection from `from` presenting `id` (or no certificate), then `request`: the first
 /// line of the answer, or `None` when the handshake was refused.
 async fn exchange(net: &Network, from: IpAddr, id: Option<&Identity>, request: &str) -> Option<String> {
@@ -107,16 +121,7 @@ fn every_refused_certificate_is_named_counted_towards_a_ban_and_bans() {
     let me = "spiffe://local/user/mallory";
 
     // Another CA altogether, and one that copies our CA's name with another key.
-    let mut foreign = CertificateParams::new(Vec::<String>::new()).unwrap();
-    foreign.distinguished_name.push(DnType::CommonName, "evil CA");
-    foreign.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let foreign = Issuer::new(foreign, KeyPair::generate().unwrap());
-    let dir = net.home.join("pki/local");
-    let lookalike = Issuer::from_ca_cert_pem(
-        &std::fs::read_to_string(dir.join("ca.pem")).unwrap(),
-        KeyPair::generate().unwrap(),
-    )
-    .unwrap();
+    let (foreign, lookalike) = (foreign_ca(), lookalike_ca(&net));
     // Another environment's CA, made by rampart itself.
     ok(&net.home, &["pki", "init", "--domain", "other"]);
     ok(&net.home, &["pki", "issue", "--domain", "other", "--role", "user", "--name", "mallory"]);

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+pub mod federation;
 pub mod passthrough;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rampart");

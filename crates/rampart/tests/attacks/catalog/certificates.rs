@@ -4,11 +4,11 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
+use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa};
 
 use super::{Attack, Case, Expect, Seen, Target, read_all, run, tls_from};
 use crate::support::{Network, ok};
-use crate::tls::{Identity, from_files, leaf_params, our_ca, signed};
+use crate::tls::{Identity, foreign_ca, from_files, leaf_params, lookalike_ca, our_ca, signed};
 
 const GET_HELLO: &[u8] = b"GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
 
@@ -39,13 +39,8 @@ fn certificates() {
     let net = Network::start(1, &[]);
     let ca = our_ca(&net);
     let me = "spiffe://local/user/mallory";
-    let mut foreign = CertificateParams::new(Vec::<String>::new()).unwrap();
-    foreign.distinguished_name.push(DnType::CommonName, "evil CA");
-    foreign.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let foreign = Issuer::new(foreign, KeyPair::generate().unwrap());
+    let (foreign, lookalike) = (foreign_ca(), lookalike_ca(&net));
     let pki = net.home.join("pki/local");
-    let ca_pem = std::fs::read_to_string(pki.join("ca.pem")).unwrap();
-    let lookalike = Issuer::from_ca_cert_pem(&ca_pem, KeyPair::generate().unwrap()).unwrap();
     ok(&net.home, &["pki", "init", "--domain", "other"]);
     ok(&net.home, &["pki", "issue", "--domain", "other", "--role", "user", "--name", "mallory"]);
     let other = net.home.join("pki/other/issued");

@@ -13,6 +13,7 @@
 
 pub mod certificates;
 pub mod envelopes;
+pub mod federation;
 pub mod http1;
 pub mod http2;
 pub mod jobs;
@@ -143,7 +144,7 @@ impl<'a> Target<'a> {
 
 /// Lines of every private key and payload keyring in `home` (a line of base64 is enough to
 /// find a leak).
-fn key_material(home: &Path) -> Vec<String> {
+pub fn key_material(home: &Path) -> Vec<String> {
     let mut files = Vec::new();
     let mut dirs = vec![home.to_path_buf()];
     while let Some(dir) = dirs.pop() {
@@ -290,6 +291,18 @@ fn check(target: &Target<'_>, from: IpAddr, case: &Case) -> Result<(), String> {
     Ok(())
 }
 
+/// The trust domain of `home` (`domain = "…"` in its rampart.toml).
+fn domain_of(home: &Path) -> String {
+    let config = std::fs::read_to_string(home.join("rampart.toml")).unwrap_or_default();
+    let line = config.lines().find(|l| l.starts_with("domain = ")).unwrap_or("domain = \"local\"");
+    line.trim_start_matches("domain = ").trim_matches('"').to_owned()
+}
+
+/// The PKI folder of `home`'s own trust domain.
+fn pki_of(home: &Path) -> PathBuf {
+    home.join("pki").join(domain_of(home))
+}
+
 /// A process's resident memory (`VmRSS`), in KiB (0 if unknown).
 fn resident_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -299,11 +312,12 @@ fn resident_kib(pid: u32) -> u64 {
 
 /// curl from `from` (its status and body; no status when it got no answer).
 fn call_curl(home: &Path, url: &str, from: IpAddr, cred: &Cred, args: &[String], path: &str) -> Seen {
-    let ca = home.join("pki/local/ca.pem");
+    let pki = pki_of(home);
+    let ca = pki.join("ca.pem");
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "--path-as-is", "--max-time", "20", "--interface", &from.to_string(), "--cacert"])
         .arg(&ca);
-    let issued = home.join("pki/local/issued");
+    let issued = pki.join("issued");
     match cred {
         Cred::None => {}
         Cred::Token(t) => {
@@ -354,8 +368,9 @@ pub fn tls_with(
     identity: Option<rampart_net::tls::LiveIdentity>,
     alpn: &[&[u8]],
 ) -> Option<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
-    let (roots, _) = rampart_net::TlsMaterial::load_roots(&net.home.join("pki/local/ca.pem"), None).unwrap();
-    let domain = rampart_pki::TrustDomain::new("local").unwrap();
+    let pki = pki_of(&net.home);
+    let (roots, _) = rampart_net::TlsMaterial::load_roots(&pki.join("ca.pem"), None).unwrap();
+    let domain = rampart_pki::TrustDomain::new(&domain_of(&net.home)).unwrap();
     let mut config =
         rampart_net::tls::client_config(&domain, roots, Vec::new(), identity, &[rampart_pki::Role::Gateway])
             .unwrap();

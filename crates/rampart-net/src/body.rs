@@ -154,6 +154,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_frame_that_does_not_parse_is_malformed_and_a_lost_client_broken() {
+        for (kind, want) in [
+            (std::io::ErrorKind::InvalidInput, BodyError::Malformed),
+            (std::io::ErrorKind::InvalidData, BodyError::Malformed),
+            (std::io::ErrorKind::ConnectionReset, BodyError::Broken),
+        ] {
+            let frames: Vec<Result<hyper::body::Frame<Bytes>, std::io::Error>> =
+                vec![Err(std::io::Error::new(kind, "from the decoder"))];
+            let mut body = StreamBody::new(tokio_stream::iter(frames));
+            assert_eq!(read(&mut body, 4000, Duration::from_secs(1)).await, Err(want), "{kind:?}");
+        }
+    }
+
+    #[tokio::test]
     async fn a_declared_length_over_the_limit_is_refused_unread_when_the_client_waits() {
         let mut body = Full::new(Bytes::from(vec![0u8; 5000]));
         assert_eq!(

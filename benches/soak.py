@@ -225,9 +225,12 @@ def main() -> None:
     next_node, next_gateway, etcd_at = node_every, gateway_every, length / 2
     node_turn, gateway_turn, etcd_done = 0, 0, False
     last_ok, last_failed = 0, 0
+    kills: list[tuple[float, str]] = []
     with open(os.path.join(work, "soak.log"), "w") as log:
         def say(text: str) -> None:
             line = f"{time.monotonic() - start:7.1f}s  {text}"
+            if text.startswith("SIGKILL"):
+                kills.append((time.monotonic() - start, text.split()[1].rstrip(",")))
             print(line, flush=True)
             log.write(line + "\n")
 
@@ -262,10 +265,10 @@ def main() -> None:
         stop.set()
         for th in threads:
             th.join()
+        procs.sample()  # the end of each life, before the listing below (a large answer)
         time.sleep(2)  # the last registrations settle
         stored = stored_ids(urls[0], tls)
         acked = tally.acked
-        procs.sample()
         procs.stop_all()
 
         say(f"requests: {tally.ok} served, {len(tally.failed)} failed")
@@ -293,7 +296,7 @@ def main() -> None:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         w.writerows(rows)
-    write_svg(os.path.join(work, "soak.svg"), rows)
+    write_svg(os.path.join(work, "soak.svg"), rows, kills)
     summary = {"served": tally.ok, "failed": len(tally.failed), "acknowledged": len(acked), "stored": len(stored),
                "missing": len(acked - stored), "largest_growth_percent": round(worst, 1)}
     print(json.dumps(summary))
@@ -301,11 +304,12 @@ def main() -> None:
         sys.exit(1)
 
 
-def write_svg(path: str, rows: list[dict]) -> None:
-    """Three panels over time: requests served a second, failures, each process's memory."""
+def write_svg(path: str, rows: list[dict], kills: list[tuple[float, str]]) -> None:
+    """Three panels over time: requests served a second (each SIGKILL a grey line), failures,
+    each rampart process's memory (etcd's is its own, in the report)."""
     width, panel, left = 900, 170, 60
     t_max = max((r["t"] for r in rows), default=1) or 1
-    series_rss = sorted({k for r in rows for k in r if k.startswith("rss_")})
+    series_rss = sorted({k for r in rows for k in r if k.startswith("rss_") and not k.startswith("rss_etcd")})
     colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{3 * panel + 80}" '
              'font-family="sans-serif" font-size="11">', '<rect width="100%" height="100%" fill="white"/>']
@@ -317,6 +321,12 @@ def write_svg(path: str, rows: list[dict]) -> None:
         parts.append(f'<line x1="{left}" y1="{top + 20 + h}" x2="{width - 20}" y2="{top + 20 + h}" stroke="#999"/>')
         parts.append(f'<text x="{left - 5}" y="{top + 24}" text-anchor="end">{y_max:.0f}{unit}</text>')
         parts.append(f'<text x="{left - 5}" y="{top + 20 + h}" text-anchor="end">0</text>')
+        if top == 10:
+            for t, who in kills:
+                x = left + t / t_max * (width - left - 20)
+                parts.append(f'<line x1="{x:.1f}" y1="{top + 20}" x2="{x:.1f}" y2="{top + 20 + h}" stroke="#ccc"/>')
+                parts.append(f'<text x="{x:.1f}" y="{top + 30 + h}" fill="#999" font-size="9" '
+                             f'text-anchor="middle">{who}</text>')
         for i, (label, pts, colour) in enumerate(lines):
             d = " ".join(f"{left + x / t_max * (width - left - 20):.1f},{top + 20 + h - v / y_max * h:.1f}"
                          for x, v in pts)
@@ -330,6 +340,8 @@ def write_svg(path: str, rows: list[dict]) -> None:
     plot(10 + 2 * panel, "resident memory (MiB)",
          [(k[4:-4], [(r["t"], r.get(k, 0) / 1024) for r in rows if k in r], colours[i % len(colours)])
           for i, k in enumerate(series_rss)], " MiB")
+    parts.append(f'<text x="{left}" y="{3 * panel + 45}" text-anchor="middle">0</text>')
+    parts.append(f'<text x="{width - 20}" y="{3 * panel + 45}" text-anchor="middle">{t_max:.0f}</text>')
     parts.append(f'<text x="{width // 2}" y="{3 * panel + 60}" text-anchor="middle">seconds</text>')
     parts.append("</svg>")
     with open(path, "w") as f:

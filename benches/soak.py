@@ -162,10 +162,25 @@ def client(n: int, urls: list[str], tls: dict, stop: threading.Event, tally: Tal
                 tally.failed.append(error)
 
 
-def stored_ids(url: str, tls: dict) -> set[str]:
-    """The ids of the records stored; exits if one is stored twice."""
-    r = requests.get(f"{url}/data", timeout=30, **tls)
-    r.raise_for_status()
+def stored_ids(urls: list[str], tls: dict) -> set[str]:
+    """The ids of the records stored (asked again, at either gateway, for up to a minute while
+    the network settles); exits if one is stored twice."""
+    deadline, why = time.monotonic() + 60, ""
+    while True:
+        for url in urls:
+            try:
+                r = requests.get(f"{url}/data", timeout=30, **tls)
+                if r.status_code == 200:
+                    break
+                why = f"{url}: {r.status_code} {r.text[:200]}"
+            except requests.RequestException as e:
+                why = f"{url}: {e}"
+        else:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the records could not be listed: {why}")
+            time.sleep(1)
+            continue
+        break
     ids = [rec["_id"] for rec in r.json()]
     if len(set(ids)) != len(ids):
         raise SystemExit(f"{len(ids) - len(set(ids))} records stored twice")
@@ -243,13 +258,14 @@ def main() -> None:
             rows.append({"t": round(t, 1), "ok_per_s": ok - last_ok, "failed": failed - last_failed,
                          **{f"rss_{k}_kib": v for k, v in sorted(rss.items())}})
             last_ok, last_failed = ok, failed
-            if t >= next_node:
+            calm = t > length - 30  # no kill in the last 30 s: the end is read from a settled network
+            if t >= next_node and not calm:
                 name = f"n{node_turn % 3 + 1}"
                 say(f"SIGKILL {name}, started again")
                 procs.kill(name)
                 procs.restart(name, "rampart node ")
                 node_turn, next_node = node_turn + 1, next_node + node_every
-            if t >= next_gateway:
+            if t >= next_gateway and not calm:
                 name = f"g{gateway_turn % 2 + 1}"
                 say(f"SIGKILL {name}, started again")
                 procs.kill(name)
@@ -267,7 +283,7 @@ def main() -> None:
             th.join()
         procs.sample()  # the end of each life, before the listing below (a large answer)
         time.sleep(2)  # the last registrations settle
-        stored = stored_ids(urls[0], tls)
+        stored = stored_ids(urls, tls)
         acked = tally.acked
         procs.stop_all()
 

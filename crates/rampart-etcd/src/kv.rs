@@ -10,7 +10,7 @@
 //! [`settle`].
 
 use etcd_client::{Compare, CompareOp, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse};
-use rampart_store::error::{check_key, check_value};
+use rampart_store::error::{MAX_KEY_BYTES, MAX_VALUE_BYTES, check_key, check_value};
 use rampart_store::{CasOutcome, Expect, KeyValue, LeaseId, Result, Revision, StoreError};
 
 use crate::endpoints::Failure;
@@ -58,18 +58,59 @@ impl Inner {
         ran.value.kvs().first().map(|kv| self.kv(kv)).transpose()
     }
 
+    /// Every key under `prefix`, read in pages of [`PAGE_KEYS`] at one revision (a consistent
+    /// listing however large: one answer for all would meet gRPC's message limit). A page whose
+    /// revision was compacted meanwhile starts the listing again at the newest one.
     pub(crate) async fn range(&self, prefix: &str) -> Result<Vec<KeyValue>> {
+        let mut tries = 0;
+        loop {
+            match self.range_at_one_revision(prefix).await {
+                Err(Paged::Compacted) if tries < 3 => tries += 1,
+                Err(Paged::Compacted) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "range {prefix:?}: etcd compacted the listing's revision {tries} times over"
+                    )));
+                }
+                Err(Paged::Failed(e)) => return Err(e),
+                Ok(kvs) => return Ok(kvs),
+            }
+        }
+    }
+
+    async fn range_at_one_revision(&self, prefix: &str) -> std::result::Result<Vec<KeyValue>, Paged> {
         let full = self.full(prefix);
-        let ran = self
-            .endpoints
-            .run("range", |mut c| {
-                let full = full.clone();
-                async move { c.client.get(full, Some(GetOptions::new().with_prefix())).await }
-            })
-            .await
-            .map_err(|f| self.failed(f, prefix, None))?;
-        self.endpoints.saw(ran.value.header());
-        ran.value.kvs().iter().map(|kv| self.kv(kv)).collect()
+        let end = prefix_end(&full);
+        let (mut from, mut at, mut kvs) = (full, None::<i64>, Vec::new());
+        loop {
+            let mut options = GetOptions::new().with_range(end.clone()).with_limit(PAGE_KEYS);
+            if let Some(revision) = at {
+                options = options.with_revision(revision);
+            }
+            let ran = self
+                .endpoints
+                .run("range", |c| {
+                    let (key, options) = (from.clone(), options.clone());
+                    let mut kv = c.client.kv_client().max_decoding_message_size(PAGE_BYTES);
+                    async move { kv.get(key, Some(options)).await }
+                })
+                .await
+                .map_err(|f| match f {
+                    Failure::Refused { status, .. } if status.code() == tonic::Code::OutOfRange => {
+                        Paged::Compacted
+                    }
+                    f => Paged::Failed(self.failed(f, prefix, None)),
+                })?;
+            let page = ran.value;
+            self.endpoints.saw(page.header());
+            at = at.or(page.header().map(|h| h.revision()));
+            for kv in page.kvs() {
+                kvs.push(self.kv(kv).map_err(Paged::Failed)?);
+            }
+            match page.kvs().last() {
+                Some(last) if page.more() => from = [last.key(), &[0]].concat(),
+                _ => return Ok(kvs),
+            }
+        }
     }
 
     pub(crate) async fn put(&self, key: &str, value: Vec<u8>, lease: Option<LeaseId>) -> Result<Revision> {
@@ -211,7 +252,49 @@ fn settle(
     ))
 }
 
+/// Keys in one page of a range. With keys and values at the store's limits a page is about
+/// 100 MiB; with the small records the network keeps, a few hundred KiB.
+const PAGE_KEYS: i64 = 100;
+/// The largest answer a page may be: [`PAGE_KEYS`] keys and values at the store's limits,
+/// with room for etcd's own fields. tonic's default, 4 MiB, would refuse a page of five
+/// values of 1 MiB.
+const PAGE_BYTES: usize = PAGE_KEYS as usize * (MAX_VALUE_BYTES + MAX_KEY_BYTES + 1024) + (1 << 20);
+
+/// How a paged read ended short.
+enum Paged {
+    /// The revision it read at was compacted between two pages.
+    Compacted,
+    Failed(StoreError),
+}
+
+/// The first key after every key that starts with `prefix` (etcd's `range_end` for a prefix):
+/// the prefix with its last byte below 0xff raised by one, or `\0` (to the end of the keys)
+/// when every byte is 0xff.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    match prefix.iter().rposition(|&b| b < 0xff) {
+        Some(i) => {
+            let mut end = prefix[..=i].to_vec();
+            end[i] += 1;
+            end
+        }
+        None => vec![0],
+    }
+}
+
 /// An etcd revision (never negative) as a store revision.
 pub(crate) fn rev(r: i64) -> Revision {
     u64::try_from(r).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn a_prefix_ends_where_its_last_byte_below_0xff_is_raised() {
+        assert_eq!(prefix_end(b"rampart/services/"), b"rampart/services0");
+        assert_eq!(prefix_end(b"a\xff\xff"), b"b");
+        assert_eq!(prefix_end(b"\xff"), b"\0");
+        assert_eq!(prefix_end(b""), b"\0");
+    }
 }

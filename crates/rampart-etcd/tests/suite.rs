@@ -26,5 +26,6 @@ async fn shared_suite_on_a_three_member_cluster() {
         suite::leases_expire_with_their_keys(store(&cluster, "leases").await),
         suite::watch_sees_every_change_in_order(store(&cluster, "watch").await),
         suite::acl_limits_a_principal_to_its_grants(store(&cluster, "acl").await),
+        suite::a_large_range_is_whole_and_in_order(store(&cluster, "range").await),
     );
 }

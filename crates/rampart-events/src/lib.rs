@@ -110,12 +110,34 @@ impl NewEvent {
         }
     }
 
+    /// The event with each text cut to a length the log and the dashboard can hold (`reason`
+    /// 512 bytes, the others 256), on a character's boundary: a node's report is another
+    /// process's word and may be of any length.
+    pub fn bounded(mut self) -> Self {
+        cut(&mut self.reason, 512);
+        cut(&mut self.source, 256);
+        let named = [&mut self.peer, &mut self.principal, &mut self.service, &mut self.node];
+        for text in named.into_iter().flatten() {
+            cut(text, 256);
+        }
+        self
+    }
+
     /// How bad it is: its kind's severity, or for an unknown kind what the reporter said.
     pub fn severity(&self) -> Severity {
         match (&self.kind, self.severity) {
             (EventKind::Other(_), Some(s)) => s,
             (kind, _) => kind.severity(),
         }
+    }
+}
+
+/// Cuts `text` to at most `max` bytes, back to the start of the character that crosses it
+/// (`str::floor_char_boundary` is newer than the toolchain this builds with).
+fn cut(text: &mut String, max: usize) {
+    if text.len() > max {
+        let at = (0..=max).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        text.truncate(at);
     }
 }
 
@@ -265,6 +287,17 @@ mod tests {
 
     fn ev(kind: EventKind) -> NewEvent {
         NewEvent::new(kind, "127.0.0.1:1", "test")
+    }
+
+    #[test]
+    fn a_report_of_any_length_is_cut_on_a_character() {
+        let mut long = NewEvent::new(EventKind::PolicyDenied, "é".repeat(200), "ü".repeat(300));
+        long.principal = Some("€".repeat(100));
+        let cut = long.bounded();
+        assert_eq!((cut.reason.len(), cut.source.len()), (512, 256));
+        assert_eq!(cut.principal.as_deref(), Some("€".repeat(85).as_str()), "255 bytes: no half of a €");
+        let short = ev(EventKind::PolicyDenied).bounded();
+        assert_eq!((short.source.as_str(), short.reason.as_str()), ("127.0.0.1:1", "test"));
     }
 
     #[test]

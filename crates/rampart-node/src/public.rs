@@ -145,12 +145,18 @@ async fn warn_of_missing_names(membership: Arc<Membership>, identity: rampart_ne
 }
 
 /// The request's own headers: without its credential (the gateway's to judge) and without
-/// what only a gateway may say (`Rampart-*`, where the request came from).
+/// what only a gateway may say (`Rampart-*`, where the request came from), nor a name with an
+/// underscore (which reads as one of those to a CGI-style service).
 fn own_headers(headers: &HeaderMap) -> HeaderMap {
     let mut own = headers.clone();
     let only_gateways: Vec<_> = own
         .keys()
-        .filter(|n| header::is_rampart(n) || *n == "forwarded" || n.as_str().starts_with("x-forwarded-"))
+        .filter(|n| {
+            header::is_rampart(n)
+                || header::has_underscore(n)
+                || *n == "forwarded"
+                || n.as_str().starts_with("x-forwarded-")
+        })
         .cloned()
         .collect();
     for name in only_gateways {

@@ -25,6 +25,12 @@ async fn basic_operations() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_range_is_whole_and_in_order() {
+    let (_d, s) = fresh();
+    suite::a_large_range_is_whole_and_in_order(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compare_and_set_under_contention() {
     let (_d, s) = fresh();
     suite::compare_and_set_under_contention(s).await;

@@ -43,9 +43,7 @@ pub(super) async fn node_reported(caller: &Caller<'_>, node: &str, body: &[u8]) 
         return caller.refuse(StatusCode::FORBIDDEN, EventKind::InternalForbidden, &why);
     }
     ev.node = Some(node.to_owned());
-    ev.reason.truncate(512);
-    ev.source.truncate(128);
-    caller.state.events.record(ev);
+    caller.state.events.record(ev.bounded());
     reply::json(StatusCode::OK, &serde_json::json!({"result": "ok"}))
 }
 

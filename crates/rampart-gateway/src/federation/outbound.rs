@@ -50,7 +50,8 @@ impl RequestFor for PeerOutgoing<'_> {
             let skip = DROPPED.contains(name)
                 || [header::AUTHORIZATION, header::HOST, header::COOKIE].contains(name)
                 || crate::forwarded::is_forwarding_header(name)
-                || wire::is_rampart(name);
+                || wire::is_rampart(name)
+                || wire::has_underscore(name);
             if !skip {
                 headers.append(name.clone(), value.clone());
             }

@@ -67,7 +67,8 @@ impl super::attempt::RequestFor for Outgoing<'_> {
             let skip = DROPPED.contains(name)
                 || [header::AUTHORIZATION, header::HOST].contains(name)
                 || crate::forwarded::is_forwarding_header(name)
-                || wire::is_rampart(name);
+                || wire::is_rampart(name)
+                || wire::has_underscore(name);
             if !skip {
                 headers.append(name.clone(), value.clone());
             }

@@ -45,6 +45,14 @@ pub mod header {
         name.as_str().starts_with("rampart-")
     }
 
+    /// Whether `name` has an underscore. CGI, WSGI, Rack and PHP turn `-` into `_` when they
+    /// name a header's variable, so `Rampart_Principal` would read as `Rampart-Principal` (and
+    /// `X_Forwarded_For` as `X-Forwarded-For`) to the service behind: such a header is never
+    /// passed on (nginx's `underscores_in_headers off`).
+    pub fn has_underscore(name: &HeaderName) -> bool {
+        name.as_str().contains('_')
+    }
+
     /// The value of `name` in `headers` as text, if it is there and is text.
     pub fn text<'a>(headers: &'a http::HeaderMap, name: &HeaderName) -> Option<&'a str> {
         headers.get(name).and_then(|v| v.to_str().ok())

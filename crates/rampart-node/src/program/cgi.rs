@@ -10,7 +10,8 @@ use crate::service::{Answer, Call};
 
 /// The environment of a run: nothing of the node's own, only the request. Headers become
 /// `HTTP_*`, except `Authorization` (the credential is the gateway's business), `Proxy`
-/// (httpoxy: never an `HTTP_PROXY`) and `Rampart-*` (only what the node sets itself).
+/// (httpoxy: never an `HTTP_PROXY`), `Rampart-*` (only what the node sets itself) and names with
+/// an underscore (`Rampart_Principal` would become `HTTP_RAMPART_PRINCIPAL` too).
 pub fn environment(call: &Call<'_>, service: &str) -> Vec<(String, String)> {
     let mut env = vec![
         ("GATEWAY_INTERFACE".to_owned(), "CGI/1.1".to_owned()),
@@ -36,7 +37,8 @@ pub fn environment(call: &Call<'_>, service: &str) -> Vec<(String, String)> {
             || name == http::header::CONTENT_TYPE
             || name == http::header::CONTENT_LENGTH
             || name.as_str() == "proxy"
-            || rampart_net::contract::header::is_rampart(name);
+            || rampart_net::contract::header::is_rampart(name)
+            || rampart_net::contract::header::has_underscore(name);
         let Ok(value) = value.to_str() else { continue };
         if !skip {
             let var = format!("HTTP_{}", name.as_str().to_ascii_uppercase().replace('-', "_"));
@@ -130,5 +132,36 @@ mod tests {
         assert_eq!(words.body, b"just words\n\nmore");
         assert!(answer(b"Status: nope\n\n".to_vec()).is_err());
         assert_eq!(answer(Vec::new()).unwrap().status, StatusCode::OK);
+    }
+
+    #[test]
+    fn the_environment_holds_no_header_that_could_pass_for_the_gateways() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("rampart-principal", "user/mallory"),
+            ("rampart_principal", "user/mallory"),
+            ("x_forwarded_for", "10.6.6.6"),
+            ("proxy", "http://evil.example"),
+            ("authorization", "Bearer secret"),
+            ("x-asked-for", "kept"),
+        ] {
+            headers.append(HeaderName::from_static(name), HeaderValue::from_static(value));
+        }
+        let call = Call {
+            method: &http::Method::GET,
+            path: "/",
+            query: None,
+            headers: &headers,
+            principal: "user/alice",
+            role: "",
+            client: "127.0.0.1",
+            idempotency_key: None,
+            body: Vec::new(),
+        };
+        let env = environment(&call, "env");
+        let http: Vec<_> = env.iter().filter(|(k, _)| k.starts_with("HTTP_")).collect();
+        assert_eq!(http, [&("HTTP_X_ASKED_FOR".to_owned(), "kept".to_owned())]);
+        let principal = env.iter().find(|(k, _)| k == "RAMPART_PRINCIPAL").map(|(_, v)| v.as_str());
+        assert_eq!(principal, Some("user/alice"));
     }
 }

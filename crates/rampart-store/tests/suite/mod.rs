@@ -45,6 +45,25 @@ pub async fn basic_operations(store: Arc<dyn Store>) {
     assert!(matches!(store.put("big", big, None).await, Err(StoreError::ValueTooLarge(_))));
 }
 
+/// A range larger than one answer of a backend (etcd's are paged, and a gRPC message holds
+/// 4 MiB: here a page of 100 keys holds 5 MiB): every key, once, in order, and none past the
+/// prefix.
+pub async fn a_large_range_is_whole_and_in_order(store: Arc<dyn Store>) {
+    let mut wanted = Vec::new();
+    for i in 0..250 {
+        let key = format!("big/{i:04}");
+        let value = if i % 20 == 0 { vec![b'x'; 1 << 20] } else { i.to_string().into_bytes() };
+        store.put(&key, value.clone(), None).await.unwrap();
+        wanted.push((key, value));
+    }
+    store.put("big0", b"just past the prefix".to_vec(), None).await.unwrap();
+    store.put("bif/last", b"just before it".to_vec(), None).await.unwrap();
+    let got: Vec<(String, Vec<u8>)> =
+        store.range("big/").await.unwrap().into_iter().map(|kv| (kv.key, kv.value)).collect();
+    assert_eq!(got.len(), wanted.len());
+    assert!(got == wanted, "the range is every key under the prefix, in order, with its value");
+}
+
 pub async fn compare_and_set_under_contention(store: Arc<dyn Store>) {
     store.put("counter", b"0".to_vec(), None).await.unwrap();
     let mut tasks = Vec::new();

@@ -84,6 +84,17 @@ fn programs() {
             None,
         ),
         Case::new(
+            "a forged principal with underscores (CGI reads _ as -)",
+            answer_is(
+                "/env",
+                &["-H", "Rampart_Principal: user/mallory", "-H", "X_Forwarded_For: 10.6.6.6"],
+                &["RAMPART_PRINCIPAL=spiffe://local/admin/admin"],
+                &["mallory", "10.6.6.6"],
+            ),
+            Expect::Status(200),
+            None,
+        ),
+        Case::new(
             "a name climbing out of the folder",
             curl(Cred::Admin, "/..%2f..%2fbin%2fsh", &[]),
             Expect::Status(404),

@@ -145,6 +145,17 @@ fn registry() {
             "internal_forbidden",
         ),
         node(
+            "a node's report cut inside a character (it once crashed the gateway)",
+            "/internal/events",
+            format!(
+                r#"{{"kind":"program_failed","source":"a{}","reason":"a{}"}}"#,
+                "é".repeat(200),
+                "é".repeat(300)
+            ),
+            200,
+            "program_failed",
+        ),
+        node(
             "a bad registration",
             "/internal/register",
             r#"{"addr":"127.0.0.1:1","services":["../x"]}"#.into(),

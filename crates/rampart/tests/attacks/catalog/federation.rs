@@ -37,6 +37,24 @@ fn send(
     Seen::of_raw(read_all(&mut tls, Duration::from_secs(10)))
 }
 
+/// An assertion as east's gateway signs one, but with `chain` as the networks passed: the
+/// signer only ever makes a chain of one (an imported service is never passed on), so a loop
+/// or a long chain is what a peer that lies would send.
+fn chained(gateway: &Identity, chain: &[&str], (method, pq): (&str, &str), now: u64) -> String {
+    use base64::Engine as _;
+    let iss = rampart_pki::inspect::cert_from_der(gateway.0[0].as_ref()).unwrap().identity.unwrap();
+    let digest = ring::digest::digest(&ring::digest::SHA256, format!("{method}\n{pq}").as_bytes());
+    let claims = serde_json::json!({
+        "iss": iss.to_string(), "sub": "user/mallory", "aud": "west", "chain": chain,
+        "bnd": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref()),
+        "jti": format!("{:032x}", fastrand::u128(..)), "iat": now, "exp": now + 30,
+    });
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.typ = Some("rampart-assertion+jwt".to_owned());
+    let key = jsonwebtoken::EncodingKey::from_ec_der(gateway.1.secret_der());
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
 #[test]
 fn federation() {
     let pair = pair();
@@ -173,6 +191,34 @@ fn federation() {
             "an assertion of 6 KiB",
             get,
             assertion("a".repeat(6 << 10)),
+            Expect::Status(401),
+            Some("assertion_refused"),
+        ),
+        peer(
+            "an honest assertion made by hand (the next cases' control)",
+            get,
+            assertion(chained(&gateway, &["east"], get, now)),
+            Expect::Status(200),
+            None,
+        ),
+        peer(
+            "a loop: the chain already holds west",
+            get,
+            assertion(chained(&gateway, &["west", "east"], get, now)),
+            Expect::Status(508),
+            Some("federation_loop"),
+        ),
+        peer(
+            "a chain longer than max_chain",
+            get,
+            assertion(chained(&gateway, &["a", "b", "c", "d", "e", "f", "g", "h", "east"], get, now)),
+            Expect::Status(508),
+            Some("federation_loop"),
+        ),
+        peer(
+            "a chain that does not end with the signer's network",
+            get,
+            assertion(chained(&gateway, &["east", "north"], get, now)),
             Expect::Status(401),
             Some("assertion_refused"),
         ),

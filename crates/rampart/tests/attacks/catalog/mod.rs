@@ -19,6 +19,7 @@ pub mod http2;
 pub mod jobs;
 pub mod passthrough;
 pub mod paths;
+pub mod poisoning;
 pub mod policy;
 pub mod programs;
 pub mod registry;

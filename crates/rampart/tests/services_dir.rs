@@ -9,27 +9,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::{Network, admin_client, folder, install, stderr, stdout};
+use support::{Network, admin_client, folder, install, program_node_args, stderr, stdout};
 
 /// A network whose node n1 hosts the programs of a folder as nobody, with small limits.
 fn network() -> (Network, PathBuf) {
     let mut net = Network::start(0, &[]);
     let dir = folder(&net);
-    let d = dir.to_str().unwrap().to_owned();
-    let limits = [
-        "--run-as",
-        "nobody",
-        "--services-dir",
-        &d,
-        "--program-timeout",
-        "1s",
-        "--program-max-output",
-        "1048576",
-        "--program-max-body",
-        "1024",
-        "--program-max-runs",
-        "2",
-    ];
+    let args = program_node_args(&dir, 1 << 20, 2, &[]);
+    let limits: Vec<&str> = args.iter().map(String::as_str).collect();
     net.add_node("n1", &limits);
     (net, dir)
 }

@@ -400,6 +400,18 @@ pub fn folder(net: &Network) -> PathBuf {
     dir
 }
 
+/// A node's arguments serving the programs in `dir` as nobody, with tight limits (1 s, a body of
+/// 1 KiB) and the given output cap and number of runs at once, then `extra`.
+pub fn program_node_args(dir: &Path, max_output: usize, max_runs: usize, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["--run-as", "nobody", "--services-dir"].map(String::from).to_vec();
+    args.push(dir.to_str().unwrap().to_owned());
+    args.extend(["--program-timeout", "1s", "--program-max-body", "1024"].map(String::from));
+    args.extend(["--program-max-output".to_owned(), max_output.to_string()]);
+    args.extend(["--program-max-runs".to_owned(), max_runs.to_string()]);
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    args
+}
+
 /// Installs `script` as `name` the safe way: written beside, then renamed into place.
 pub fn install(dir: &Path, name: &str, script: &str) {
     let tmp = dir.join(format!("{name}.tmp"));

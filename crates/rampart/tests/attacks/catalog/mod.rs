@@ -165,7 +165,7 @@ pub fn key_material(home: &Path) -> Vec<String> {
             text.lines()
                 .map(str::trim)
                 .filter(|l| l.len() >= 32 && !l.starts_with("-----") && !l.starts_with('#'))
-                .map(|l| l.rsplit(' ').next().unwrap_or(l)[..32].to_owned())
+                .filter_map(|l| l.rsplit(' ').next().unwrap_or(l).get(..32).map(str::to_owned))
                 .collect::<Vec<_>>()
         })
         .collect()

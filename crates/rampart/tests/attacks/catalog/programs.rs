@@ -3,7 +3,7 @@
 //! folder, and programs that exhaust output, time or processes, bounded by the node's limits.
 
 use super::{Attack, Case, Cred, Expect, Seen, Target, curl, run};
-use crate::support::{Network, folder, install};
+use crate::support::{Network, folder, install, program_node_args};
 
 /// GET `path` as the admin; 200 only if the answer holds none of `absent` and all of `present`.
 fn answer_is(
@@ -25,23 +25,8 @@ fn answer_is(
 fn programs() {
     let mut net = Network::start(0, &[]);
     let dir = folder(&net);
-    let d = dir.to_str().unwrap().to_owned();
-    let limits = [
-        "--run-as",
-        "nobody",
-        "--services-dir",
-        &d,
-        "--program-timeout",
-        "1s",
-        "--program-max-output",
-        "65536",
-        "--program-max-body",
-        "1024",
-        "--program-max-runs",
-        "4",
-        "--service",
-        "hello",
-    ];
+    let args = program_node_args(&dir, 65536, 4, &["--service", "hello"]);
+    let limits: Vec<&str> = args.iter().map(String::as_str).collect();
     net.add_node("n1", &limits);
     install(&dir, "env", "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\nenv\n");
     install(&dir, "flood", "#!/bin/sh\nexec yes\n");

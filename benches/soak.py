@@ -162,29 +162,21 @@ def client(n: int, urls: list[str], tls: dict, stop: threading.Event, tally: Tal
                 tally.failed.append(error)
 
 
-def stored_ids(urls: list[str], tls: dict) -> set[str]:
-    """The ids of the records stored (asked again, at either gateway, for up to a minute while
-    the network settles); exits if one is stored twice."""
-    deadline, why = time.monotonic() + 60, ""
-    while True:
-        for url in urls:
-            try:
-                r = requests.get(f"{url}/data", timeout=30, **tls)
-                if r.status_code == 200:
-                    break
-                why = f"{url}: {r.status_code} {r.text[:200]}"
-            except requests.RequestException as e:
-                why = f"{url}: {e}"
-        else:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the records could not be listed: {why}")
-            time.sleep(1)
-            continue
-        break
-    ids = [rec["_id"] for rec in r.json()]
-    if len(set(ids)) != len(ids):
-        raise SystemExit(f"{len(ids) - len(set(ids))} records stored twice")
-    return set(ids)
+def etcd_prefix(home: str) -> str:
+    """The etcd prefix `rampart init` chose (`prefix = "…"` in rampart.toml)."""
+    with open(os.path.join(home, "rampart.toml")) as f:
+        return next(line.split('"')[1] for line in f if line.startswith("prefix = "))
+
+
+def stored_ids(endpoints: str, prefix: str) -> set[str]:
+    """The ids of the records in etcd itself, read by etcdctl (keys only): the store as an outside
+    witness, not the data service's listing of every record in one answer."""
+    records = prefix + "services/data/records/"
+    done = subprocess.run(["etcdctl", f"--endpoints={endpoints}", "--command-timeout=60s", "get", "--prefix",
+                           "--keys-only", records], capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise SystemExit(f"etcdctl could not list the records: {done.stderr.strip()}")
+    return {line[len(records):] for line in done.stdout.splitlines() if line.startswith(records)}
 
 
 def main() -> None:
@@ -249,6 +241,11 @@ def main() -> None:
             print(line, flush=True)
             log.write(line + "\n")
 
+        def kill_and_restart(name: str, ready: str | None) -> None:
+            say(f"SIGKILL {name}, started again")
+            procs.kill(name)
+            procs.restart(name, ready)
+
         while time.monotonic() - start < length:
             time.sleep(1)  # one row a second
             t = time.monotonic() - start
@@ -260,21 +257,13 @@ def main() -> None:
             last_ok, last_failed = ok, failed
             calm = t > length - 30  # no kill in the last 30 s: the end is read from a settled network
             if t >= next_node and not calm:
-                name = f"n{node_turn % 3 + 1}"
-                say(f"SIGKILL {name}, started again")
-                procs.kill(name)
-                procs.restart(name, "rampart node ")
+                kill_and_restart(f"n{node_turn % 3 + 1}", "rampart node ")
                 node_turn, next_node = node_turn + 1, next_node + node_every
             if t >= next_gateway and not calm:
-                name = f"g{gateway_turn % 2 + 1}"
-                say(f"SIGKILL {name}, started again")
-                procs.kill(name)
-                procs.restart(name, "rampart gateway listening on ")
+                kill_and_restart(f"g{gateway_turn % 2 + 1}", "rampart gateway listening on ")
                 gateway_turn, next_gateway = gateway_turn + 1, next_gateway + gateway_every
             if not etcd_done and t >= etcd_at:
-                say("SIGKILL etcd0, started again")
-                procs.kill("etcd0")
-                procs.restart("etcd0", None)
+                kill_and_restart("etcd0", None)
                 etcd_done = True
             if int(t) % 60 == 0:
                 say(f"{ok} requests served, {failed} failed")
@@ -282,8 +271,7 @@ def main() -> None:
         for th in threads:
             th.join()
         procs.sample()  # the end of each life, before the listing below (a large answer)
-        time.sleep(2)  # the last registrations settle
-        stored = stored_ids(urls, tls)
+        stored = stored_ids(store.removeprefix("etcd://"), etcd_prefix(home))
         acked = tally.acked
         procs.stop_all()
 

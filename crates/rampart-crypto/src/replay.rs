@@ -84,7 +84,8 @@ pub fn token_id(token: &str) -> Option<u128> {
     // 4-aligned tail long enough to hold it.
     let start = body.len().checked_sub(48)?;
     let start = start - (start % 4);
-    let tail = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&body[start..]).ok()?;
+    // `get`: a cut inside a multibyte character is no base64, so no id (slicing would panic).
+    let tail = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(body.get(start..)?).ok()?;
     let hmac = tail.get(tail.len().checked_sub(32)?..)?;
     Some(u128::from_be_bytes(hmac[..16].try_into().ok()?))
 }
@@ -130,5 +131,6 @@ mod tests {
         let expected = u128::from_be_bytes(raw[raw.len() - 32..raw.len() - 16].try_into().unwrap());
         assert_eq!(token_id(&t), Some(expected));
         assert_eq!(token_id("short"), None);
+        assert_eq!(token_id(&format!("AAA\u{e9}{}", "A".repeat(47))), None, "cut inside a character");
     }
 }

@@ -199,8 +199,10 @@ async fn mark(store: &dyn Store, id: &str, why: RevokedBecause, now: u64) -> Res
     }
 }
 
-/// Splits `rpt_<16 hex>_<43 base64url>`; anything else is malformed.
-fn parse(token: &str) -> Option<(&str, &str)> {
+/// Splits `rpt_<16 hex>_<43 base64url>`; anything else is malformed. Public for the fuzz
+/// targets (`fuzz/`), not an API.
+#[doc(hidden)]
+pub fn parse(token: &str) -> Option<(&str, &str)> {
     let rest = token.strip_prefix(TOKEN_PREFIX)?;
     let (id, secret) = rest.split_once('_')?;
     let id_ok = id.len() == 16 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));

@@ -35,6 +35,23 @@ fn fail(kind: EventKind, reason: impl Into<String>) -> AuthFailure {
     AuthFailure { kind, reason: reason.into() }
 }
 
+/// The bearer token of a request, if it carries an `Authorization` header, or why that header
+/// is refused. Public for the fuzz targets (`fuzz/`), not an API.
+#[doc(hidden)]
+pub fn bearer(headers: &http::HeaderMap) -> Result<Option<&str>, AuthFailure> {
+    let mut given = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = given.next() else { return Ok(None) };
+    // Two credentials are one too many: a proxy and a service could each believe another.
+    if given.next().is_some() {
+        return Err(fail(EventKind::TokenMalformed, "more than one Authorization header"));
+    }
+    let text = value.to_str().map_err(|_| fail(EventKind::TokenMalformed, "malformed Authorization header"))?;
+    let Some(token) = text.strip_prefix("Bearer ").or_else(|| text.strip_prefix("bearer ")) else {
+        return Err(fail(EventKind::TokenMalformed, "the Authorization header must be 'Bearer <token>'"));
+    };
+    Ok(Some(token))
+}
+
 /// The caller of a request, or why there is none.
 pub async fn authenticate(
     state: &State,
@@ -42,17 +59,7 @@ pub async fn authenticate(
     conn: &ConnInfo,
     service: Option<&str>,
 ) -> Result<Principal, AuthFailure> {
-    let mut given = headers.get_all(AUTHORIZATION).iter();
-    if let Some(value) = given.next() {
-        // Two credentials are one too many: a proxy and a service could each believe another.
-        if given.next().is_some() {
-            return Err(fail(EventKind::TokenMalformed, "more than one Authorization header"));
-        }
-        let text =
-            value.to_str().map_err(|_| fail(EventKind::TokenMalformed, "malformed Authorization header"))?;
-        let Some(token) = text.strip_prefix("Bearer ").or_else(|| text.strip_prefix("bearer ")) else {
-            return Err(fail(EventKind::TokenMalformed, "the Authorization header must be 'Bearer <token>'"));
-        };
+    if let Some(token) = bearer(headers)? {
         return match tokens::verify(state.auth.as_ref(), token, service, &state.domain, crate::now_secs())
             .await
         {

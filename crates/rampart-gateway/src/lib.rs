@@ -64,6 +64,12 @@ use rampart_pki::TrustDomain;
 use rampart_store::Store;
 
 pub use config::GatewayConfig;
+/// Public for the fuzz targets (`fuzz/`), not an API.
+#[doc(hidden)]
+pub use authn::{AuthFailure, bearer};
+/// Public for the fuzz targets (`fuzz/`), not an API.
+#[doc(hidden)]
+pub use request::split;
 
 /// What every request handler shares: the gateway's parts, each keeping its own state.
 pub struct State {

@@ -13,8 +13,10 @@ use rampart_net::{Body, ConnInfo};
 
 use crate::{State, api, authn, dashboard, federation, forward, forwarded, reply, upstream};
 
-/// `/<service>/<rest>` → (service, rest); `rest` keeps its leading `/`.
-fn split(path: &str) -> (&str, &str) {
+/// `/<service>/<rest>` → (service, rest); `rest` keeps its leading `/`. Public for the fuzz
+/// targets (`fuzz/`), not an API.
+#[doc(hidden)]
+pub fn split(path: &str) -> (&str, &str) {
     let trimmed = path.strip_prefix('/').unwrap_or(path);
     match trimmed.find('/') {
         Some(i) => (&trimmed[..i], &trimmed[i..]),

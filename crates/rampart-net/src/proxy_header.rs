@@ -87,8 +87,10 @@ impl ProxyProtocol {
     }
 }
 
-/// Reads one header; `None` when it names no client (`LOCAL`, `UNKNOWN`, UNIX sockets).
-async fn read_header<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<SocketAddr>, ProxyRefusal> {
+/// Reads one header; `None` when it names no client (`LOCAL`, `UNKNOWN`, UNIX sockets). Public
+/// for the fuzz targets (`fuzz/`), not an API.
+#[doc(hidden)]
+pub async fn read_header<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<SocketAddr>, ProxyRefusal> {
     let cut = |e: std::io::Error| ProxyRefusal::Malformed(format!("the connection ended inside it ({e})"));
     let mut buf = vec![0u8; 5];
     r.read_exact(&mut buf).await.map_err(cut)?;

@@ -45,7 +45,8 @@ pub fn bearer(headers: &http::HeaderMap) -> Result<Option<&str>, AuthFailure> {
     if given.next().is_some() {
         return Err(fail(EventKind::TokenMalformed, "more than one Authorization header"));
     }
-    let text = value.to_str().map_err(|_| fail(EventKind::TokenMalformed, "malformed Authorization header"))?;
+    let text =
+        value.to_str().map_err(|_| fail(EventKind::TokenMalformed, "malformed Authorization header"))?;
     let Some(token) = text.strip_prefix("Bearer ").or_else(|| text.strip_prefix("bearer ")) else {
         return Err(fail(EventKind::TokenMalformed, "the Authorization header must be 'Bearer <token>'"));
     };

@@ -63,10 +63,10 @@ use rampart_net::client::HttpsClient;
 use rampart_pki::TrustDomain;
 use rampart_store::Store;
 
-pub use config::GatewayConfig;
 /// Public for the fuzz targets (`fuzz/`), not an API.
 #[doc(hidden)]
 pub use authn::{AuthFailure, bearer};
+pub use config::GatewayConfig;
 /// Public for the fuzz targets (`fuzz/`), not an API.
 #[doc(hidden)]
 pub use request::split;

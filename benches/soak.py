@@ -271,9 +271,11 @@ def main() -> None:
         for th in threads:
             th.join()
         procs.sample()  # the end of each life, before the listing below (a large answer)
-        stored = stored_ids(store.removeprefix("etcd://"), etcd_prefix(home))
+        try:
+            stored = stored_ids(store.removeprefix("etcd://"), etcd_prefix(home))
+        finally:
+            procs.stop_all()  # even when the listing fails: no process outlives the soak
         acked = tally.acked
-        procs.stop_all()
 
         say(f"requests: {tally.ok} served, {len(tally.failed)} failed")
         for f in tally.failed[:5]:

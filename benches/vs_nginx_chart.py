@@ -23,7 +23,7 @@ PANEL_W, PANEL_H, MARGIN = 420, 260, 56
 
 def panel(x0, title, unit, rounds, configs, values):
     """One bar chart at x0: a group of bars per round, its value above each bar."""
-    top = max(values.values()) * 1.15 or 1.0
+    top = max(values.values(), default=0.0) * 1.15 or 1.0
     out = [f'<text x="{x0 + PANEL_W / 2}" y="24" text-anchor="middle" font-weight="bold">{escape(title)}</text>']
     base = 40 + PANEL_H
     out.append(f'<line x1="{x0}" y1="{base}" x2="{x0 + PANEL_W}" y2="{base}" stroke="#333"/>')

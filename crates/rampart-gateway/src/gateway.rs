@@ -267,7 +267,9 @@ mod tests {
             .unwrap()
             .with_root_certificates(rustls::RootCertStore::empty())
             .with_no_client_auth();
-        let client = rampart_net::client::https_client(tls, Duration::from_secs(1));
+        let client = rampart_net::workers::PerWorker::new(|| {
+            rampart_net::client::https_client(tls.clone(), Duration::from_secs(1))
+        });
         let domain = rampart_pki::TrustDomain::new("local").unwrap();
         State::new(domain, store, (client, Default::default()), events, crate::GatewayConfig::default())
     }

@@ -60,6 +60,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use rampart_auth::PolicySet;
 use rampart_net::client::HttpsClient;
+use rampart_net::workers::PerWorker;
 use rampart_pki::TrustDomain;
 use rampart_store::Store;
 
@@ -84,10 +85,10 @@ pub struct State {
     pub(crate) nodes: Arc<upstream::Nodes>,
     /// The policy, swapped on every change under `auth/policy/`.
     pub(crate) policy: Arc<ArcSwap<PolicySet>>,
-    /// The pooled mutual-TLS client to nodes; it accepts a node only at an address it
-    /// registered (built with [`rampart_net::tls::bound_client_config`] over the book `nodes`
-    /// keeps).
-    pub(crate) client: HttpsClient,
+    /// The pooled mutual-TLS client to nodes, one per connection worker; it accepts a node
+    /// only at an address it registered (built with [`rampart_net::tls::bound_client_config`]
+    /// over the book `nodes` keeps).
+    pub(crate) client: PerWorker<HttpsClient>,
     /// The retry budget.
     pub(crate) budget: forward::retry::RetryBudget,
     /// The audit log and live event stream.
@@ -126,7 +127,7 @@ impl State {
     pub fn new(
         domain: TrustDomain,
         store: Arc<dyn Store>,
-        (client, addresses): (HttpsClient, rampart_net::tls::AddressBook),
+        (client, addresses): (PerWorker<HttpsClient>, rampart_net::tls::AddressBook),
         events: Arc<rampart_events::EventLog>,
         config: GatewayConfig,
     ) -> Self {

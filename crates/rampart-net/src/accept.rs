@@ -88,7 +88,8 @@ pub async fn accept(
         let _ = tcp.set_nodelay(true);
         let (protocol, limits, refused, stop, done) =
             (protocol.clone(), limits.clone(), refused.clone(), stop_rx.clone(), done_tx.clone());
-        tokio::spawn(async move {
+        // On a connection worker when the process runs them ([`crate::workers`]).
+        crate::workers::spawn_connection(tcp, move |tcp| async move {
             let _held = (permit, done);
             let deadline = Instant::now() + limits.handshake_timeout;
             if let Some(conn) =

@@ -19,7 +19,8 @@
 //! - [`trust`]: trust kept per trust domain (peer networks' CA bundles, never merged);
 //! - [`wire`]: the method and path rules gateway and node both apply;
 //! - [`client`]: the pooled HTTPS client;
-//! - [`remote_store`]: the registry reached through a gateway (a [`rampart_store::Store`]).
+//! - [`remote_store`]: the registry reached through a gateway (a [`rampart_store::Store`]);
+//! - [`workers`]: one single-threaded runtime per core, serving the connections handed to it.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -42,6 +43,7 @@ pub mod serve;
 pub mod tls;
 pub mod trust;
 pub mod wire;
+pub mod workers;
 
 pub use error::{NetError, Result};
 

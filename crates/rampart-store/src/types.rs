@@ -100,4 +100,12 @@ impl Watch {
             None => Err(StoreError::Closed),
         }
     }
+
+    /// The next change if one is already here, without waiting: a follower takes a burst of
+    /// changes at once. `None` also when the watch ended ([`Watch::next`] then says why).
+    pub fn try_next(&mut self) -> Option<Event> {
+        let ev = self.rx.try_recv().ok()?;
+        self.last = ev.kv.mod_revision;
+        Some(ev)
+    }
 }

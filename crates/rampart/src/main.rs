@@ -15,6 +15,12 @@ use clap::Parser;
 use crate::cli::{Cli, Command};
 use crate::home::{DEFAULT_HOME, Home};
 
+/// mimalloc instead of the system allocator: a request through the gateway allocates and
+/// frees dozens of small blocks (headers, URIs, bodies), and glibc's malloc took a tenth of
+/// the gateway's CPU there; see docs/benchmarks.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let explicit_home = cli.home.clone();

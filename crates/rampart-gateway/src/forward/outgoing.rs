@@ -53,14 +53,23 @@ impl std::fmt::Debug for Outgoing<'_> {
 
 impl super::attempt::RequestFor for Outgoing<'_> {
     fn to(&self, target: &Target) -> Request<Body> {
+        use std::fmt::Write;
         let parts = self.parts;
-        let query = parts.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
         let path = if self.rest.is_empty() { "/" } else { self.rest };
-        let uri = format!("https://{}{path}{query}", target.addr);
+        // One string, parsed in place (no copy): `https://<addr><path>[?<query>]`.
+        let mut uri = String::with_capacity(32 + path.len() + parts.uri.query().map_or(0, str::len));
+        let _ = write!(uri, "https://{}{path}", target.addr);
+        if let Some(q) = parts.uri.query() {
+            uri.push('?');
+            uri.push_str(q);
+        }
         let mut req = Request::new(full(self.body.clone()));
         *req.method_mut() = parts.method.clone();
-        *req.uri_mut() = uri.parse().unwrap_or_default();
+        *req.uri_mut() = http::Uri::try_from(uri).unwrap_or_default();
+        // Room for the caller's headers and the seven the gateway sets, so that the map is
+        // not grown (and copied) while it is filled.
         let headers = req.headers_mut();
+        headers.reserve(parts.headers.len() + 7);
         for (name, value) in &parts.headers {
             // Rampart-* (the principal, the service) and where the request came from are the
             // gateway's word alone.

@@ -205,9 +205,9 @@ impl HealthBoard {
     }
 
     /// Forgets nodes that left the registry.
-    pub fn retain(&self, live: &[String]) {
+    pub fn retain(&self, live: &std::collections::HashSet<&str>) {
         let mut nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
-        nodes.retain(|k, _| live.contains(k));
+        nodes.retain(|k, _| live.contains(k.as_str()));
     }
 }
 

@@ -43,6 +43,14 @@ struct Table {
     /// The longest a service's nodes say it may take.
     timeouts: HashMap<String, Duration>,
     nodes: Vec<NodeRecord>,
+    /// A node's place in `nodes`, by name.
+    by_name: HashMap<String, usize>,
+}
+
+impl Table {
+    fn node(&self, name: &str) -> Option<&NodeRecord> {
+        self.by_name.get(name).map(|&i| &self.nodes[i])
+    }
 }
 
 impl Table {
@@ -64,20 +72,27 @@ impl Table {
         for n in &nodes {
             let health = board.get(&n.name);
             for s in &n.services {
-                services.entry(s.clone()).or_default().push(Target {
-                    name: n.name.clone(),
-                    addr: n.addr,
-                    health: health.clone(),
-                });
+                let target = Target { name: n.name.clone(), addr: n.addr, health: health.clone() };
+                // Looked up by `&str` first: a key is allocated once per service, not per node.
+                match services.get_mut(s.as_str()) {
+                    Some(targets) => targets.push(target),
+                    None => drop(services.insert(s.clone(), vec![target])),
+                }
             }
         }
-        board.retain(&nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>());
+        board.retain(&still);
         let mut timeouts: HashMap<String, Duration> = HashMap::new();
         for (service, ms) in nodes.iter().flat_map(|n| n.timeouts_ms.iter()) {
             let t = timeouts.entry(service.clone()).or_default();
             *t = (*t).max(Duration::from_millis(*ms));
         }
-        Table { services: services.into_iter().map(|(k, v)| (k, v.into())).collect(), timeouts, nodes }
+        let by_name = nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i)).collect();
+        Table {
+            services: services.into_iter().map(|(k, v)| (k, v.into())).collect(),
+            timeouts,
+            nodes,
+            by_name,
+        }
     }
 }
 
@@ -109,7 +124,7 @@ impl Nodes {
 
     /// Whether the live node `name` hosts `service` (looked up in place: asked per request).
     pub(crate) fn hosts(&self, name: &str, service: &str) -> bool {
-        self.table.load().nodes.iter().any(|n| n.name == name && n.services.iter().any(|s| s == service))
+        self.table.load().node(name).is_some_and(|n| n.services.iter().any(|s| s == service))
     }
 
     /// The public listeners (passthrough) of the nodes hosting `service`, with their health.
@@ -127,12 +142,8 @@ impl Nodes {
     pub(crate) fn replace(&self, nodes: Vec<NodeRecord>) -> Vec<String> {
         let previous = self.table.load_full();
         let next = Table::build(nodes, &previous, &self.board);
-        let gone = previous
-            .nodes
-            .iter()
-            .filter(|p| !next.nodes.iter().any(|n| n.name == p.name))
-            .map(|n| n.name.clone())
-            .collect();
+        let gone =
+            previous.nodes.iter().filter(|p| next.node(&p.name).is_none()).map(|n| n.name.clone()).collect();
         // The book first: a target picked from the new table is in it.
         self.addresses.replace(next.nodes.iter().map(|n| (n.addr.ip(), n.name.clone())));
         self.table.store(Arc::new(next));
@@ -153,24 +164,27 @@ impl Nodes {
                     continue;
                 }
             };
-            let rebuild = async || match load(store.as_ref()).await {
-                Ok(nodes) => {
-                    self.replace(nodes).iter().for_each(|gone| on_removed(gone));
-                    true
-                }
+            // Read whole once per watch; then each change is applied to what was read (one
+            // record parsed, not the whole registry), a burst of changes at once.
+            let mut records = match store.range(NODES_PREFIX).await {
+                Ok(kvs) => kvs.into_iter().filter_map(|kv| Some((kv.key, parse(&kv.value)?))).collect(),
                 Err(e) => {
                     tracing::warn!("reading nodes (keeping the last view): {e}");
-                    false
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
                 }
             };
-            if !rebuild().await {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-            while watch.next().await.is_ok() {
-                if !rebuild().await {
-                    break;
+            let rebuild = |records: &HashMap<String, NodeRecord>| {
+                self.replace(records.values().cloned().collect()).iter().for_each(|gone| on_removed(gone));
+            };
+            rebuild(&records);
+            while let Ok(first) = watch.next().await {
+                let mut change = Some(first);
+                while let Some(ev) = change {
+                    apply(&mut records, ev);
+                    change = watch.try_next();
                 }
+                rebuild(&records);
             }
         }
     }
@@ -210,7 +224,24 @@ impl Upstreams for Nodes {
 /// Reads every live node from the registry.
 pub async fn load(store: &dyn Store) -> Result<Vec<NodeRecord>, rampart_store::StoreError> {
     let kvs = store.range(NODES_PREFIX).await?;
-    Ok(kvs.iter().filter_map(|kv| serde_json::from_slice(&kv.value).ok()).collect())
+    Ok(kvs.iter().filter_map(|kv| parse(&kv.value)).collect())
+}
+
+/// A node's record; one that does not parse is no node.
+fn parse(value: &[u8]) -> Option<NodeRecord> {
+    serde_json::from_slice(value).ok()
+}
+
+/// One change under `nodes/` applied to the records read, by key.
+fn apply(records: &mut HashMap<String, NodeRecord>, ev: rampart_store::Event) {
+    match (ev.kind, parse(&ev.kv.value)) {
+        (rampart_store::EventKind::Put, Some(record)) => {
+            records.insert(ev.kv.key, record);
+        }
+        _ => {
+            records.remove(&ev.kv.key);
+        }
+    }
 }
 
 #[cfg(test)]

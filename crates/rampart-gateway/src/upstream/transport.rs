@@ -8,6 +8,7 @@ use std::pin::Pin;
 use http::{Request, Response};
 use rampart_net::Body;
 use rampart_net::client::{HttpClient, HttpsClient};
+use rampart_net::workers::PerWorker;
 
 /// Why one request got no answer.
 #[derive(Clone, Debug)]
@@ -35,6 +36,14 @@ pub trait Transport: Send + Sync {
 impl Transport for HttpsClient {
     fn send(&self, req: Request<Body>) -> Sent {
         sent(self.request(req))
+    }
+}
+
+/// The pool of the connection worker the request runs on
+/// ([`rampart_net::workers::PerWorker`]).
+impl Transport for PerWorker<HttpsClient> {
+    fn send(&self, req: Request<Body>) -> Sent {
+        self.get().send(req)
     }
 }
 

@@ -311,6 +311,10 @@ pub struct GatewayArgs {
     /// tags its events, and its audit log is audit-<NAME>.jsonl [default: gateway, audit.jsonl].
     #[arg(long, value_name = "NAME", default_value = "gateway")]
     pub name: String,
+    /// Threads that serve connections, each taking connections in turn and running their
+    /// requests start to finish (as nginx's worker processes) [default: one per CPU].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
 }
 
 /// `rampart node`.
@@ -328,6 +332,10 @@ pub struct NodeArgs {
     /// answer [default: this home's gateway].
     #[arg(long, value_name = "URL", value_delimiter = ',')]
     pub gateway: Vec<String>,
+    /// Threads that serve connections, each taking connections in turn and running their
+    /// requests start to finish (as nginx's worker processes) [default: one per CPU].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
     /// A built-in service to host: hello, echo, data, jobs (repeatable) [default: hello, echo
     /// and data].
     #[arg(long = "service", value_name = "NAME")]

@@ -23,7 +23,13 @@ fn init_logging() {
         .try_init();
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+/// The process's runtime, and its connection workers (`count`, else one per CPU) that serve
+/// the connections it accepts.
+fn runtime(name: &str, count: Option<u16>) -> Result<tokio::runtime::Runtime> {
+    let count = count.map_or_else(rampart_net::workers::default_count, usize::from);
+    let workers =
+        rampart_net::workers::Workers::start(count, name).context("starting the connection workers")?;
+    rampart_net::workers::install(workers);
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
@@ -88,7 +94,7 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
     let addresses = rampart_net::tls::AddressBook::default();
     let client_tls = rampart_net::tls::bound_client_config(&material, Role::Node, addresses.clone())?;
     let material = Arc::new(material);
-    runtime()?.block_on(async move {
+    runtime("gateway", args.workers)?.block_on(async move {
         let store = home.open_registry(&config).await?;
         let shared = matches!(config.store, crate::home::StoreConfig::Etcd(_));
         let listener = tokio::net::TcpListener::bind(config.gateway.listen)
@@ -119,10 +125,11 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
             name => format!("audit-{name}.jsonl"),
         };
         let events = Arc::new(rampart_events::EventLog::open(&home.root().join(audit), &args.name)?);
-        let client = rampart_net::client::https_client(
-            client_tls,
-            Duration::from_millis(config.gateway.connect_timeout_ms),
-        );
+        // HTTP/1.1 to nodes, a pool per connection worker: see `https_client_http1`.
+        let connect_timeout = Duration::from_millis(config.gateway.connect_timeout_ms);
+        let client = rampart_net::workers::PerWorker::new(|| {
+            rampart_net::client::https_client_http1(client_tls.clone(), connect_timeout)
+        });
         let mut state = rampart_gateway::State::new(
             config.domain.clone(),
             store,
@@ -429,7 +436,7 @@ pub fn node(home: &Home, mut args: NodeArgs) -> Result<()> {
     };
     let gateways = Arc::new(gateways_of(home, &config, &args)?);
     let name = args.name.clone();
-    runtime()?.block_on(async move {
+    runtime("node", args.workers)?.block_on(async move {
         for updater in crl_updates.into_iter().chain(public_tls.as_ref().and_then(|(_, u)| u.clone())) {
             tokio::spawn(rampart_net::tls::follow_crl(crl_path.clone(), updater, Duration::from_secs(1)));
         }

@@ -48,12 +48,11 @@ struct Table {
 }
 
 impl Table {
+    /// The live node named `name`.
     fn node(&self, name: &str) -> Option<&NodeRecord> {
         self.by_name.get(name).map(|&i| &self.nodes[i])
     }
-}
 
-impl Table {
     /// The table for `nodes`. A service of `previous` that no node offers now stays known,
     /// with no target (503: its nodes may come back), unless it was withdrawn: every node that
     /// offered it is still registered and no longer lists it (a program removed from a

@@ -432,6 +432,12 @@ fn a_gateway_whose_certificate_is_renewed_goes_on_forwarding_with_assertions_of_
             failed.push(stderr(&out));
         }
     }
-    assert!(failed.is_empty(), "{} of {calls} calls failed: {failed:?}", failed.len());
+    assert!(
+        failed.is_empty(),
+        "{} of {calls} calls failed: {failed:?}\neast's events: {}\nwest's events: {}",
+        failed.len(),
+        events(&east),
+        events(&west)
+    );
     assert!(!events(&west).contains("assertion_refused"), "{}", events(&west));
 }

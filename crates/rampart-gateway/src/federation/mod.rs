@@ -14,6 +14,8 @@
 pub mod catalog;
 pub mod inbound;
 pub mod outbound;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -292,26 +294,39 @@ impl Upstreams for Federation {
     }
 }
 
-/// Requests to peers go through the client of the peer whose gateway the URI names.
+/// Requests to peers go through the client of the link that sent them (`link_for`).
 impl Transport for Federation {
     fn send(&self, req: Request<Body>) -> Sent {
-        let authority = req.uri().authority().map(|a| a.as_str().to_owned()).unwrap_or_default();
-        let client = self
-            .links
+        match self.link_for(&req) {
+            Some(link) => Transport::send(&link.client, req),
+            None => {
+                let authority = req.uri().authority().map(|a| a.as_str().to_owned()).unwrap_or_default();
+                Box::pin(async move {
+                    Err(SendError {
+                        maybe_sent: false,
+                        refused_certificate: None,
+                        detail: format!("{authority} is no peer's gateway any more"),
+                    })
+                })
+            }
+        }
+    }
+}
+
+impl Federation {
+    /// The link whose key signed `req`'s assertion (a reload between signing and sending must
+    /// not put one key's assertion on another key's connection), else the one of the peer
+    /// whose gateway the URI names.
+    fn link_for(&self, req: &Request<Body>) -> Option<Arc<Link>> {
+        if let Some(signed) = req.extensions().get::<outbound::SignedBy>() {
+            return Some(signed.0.clone());
+        }
+        let authority = req.uri().authority()?.as_str();
+        self.links
             .load()
             .values()
             .find(|l| l.targets.iter().any(|t| Federation::authority(t) == authority))
-            .map(|l| l.client.clone());
-        match client {
-            Some(client) => Transport::send(&client, req),
-            None => Box::pin(async move {
-                Err(SendError {
-                    maybe_sent: false,
-                    refused_certificate: None,
-                    detail: format!("{authority} is no peer's gateway any more"),
-                })
-            }),
-        }
+            .cloned()
     }
 }
 

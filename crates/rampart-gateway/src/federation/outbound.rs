@@ -14,6 +14,10 @@ use crate::forward::attempt::RequestFor;
 use crate::forward::outgoing::{DROPPED, Outgoing};
 use crate::upstream::Target;
 
+/// The link whose key signed a request's assertion: the one whose client sends it.
+#[derive(Clone)]
+pub(crate) struct SignedBy(pub(crate) std::sync::Arc<super::Link>);
+
 /// The request of one forwarded call, addressed to a peer's gateway.
 pub(crate) struct PeerOutgoing<'a> {
     /// The call as a local target would get it.
@@ -70,7 +74,12 @@ impl RequestFor for PeerOutgoing<'_> {
             crate::now_secs(),
         );
         match assertion.map(|a| HeaderValue::from_str(&a)) {
-            Ok(Ok(value)) => drop(headers.insert(wire::ASSERTION, value)),
+            Ok(Ok(value)) => {
+                headers.insert(wire::ASSERTION, value);
+                // Sent by this link's client whatever a reload does meanwhile: the assertion
+                // and the connection's certificate are then of the same key.
+                req.extensions_mut().insert(SignedBy(link));
+            }
             // Sent without: the peer refuses it (401), which the caller is told.
             Ok(Err(e)) => tracing::error!("an assertion that is not a header value: {e}"),
             Err(e) => tracing::error!("{e}"),

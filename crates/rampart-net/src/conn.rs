@@ -137,6 +137,15 @@ impl ConnClock {
         Ok(())
     }
 
+    /// When an HTTP/1.1 connection idle since its last answer may let go of its buffers
+    /// (`after` then); `None` while a request is in flight or a head is arriving.
+    pub(crate) fn park_at(&self, after: Duration) -> Option<Instant> {
+        let busy = self.in_flight.load(Ordering::Acquire) > 0
+            || self.head_started_ms.load(Ordering::Acquire) != NONE;
+        let answered = Duration::from_millis(self.last_answer_ms.load(Ordering::Acquire));
+        (!busy).then(|| self.born + answered + after)
+    }
+
     /// Idle or slow, given the two timeouts. `slow_heads` is false for HTTP/2, whose control
     /// frames arrive between requests.
     pub(crate) fn verdict(&self, idle: Duration, header: Duration, slow_heads: bool) -> Verdict {
@@ -161,22 +170,27 @@ impl ConnClock {
 pub(crate) struct Watched<T> {
     io: Option<T>,
     clock: Arc<ConnClock>,
-    /// Boxed: a channel of `T` would hold room for a whole TLS stream (kilobytes) for the life
-    /// of every connection; a box is made only when the stream is handed back.
-    back: Option<oneshot::Sender<Box<T>>>,
+    /// `T` is a box (a channel of a TLS stream itself would hold room for kilobytes for the
+    /// life of every connection).
+    back: Option<oneshot::Sender<T>>,
 }
 
 impl<T> Watched<T> {
-    pub(crate) fn new(io: T, clock: Arc<ConnClock>) -> (Self, oneshot::Receiver<Box<T>>) {
+    pub(crate) fn new(io: T, clock: Arc<ConnClock>) -> (Self, oneshot::Receiver<T>) {
         let (tx, rx) = oneshot::channel();
         (Watched { io: Some(io), clock, back: Some(tx) }, rx)
+    }
+
+    /// The stream, unless it was handed back.
+    pub(crate) fn get_ref(&self) -> Option<&T> {
+        self.io.as_ref()
     }
 }
 
 impl<T> Drop for Watched<T> {
     fn drop(&mut self) {
         if let (Some(io), Some(back)) = (self.io.take(), self.back.take()) {
-            let _ = back.send(Box::new(io));
+            let _ = back.send(io);
         }
     }
 }

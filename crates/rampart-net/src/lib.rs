@@ -33,6 +33,7 @@ pub mod contract;
 pub mod error;
 pub mod gateways;
 pub mod hello;
+mod http1;
 pub mod passthrough;
 pub mod proxy_header;
 pub mod redirect;
@@ -42,6 +43,7 @@ pub mod rewind;
 pub mod serve;
 pub mod tls;
 pub mod trust;
+mod watchdog;
 pub mod wire;
 pub mod workers;
 

@@ -26,6 +26,26 @@ impl<T> Rewind<T> {
     pub fn into_inner(self) -> T {
         self.inner
     }
+
+    /// The stream itself, borrowed.
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
+    /// Whether bytes put back are still to be read.
+    pub fn has_prefix(&self) -> bool {
+        !self.prefix.is_empty()
+    }
+
+    /// Puts `bytes` back in front of what is still to be read. Empty ones are dropped: an empty
+    /// slice of a buffer would keep the whole buffer.
+    pub fn put_back(&mut self, bytes: Bytes) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.prefix =
+            if self.prefix.is_empty() { bytes } else { [bytes, self.prefix.clone()].concat().into() };
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
@@ -90,7 +110,9 @@ mod tests {
         far2.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"ping");
         drop(far);
+        rewound.put_back(Bytes::from_static(b"say "));
+        rewound.put_back(Bytes::from_static(b"I "));
         rewound.read_to_string(&mut rest).await.unwrap();
-        assert_eq!(rest, "o world");
+        assert_eq!(rest, "I say o world");
     }
 }

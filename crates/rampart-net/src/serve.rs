@@ -14,22 +14,23 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
+use hyper::server::conn::{http1, http2};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use rampart_auth::Principal;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio_rustls::TlsAcceptor;
 
 use crate::accept::{AcceptLimits, Accepted, Protocol, Serving, accept};
-use crate::conn::{ConnClock, Verdict, Watched, linger_close, uri_too_long_answer};
+use crate::conn::{ConnClock, Watched, linger_close, uri_too_long_answer};
 use crate::proxy_header::ProxyProtocol;
 use crate::refusal::HandshakeRefusal;
+use crate::rewind::Rewind;
+use crate::watchdog::{Round, round};
 
 /// A served TLS connection.
-type TlsStream = tokio_rustls::server::TlsStream<crate::rewind::Rewind<tokio::net::TcpStream>>;
+pub(crate) type TlsStream = tokio_rustls::server::TlsStream<Rewind<tokio::net::TcpStream>>;
 
 /// The error type of bodies passed around (boxed: bodies come from hyper and from memory).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -232,6 +233,8 @@ pub struct Https {
     handler: Handler,
     limits: ServeLimits,
     observers: Observers,
+    h1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
 }
 
 impl std::fmt::Debug for Https {
@@ -254,7 +257,8 @@ impl Https {
         limits: ServeLimits,
         observers: Observers,
     ) -> Self {
-        Https { acceptor: TlsAcceptor::from(tls), handler, limits, observers }
+        let (h1, h2) = (http1_builder(&limits), http2_builder(&limits));
+        Https { acceptor: TlsAcceptor::from(tls), handler, limits, observers, h1, h2 }
     }
 
     /// Tells the observer of a refused connection (`None`: the client merely went away).
@@ -274,8 +278,9 @@ impl Https {
         let Accepted { tcp, source, handshake_deadline, mut stop } = conn;
         let limits = &self.limits;
         let (remote, peer) = (source.client, source.peer);
-        let tcp = crate::rewind::Rewind::new(read, tcp);
-        let tls = match tokio::time::timeout_at(handshake_deadline, self.acceptor.accept(tcp)).await {
+        let tcp = Rewind::new(read, tcp);
+        let tls = match Box::pin(tokio::time::timeout_at(handshake_deadline, self.acceptor.accept(tcp))).await
+        {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => return self.refused(source, HandshakeRefusal::from_io(&e)),
             Err(_) => return self.refused(source, Some(HandshakeRefusal::TimedOut)),
@@ -292,53 +297,22 @@ impl Https {
         // the head buffer can hold, is a URI too long: 414, not the parser's 431.
         let max_line = (limits.max_uri_bytes + 16).min(head_buffer(limits) - 1);
         let clock = Arc::new(ConnClock::new(if h2 { 0 } else { max_line }));
-        let handler = self.handler.clone();
-        let request_clock = clock.clone();
-        let service = service_fn(move |req| {
-            request_clock.request_started();
-            let fut = handler(req, info.clone());
-            let clock = request_clock.clone();
-            async move {
-                let resp = fut.await;
-                clock.request_answered();
-                Ok::<_, Infallible>(resp)
-            }
-        });
-        let builder = http_builder(limits, h2);
-        let (io, io_back) = Watched::new(tls, clock.clone());
-        let (mut stopping, mut slow) = (false, false);
-        // The connection lives in this block only: leaving it drops it, which hands the stream
-        // back through `io_back`.
-        let result = {
-            let conn = builder.serve_connection(TokioIo::new(io), service);
-            tokio::pin!(conn);
-            loop {
-                let wake = match clock.verdict(limits.idle_timeout, limits.header_read_timeout, !h2) {
-                    Verdict::Wait(at) => at,
-                    Verdict::Idle if !stopping => {
-                        stopping = true;
-                        conn.as_mut().graceful_shutdown();
-                        continue;
-                    }
-                    Verdict::Idle => std::time::Instant::now() + limits.drain_timeout,
-                    Verdict::SlowHead => {
-                        slow = true;
-                        break Ok(());
-                    }
-                };
-                tokio::select! {
-                    r = conn.as_mut() => break r,
-                    changed = stop.changed(), if !stopping => {
-                        if changed.is_err() || *stop.borrow() {
-                            stopping = true;
-                            conn.as_mut().graceful_shutdown();
-                        }
-                    }
-                    () = tokio::time::sleep_until(wake.into()) => {}
-                    () = clock.cut.notified() => break Ok(()),
-                    () = clock.head_started.notified(), if !h2 => {}
-                }
-            }
+        let service = Answer { handler: self.handler.clone(), info, clock: clock.clone() };
+        // Boxed: moved whole between hyper and the idle wait, and small to hold while parked.
+        let (io, io_back) = Watched::new(Box::new(tls), clock.clone());
+        // The connection lives in these calls only: once hyper drops it, the stream comes back
+        // through `io_back`.
+        let ended = if h2 {
+            let mut conn = Box::pin(self.h2.serve_connection(TokioIo::new(io), service));
+            round(&mut conn, &clock, limits, &mut stop, false, &mut false).await
+        } else {
+            crate::http1::serve(&self.h1, Rewind::new(Bytes::new(), io), service, &clock, limits, &mut stop)
+                .await
+        };
+        let (slow, result) = match ended {
+            Round::SlowHead => (true, Ok(())),
+            Round::Cut => (false, Ok(())),
+            Round::Ended { result, .. } => (false, result),
         };
         let problem = if slow {
             Some(ConnProblem::HeaderTimeout)
@@ -346,10 +320,9 @@ impl Https {
             Some(ConnProblem::UriTooLong)
         } else {
             result.err().and_then(|e| {
-                if let Some(code) = goaway_sent(&*e) {
+                if let Some(code) = goaway_sent(&e) {
                     return Some(ConnProblem::ProtocolAbuse(code));
                 }
-                let e = e.downcast_ref::<hyper::Error>()?;
                 if e.is_parse_too_large() {
                     Some(ConnProblem::HeadersTooLarge)
                 } else {
@@ -384,20 +357,60 @@ fn head_buffer(limits: &ServeLimits) -> usize {
     limits.max_header_bytes.max(8192)
 }
 
-/// hyper's connection builder for one protocol (chosen by ALPN) under `limits`.
-fn http_builder(limits: &ServeLimits, h2: bool) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+/// hyper's HTTP/1.1 connection builder under `limits`.
+fn http1_builder(limits: &ServeLimits) -> http1::Builder {
+    let mut builder = http1::Builder::new();
     // hyper's own header timer would also run while a keep-alive connection idles: the
     // connection's clock (`crate::conn`) times heads instead.
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(None)
         .max_buf_size(head_buffer(limits))
         .max_headers(limits.max_headers);
+    builder
+}
+
+/// hyper's HTTP/2 connection builder under `limits`.
+fn http2_builder(limits: &ServeLimits) -> http2::Builder<TokioExecutor> {
+    let mut builder = http2::Builder::new(TokioExecutor::new());
     // The HTTP/2 header list may be well over the limit at the protocol level, so that the
     // handler answers (and records) 431 on the stream instead of h2 refusing the stream.
     let h2_list = u32::try_from(limits.max_header_bytes.saturating_mul(16).max(64 << 10)).unwrap_or(u32::MAX);
-    builder.http2().timer(TokioTimer::new()).max_header_list_size(h2_list);
-    if h2 { builder.http2_only() } else { builder.http1_only() }
+    builder.timer(TokioTimer::new()).max_header_list_size(h2_list);
+    builder
+}
+
+/// What answers a connection's requests: its handler, told the connection, timed by its clock.
+#[derive(Clone)]
+pub(crate) struct Answer {
+    handler: Handler,
+    info: Arc<ConnInfo>,
+    clock: Arc<ConnClock>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for Answer {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Answering;
+
+    fn call(&self, req: Request<Incoming>) -> Answering {
+        self.clock.request_started();
+        Answering { answer: (self.handler)(req, self.info.clone()), clock: self.clock.clone() }
+    }
+}
+
+/// A request being answered (a named future, so that hyper holds it without another box).
+pub(crate) struct Answering {
+    answer: Pin<Box<dyn Future<Output = Response<Body>> + Send>>,
+    clock: Arc<ConnClock>,
+}
+
+impl Future for Answering {
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let answered = std::task::ready!(self.answer.as_mut().poll(cx));
+        self.clock.request_answered();
+        std::task::Poll::Ready(Ok(answered))
+    }
 }

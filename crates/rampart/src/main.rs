@@ -17,7 +17,9 @@ use crate::home::{DEFAULT_HOME, Home};
 
 /// mimalloc instead of the system allocator: a request through the gateway allocates and
 /// frees dozens of small blocks (headers, URIs, bodies), and glibc's malloc took a tenth of
-/// the gateway's CPU there; see docs/benchmarks.md.
+/// the gateway's CPU there; see docs/benchmarks.md. Built without transparent huge pages
+/// (`no_thp`): with them, every 2 MiB region touched stays resident, which doubled an idle
+/// gateway's memory.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

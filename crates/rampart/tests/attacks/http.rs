@@ -151,6 +151,20 @@ fn an_idle_keep_alive_connection_is_not_a_slow_client_and_closes_quietly() {
         // under test here, so it is a sleep): still served on the same connection.
         tokio::time::sleep(Duration::from_millis(1200)).await;
         assert!(hello(&mut tls).await.starts_with("HTTP/1.1 200"));
+        // Idle long enough for the gateway to let go of the connection's buffers, then two
+        // requests in one write: both answered, in order, on the same connection.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let two =
+            b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\nGET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n";
+        tls.write_all(two).await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while got.windows(12).filter(|w| w == b"Hello World!").count() < 2 {
+            let n = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf)).await.unwrap().unwrap();
+            assert!(n > 0, "closed before both answers: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(String::from_utf8_lossy(&got).matches("HTTP/1.1 200").count(), 2);
         // Idle past the idle timeout: closed, quietly.
         let mut buf = [0u8; 64];
         let read = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf)).await;

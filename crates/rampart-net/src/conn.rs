@@ -39,6 +39,10 @@ pub(crate) struct ConnClock {
     line_seen: AtomicU64,
     line_done: AtomicBool,
     uri_too_long: AtomicBool,
+    /// A request asked for the connection to end after its answer (HTTP/1.0, or
+    /// `Connection: close`): hyper then ends an answer of unknown length by closing, so the
+    /// connection is never parked.
+    closing: AtomicBool,
     /// Woken when the connection must be cut (the request line ran past the URI limit).
     pub(crate) cut: tokio::sync::Notify,
     /// Woken when a request head starts, so the watchdog times it from now on.
@@ -69,6 +73,7 @@ impl ConnClock {
             line_seen: AtomicU64::new(0),
             line_done: AtomicBool::new(false),
             uri_too_long: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
             cut: tokio::sync::Notify::new(),
             head_started: tokio::sync::Notify::new(),
         }
@@ -137,11 +142,18 @@ impl ConnClock {
         Ok(())
     }
 
+    /// A request asked for the connection to end after its answer.
+    pub(crate) fn closing(&self) {
+        self.closing.store(true, Ordering::Release);
+    }
+
     /// When an HTTP/1.1 connection idle since its last answer may let go of its buffers
-    /// (`after` then); `None` while a request is in flight or a head is arriving.
+    /// (`after` then); `None` while a request is in flight or a head is arriving, and once a
+    /// request asked for the connection to end.
     pub(crate) fn park_at(&self, after: Duration) -> Option<Instant> {
         let busy = self.in_flight.load(Ordering::Acquire) > 0
-            || self.head_started_ms.load(Ordering::Acquire) != NONE;
+            || self.head_started_ms.load(Ordering::Acquire) != NONE
+            || self.closing.load(Ordering::Acquire);
         let answered = Duration::from_millis(self.last_answer_ms.load(Ordering::Acquire));
         (!busy).then(|| self.born + answered + after)
     }
@@ -310,6 +322,22 @@ mod tests {
         assert!(matches!(c.verdict(idle, header, true), Verdict::Wait(_)));
         c.request_answered();
         assert_eq!(c.verdict(idle, header, true), Verdict::Idle, "answered and idle again");
+    }
+
+    #[test]
+    fn only_an_idle_connection_that_may_go_on_is_parked() {
+        let c = ConnClock::new(100);
+        let after = Duration::from_millis(200);
+        assert!(c.park_at(after).is_some(), "idle since it began");
+        c.read(b"GET / HTTP/1.1\r\n").unwrap();
+        assert!(c.park_at(after).is_none(), "a head arriving");
+        c.request_started();
+        assert!(c.park_at(after).is_none(), "a request in flight");
+        c.request_answered();
+        let at = c.park_at(after).unwrap();
+        assert!(at >= Instant::now() + Duration::from_millis(150), "200 ms after the answer");
+        c.closing();
+        assert!(c.park_at(after).is_none(), "a request asked for the end");
     }
 
     #[test]

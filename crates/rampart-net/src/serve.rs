@@ -395,7 +395,26 @@ impl hyper::service::Service<Request<Incoming>> for Answer {
 
     fn call(&self, req: Request<Incoming>) -> Answering {
         self.clock.request_started();
+        if asks_to_close(&req) {
+            self.clock.closing();
+        }
         Answering { answer: (self.handler)(req, self.info.clone()), clock: self.clock.clone() }
+    }
+}
+
+/// Whether an HTTP/1 request asks for its connection to end after the answer (HTTP/1.0
+/// unless it asks to be kept alive, or `Connection: close`).
+fn asks_to_close(req: &Request<Incoming>) -> bool {
+    let connection = |token: &str| {
+        req.headers()
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token))))
+    };
+    match req.version() {
+        http::Version::HTTP_11 => connection("close"),
+        http::Version::HTTP_10 | http::Version::HTTP_09 => !connection("keep-alive") || connection("close"),
+        _ => false,
     }
 }
 

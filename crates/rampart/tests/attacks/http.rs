@@ -165,6 +165,14 @@ fn an_idle_keep_alive_connection_is_not_a_slow_client_and_closes_quietly() {
             got.extend_from_slice(&buf[..n]);
         }
         assert_eq!(String::from_utf8_lossy(&got).matches("HTTP/1.1 200").count(), 2);
+        // HTTP/1.0 without keep-alive: answered, then closed by the gateway.
+        let mut old = connect(&net).await;
+        old.write_all(b"GET /hello HTTP/1.0\r\nHost: localhost\r\n\r\n").await.unwrap();
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), old.read_to_end(&mut answer)).await;
+        assert!(read.is_ok(), "an HTTP/1.0 connection was not closed after its answer");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.0 200") && answer.ends_with("Hello World!"), "{answer}");
         // Idle past the idle timeout: closed, quietly.
         let mut buf = [0u8; 64];
         let read = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf)).await;

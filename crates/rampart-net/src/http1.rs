@@ -1,9 +1,10 @@
 //! HTTP/1.1 connections that let go of their buffers while they idle. hyper holds a read and
 //! a write buffer (8 KiB each) for as long as it serves a connection; with thousands of idle
 //! keep-alive connections that is most of a gateway's memory. So a connection idle for
-//! [`PARK_AFTER`](crate::watchdog::PARK_AFTER) is taken back from hyper (the bytes it read and did not parse kept), waits
-//! for its next byte holding only its TLS session, and is then served by hyper again, with
-//! new buffers. nginx lets go of an idle connection's buffers the same way.
+//! [`PARK_AFTER`](crate::watchdog::PARK_AFTER) is taken back from hyper (the bytes it read
+//! and did not parse kept), waits for its next byte holding only its TLS session, and is then
+//! served by hyper again, with new buffers. nginx lets go of an idle connection's buffers the
+//! same way.
 
 use std::time::Instant;
 

@@ -257,7 +257,7 @@ fn a_killed_peer_gateway_is_answered_503_at_once_and_resumes_when_restarted() {
         })
     };
 
-    west.gateway.signal("KILL");
+    west.gateway.kill_and_reap();
     let killed = std::time::Instant::now();
     // Within a second or two: 503 with Retry-After, and east's event that west is down.
     let unavailable = east.eventually(Duration::from_secs(3), || {

@@ -26,6 +26,13 @@ impl Proc {
         self.child.id()
     }
 
+    /// SIGKILL, and waits until the process is gone (and the files it held are let go: `kill`
+    /// returns before that).
+    pub fn kill_and_reap(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     pub fn signal(&self, sig: &str) {
         let ok = Command::new("kill").args([&format!("-{sig}"), &self.pid().to_string()]).status().unwrap();
         assert!(ok.success(), "kill -{sig} failed");

@@ -205,9 +205,11 @@ impl HealthBoard {
     }
 
     /// Forgets nodes that left the registry.
-    pub fn retain(&self, live: &std::collections::HashSet<&str>) {
+    pub fn forget(&self, gone: &[String]) {
         let mut nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
-        nodes.retain(|k, _| live.contains(k.as_str()));
+        for name in gone {
+            nodes.remove(name);
+        }
     }
 }
 

@@ -1,13 +1,15 @@
 //! Where a service's requests can go. A request is sent to a [`Target`] that an [`Upstreams`]
-//! source lists for its service: the local nodes from the registry today ([`nodes`]); a peer
-//! network's gateway and a passthrough relay are the next sources. How one target is chosen
-//! among several ([`balance`]) and what the gateway knows of each one's health ([`health`],
-//! kept current by [`probe`] and by the answers themselves) are the same for every source.
+//! source lists for its service: the local nodes from the registry today ([`nodes`], their
+//! routing table in `table`); a peer network's gateway and a passthrough relay are the next
+//! sources. How one target is chosen among several ([`balance`]) and what the gateway knows
+//! of each one's health ([`health`], kept current by [`probe`] and by the answers themselves)
+//! are the same for every source.
 
 pub mod balance;
 pub mod health;
 pub mod nodes;
 pub mod probe;
+mod table;
 pub mod transport;
 
 use std::net::SocketAddr;

@@ -1,6 +1,6 @@
-//! The local nodes as an [`Upstreams`] source: the routing table of which nodes host which
-//! service, rebuilt from the registry's `nodes/` whenever it changes and swapped atomically,
-//! so routing never waits on a lock.
+//! The local nodes as an [`Upstreams`] source: the routing table ([`super::table`]) kept equal
+//! to the registry's `nodes/`, each change applied to the last table and the next one swapped
+//! in atomically, so routing never waits on a lock.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,13 +12,14 @@ use rampart_net::tls::AddressBook;
 use rampart_store::Store;
 use serde::{Deserialize, Serialize};
 
+use super::table::{Changes, Table};
 use super::{HealthBoard, NodeHealth, Target, Upstreams};
 
 /// Where nodes register.
 pub const NODES_PREFIX: &str = "nodes/";
 
 /// A registered node, as stored at `nodes/<name>` (attached to its lease).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeRecord {
     /// The node's name (from its certificate).
     pub name: String,
@@ -34,65 +35,6 @@ pub struct NodeRecord {
     pub public: Option<SocketAddr>,
     /// Its lease.
     pub lease: i64,
-}
-
-/// Service name → its targets, and every live node.
-#[derive(Debug, Default)]
-struct Table {
-    services: HashMap<String, Arc<[Target]>>,
-    /// The longest a service's nodes say it may take.
-    timeouts: HashMap<String, Duration>,
-    nodes: Vec<NodeRecord>,
-    /// A node's place in `nodes`, by name.
-    by_name: HashMap<String, usize>,
-}
-
-impl Table {
-    /// The live node named `name`.
-    fn node(&self, name: &str) -> Option<&NodeRecord> {
-        self.by_name.get(name).map(|&i| &self.nodes[i])
-    }
-
-    /// The table for `nodes`. A service of `previous` that no node offers now stays known,
-    /// with no target (503: its nodes may come back), unless it was withdrawn: every node that
-    /// offered it is still registered and no longer lists it (a program removed from a
-    /// services folder). Then it is unknown again (404).
-    fn build(nodes: Vec<NodeRecord>, previous: &Table, board: &HealthBoard) -> Self {
-        let still: std::collections::HashSet<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
-        let withdrawn = |targets: &[Target]| {
-            !targets.is_empty() && targets.iter().all(|t| still.contains(t.name.as_str()))
-        };
-        let mut services: HashMap<String, Vec<Target>> = previous
-            .services
-            .iter()
-            .filter(|(_, targets)| !withdrawn(targets))
-            .map(|(k, _)| (k.clone(), Vec::new()))
-            .collect();
-        for n in &nodes {
-            let health = board.get(&n.name);
-            for s in &n.services {
-                let target = Target { name: n.name.clone(), addr: n.addr, health: health.clone() };
-                // Looked up by `&str` first: a key is allocated once per service, not per node.
-                match services.get_mut(s.as_str()) {
-                    Some(targets) => targets.push(target),
-                    None => drop(services.insert(s.clone(), vec![target])),
-                }
-            }
-        }
-        board.retain(&still);
-        let mut timeouts: HashMap<String, Duration> = HashMap::new();
-        for (service, ms) in nodes.iter().flat_map(|n| n.timeouts_ms.iter()) {
-            let t = timeouts.entry(service.clone()).or_default();
-            *t = (*t).max(Duration::from_millis(*ms));
-        }
-        let by_name = nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i)).collect();
-        Table {
-            services: services.into_iter().map(|(k, v)| (k, v.into())).collect(),
-            timeouts,
-            nodes,
-            by_name,
-        }
-    }
 }
 
 /// The nodes registered in this network: the table, the addresses the client to nodes
@@ -111,14 +53,16 @@ impl Nodes {
         Nodes { addresses, ..Default::default() }
     }
 
-    /// Every live node.
+    /// Every live node, by name.
     pub fn list(&self) -> Vec<NodeRecord> {
-        self.table.load().nodes.clone()
+        let mut nodes: Vec<NodeRecord> = self.table.load().nodes.values().map(|n| (**n).clone()).collect();
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        nodes
     }
 
     /// Every live node's name and address (what the probes dial).
     pub fn addresses(&self) -> Vec<(String, SocketAddr)> {
-        self.table.load().nodes.iter().map(|n| (n.name.clone(), n.addr)).collect()
+        self.table.load().nodes.values().map(|n| (n.name.clone(), n.addr)).collect()
     }
 
     /// Whether the live node `name` hosts `service` (looked up in place: asked per request).
@@ -129,28 +73,32 @@ impl Nodes {
     /// The public listeners (passthrough) of the nodes hosting `service`, with their health.
     pub(crate) fn public_of(&self, service: &str) -> Vec<(SocketAddr, Arc<NodeHealth>)> {
         let table = self.table.load();
-        table
-            .nodes
-            .iter()
-            .filter(|n| n.services.iter().any(|s| s == service))
-            .filter_map(|n| Some((n.public?, self.board.get(&n.name))))
-            .collect()
+        let targets = table.services.get(service).map_or(&[][..], |t| &t[..]);
+        targets.iter().filter_map(|t| Some((table.node(&t.name)?.public?, t.health.clone()))).collect()
     }
 
     /// Replaces the table with `nodes`; the nodes that left it.
     pub(crate) fn replace(&self, nodes: Vec<NodeRecord>) -> Vec<String> {
+        let changes = self.table.load().changes_to(nodes.into_iter().map(Arc::new));
+        self.change(changes)
+    }
+
+    /// Applies `changes` to the table; the nodes that left it.
+    fn change(&self, changes: Changes) -> Vec<String> {
+        if changes.is_empty() {
+            return Vec::new();
+        }
         let previous = self.table.load_full();
-        let next = Table::build(nodes, &previous, &self.board);
-        let gone =
-            previous.nodes.iter().filter(|p| next.node(&p.name).is_none()).map(|n| n.name.clone()).collect();
+        let names: Vec<String> = changes.keys().cloned().collect();
+        let (next, gone) = previous.apply(changes, &self.board);
         // The book first: a target picked from the new table is in it.
-        self.addresses.replace(next.nodes.iter().map(|n| (n.addr.ip(), n.name.clone())));
+        self.addresses.update(previous.unlike(&next, &names), next.unlike(&previous, &names));
         self.table.store(Arc::new(next));
         gone
     }
 
-    /// Keeps the table equal to the registry's nodes: rebuilds it on every change under
-    /// `nodes/`, telling `on_removed` of every node that left it. While the registry cannot be
+    /// Keeps the table equal to the registry's nodes: applies every change under `nodes/`,
+    /// telling `on_removed` of every node that left it. While the registry cannot be
     /// read (etcd without quorum), the last table stays: routing goes on to the nodes known
     /// healthy, and the probes keep ejecting the ones that fail.
     pub async fn follow(&self, store: Arc<dyn Store>, on_removed: impl Fn(&str)) {
@@ -164,26 +112,27 @@ impl Nodes {
                 }
             };
             // Read whole once per watch; then each change is applied to what was read (one
-            // record parsed, not the whole registry), a burst of changes at once.
-            let mut records = match store.range(NODES_PREFIX).await {
-                Ok(kvs) => kvs.into_iter().filter_map(|kv| Some((kv.key, parse(&kv.value)?))).collect(),
+            // record parsed, not the whole registry), and to the table, a burst of changes at once.
+            let mut records: HashMap<String, Arc<NodeRecord>> = match store.range(NODES_PREFIX).await {
+                Ok(kvs) => {
+                    kvs.into_iter().filter_map(|kv| Some((kv.key, Arc::new(parse(&kv.value)?)))).collect()
+                }
                 Err(e) => {
                     tracing::warn!("reading nodes (keeping the last view): {e}");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     continue;
                 }
             };
-            let rebuild = |records: &HashMap<String, NodeRecord>| {
-                self.replace(records.values().cloned().collect()).iter().for_each(|gone| on_removed(gone));
-            };
-            rebuild(&records);
+            let told = |gone: Vec<String>| gone.iter().for_each(|name| on_removed(name));
+            told(self.change(self.table.load().changes_to(records.values().cloned())));
             while let Ok(first) = watch.next().await {
+                let mut changes = Changes::new();
                 let mut change = Some(first);
                 while let Some(ev) = change {
-                    apply(&mut records, ev);
+                    apply(&mut records, &mut changes, ev);
                     change = watch.try_next();
                 }
-                rebuild(&records);
+                told(self.change(changes));
             }
         }
     }
@@ -231,15 +180,20 @@ fn parse(value: &[u8]) -> Option<NodeRecord> {
     serde_json::from_slice(value).ok()
 }
 
-/// One change under `nodes/` applied to the records read, by key.
-fn apply(records: &mut HashMap<String, NodeRecord>, ev: rampart_store::Event) {
-    match (ev.kind, parse(&ev.kv.value)) {
+/// One change under `nodes/` applied to the records read, by key, and noted in `changes`, by
+/// node name.
+fn apply(records: &mut HashMap<String, Arc<NodeRecord>>, changes: &mut Changes, ev: rampart_store::Event) {
+    let old = match (ev.kind, parse(&ev.kv.value)) {
         (rampart_store::EventKind::Put, Some(record)) => {
-            records.insert(ev.kv.key, record);
+            let (name, record) = (record.name.clone(), Arc::new(record));
+            let old = records.insert(ev.kv.key, record.clone());
+            changes.insert(name.clone(), Some(record));
+            old.filter(|old| old.name != name)
         }
-        _ => {
-            records.remove(&ev.kv.key);
-        }
+        _ => records.remove(&ev.kv.key),
+    };
+    if let Some(old) = old {
+        changes.insert(old.name.clone(), None);
     }
 }
 
@@ -265,12 +219,36 @@ mod tests {
             nodes.replace(vec![record("a", 1, &["hello", "echo"]), record("b", 2, &["echo"])]).is_empty()
         );
         assert_eq!(nodes.targets("echo").len(), 2);
-        let peers: Vec<String> = nodes.peers_of("b").iter().map(|h| h.name.clone()).collect();
+        let mut peers: Vec<String> = nodes.peers_of("b").iter().map(|h| h.name.clone()).collect();
+        peers.sort();
         assert_eq!(peers, ["a", "b"], "a shares echo with b");
         assert_eq!(nodes.replace(vec![record("b", 2, &["echo"])]), ["a"]);
         assert!(nodes.knows("hello") && nodes.targets("hello").is_empty());
         assert!(!nodes.knows("data"));
         assert!(nodes.addresses.holds([127, 0, 0, 1].into(), "b"));
         assert!(!nodes.addresses.holds([127, 0, 0, 1].into(), "a"), "the book follows the table");
+    }
+
+    #[test]
+    fn a_record_moved_to_another_name_at_the_same_key_leaves_its_old_name() {
+        let event = |kind, name: &str| rampart_store::Event {
+            kind,
+            kv: rampart_store::KeyValue {
+                key: "nodes/x".into(),
+                value: serde_json::to_vec(&record(name, 1, &["echo"])).unwrap_or_default(),
+                create_revision: 1,
+                mod_revision: 1,
+                version: 1,
+                lease: None,
+            },
+        };
+        let (mut records, mut changes) = (HashMap::new(), Changes::new());
+        apply(&mut records, &mut changes, event(rampart_store::EventKind::Put, "a"));
+        apply(&mut records, &mut changes, event(rampart_store::EventKind::Put, "b"));
+        assert_eq!(changes.get("a"), Some(&None));
+        assert!(matches!(changes.get("b"), Some(Some(r)) if r.name == "b"));
+        apply(&mut records, &mut changes, event(rampart_store::EventKind::Delete, "b"));
+        assert_eq!(changes.get("b"), Some(&None));
+        assert!(records.is_empty());
     }
 }

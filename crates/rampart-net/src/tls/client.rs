@@ -73,21 +73,52 @@ pub fn peer_client_config(
 /// issued for, so the binding that matters is identity ↔ registered address. An address holds a
 /// set of names because several nodes may share a host (on different ports).
 #[derive(Clone, Debug, Default)]
-pub struct AddressBook(Arc<ArcSwap<HashMap<IpAddr, Vec<String>>>>);
+pub struct AddressBook(Arc<ArcSwap<HashMap<IpAddr, Names>>>);
+
+/// The node names registered at one address.
+type Names = Arc<[Arc<str>]>;
 
 impl AddressBook {
     /// Replaces every entry with `entries` (address, node name).
     pub fn replace(&self, entries: impl IntoIterator<Item = (IpAddr, String)>) {
-        let mut map: HashMap<IpAddr, Vec<String>> = HashMap::new();
+        let mut map: HashMap<IpAddr, Vec<Arc<str>>> = HashMap::new();
         for (ip, name) in entries {
-            map.entry(ip).or_default().push(name);
+            map.entry(ip).or_default().push(name.into());
+        }
+        self.0.store(Arc::new(map.into_iter().map(|(ip, names)| (ip, names.into())).collect()));
+    }
+
+    /// Takes the entries `left` out and puts `joined` in; the other addresses' entries are
+    /// shared with the book before, so a registration costs the same in a book of ten nodes as
+    /// in one of ten thousand.
+    pub fn update<'a>(
+        &self,
+        left: impl IntoIterator<Item = (IpAddr, &'a str)>,
+        joined: impl IntoIterator<Item = (IpAddr, &'a str)>,
+    ) {
+        let mut changed: HashMap<IpAddr, (Vec<&str>, Vec<&str>)> = HashMap::new();
+        left.into_iter().for_each(|(ip, name)| changed.entry(ip).or_default().0.push(name));
+        joined.into_iter().for_each(|(ip, name)| changed.entry(ip).or_default().1.push(name));
+        if changed.is_empty() {
+            return;
+        }
+        let mut map = HashMap::clone(&self.0.load());
+        for (ip, (left, joined)) in changed {
+            let kept =
+                map.get(&ip).map_or(&[][..], |names| &names[..]).iter().filter(|n| !left.contains(&&***n));
+            let names: Vec<Arc<str>> = kept.cloned().chain(joined.into_iter().map(Arc::from)).collect();
+            if names.is_empty() {
+                map.remove(&ip);
+            } else {
+                map.insert(ip, names.into());
+            }
         }
         self.0.store(Arc::new(map));
     }
 
     /// Whether `name` is registered at `ip`.
     pub fn holds(&self, ip: IpAddr, name: &str) -> bool {
-        self.0.load().get(&ip).is_some_and(|names| names.iter().any(|n| n == name))
+        self.0.load().get(&ip).is_some_and(|names| names.iter().any(|n| &**n == name))
     }
 }
 
@@ -261,5 +292,25 @@ impl ServerCertVerifier for AnyServer {
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         super::verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_update_moves_only_the_names_it_is_given() {
+        let (a, b): (IpAddr, IpAddr) = ([10, 0, 0, 1].into(), [10, 0, 0, 2].into());
+        let book = AddressBook::default();
+        book.replace([(a, "n1".to_owned()), (a, "n2".to_owned()), (b, "n3".to_owned())]);
+        book.update([(a, "n2")], [(b, "n2")]);
+        assert!(book.holds(a, "n1") && !book.holds(a, "n2"));
+        assert!(book.holds(b, "n2") && book.holds(b, "n3"));
+        book.update([(a, "n1")], []);
+        assert!(!book.holds(a, "n1"));
+        assert!(!book.0.load().contains_key(&a), "an address left empty is dropped");
+        book.update([(b, "n9")], []);
+        assert!(book.holds(b, "n2") && book.holds(b, "n3"), "a name never there takes nothing out");
     }
 }

@@ -28,6 +28,7 @@ pub mod names;
 mod passwords;
 pub mod policy;
 pub mod principal;
+mod token_cache;
 pub mod tokens;
 pub mod users;
 

@@ -14,6 +14,8 @@ use crate::error::{AuthError, Result, TokenRefusal};
 use crate::principal::Principal;
 use crate::users;
 
+pub use crate::token_cache::TokenCache;
+
 /// Where tokens live in the registry.
 pub const TOKENS_PREFIX: &str = "auth/tokens/";
 /// Every token starts with this, so a leaked one is recognisable (secret scanners, logs).
@@ -211,11 +213,83 @@ pub fn parse(token: &str) -> Option<(&str, &str)> {
     (id_ok && secret_ok).then_some((id, secret))
 }
 
+/// What verifying a token reads from the registry: its record, and its user's name and role
+/// (`None`: the user is gone). Read once per change by [`TokenCache`].
+#[derive(Debug)]
+pub(crate) struct Read {
+    record: TokenRecord,
+    /// The stored SHA-256 of the secret, decoded (`None`: not 32 bytes of hex, matches nothing).
+    digest: Option<[u8; 32]>,
+    user: Option<(String, bool)>,
+}
+
+/// SHA-256 of a presented secret.
+pub(crate) fn digest(secret: &str) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes());
+    d.as_ref().try_into().unwrap_or([0; 32])
+}
+
+impl Read {
+    /// Reads token `id` and its user; `Unknown` for no such token, and `BadSecret` (before the
+    /// user is read) when `presented` is not its secret's digest.
+    pub(crate) async fn of(store: &dyn Store, id: &str, presented: &[u8; 32]) -> Result<Read> {
+        let Some(kv) = store.get(&key(id)).await? else {
+            return Err(AuthError::Token(TokenRefusal::Unknown));
+        };
+        let record: TokenRecord =
+            serde_json::from_slice(&kv.value).map_err(|e| corrupt(kv.key.clone(), e))?;
+        let mut digest = [0u8; 32];
+        let digest = hex::decode_to_slice(&record.secret_sha256, &mut digest).ok().map(|()| digest);
+        let read = Read { record, digest, user: None };
+        if !read.matches(presented) {
+            return Err(AuthError::Token(TokenRefusal::BadSecret));
+        }
+        let user = users::get(store, &read.record.user).await?.map(|u| (u.name, u.admin));
+        Ok(Read { user, ..read })
+    }
+
+    /// Whether `presented` is the secret's digest (in constant time).
+    fn matches(&self, presented: &[u8; 32]) -> bool {
+        self.digest.is_some_and(|d| bool::from(d.ct_eq(presented)))
+    }
+
+    /// The principal the token is for `service` in `domain` at `now`, or why it is refused.
+    /// The secret is checked before anything about the token's state is revealed, so only the
+    /// holder of a real token learns that it is revoked or expired.
+    pub(crate) fn check(
+        &self,
+        presented: &[u8; 32],
+        service: Option<&str>,
+        domain: &TrustDomain,
+        now: u64,
+    ) -> Result<Principal> {
+        let refuse = |r| Err(AuthError::Token(r));
+        let rec = &self.record;
+        if !self.matches(presented) {
+            return refuse(TokenRefusal::BadSecret);
+        }
+        match rec.revoked {
+            Some((_, RevokedBecause::UserRemoved)) => return refuse(TokenRefusal::UserRemoved),
+            Some((_, RevokedBecause::Revoked)) => return refuse(TokenRefusal::Revoked),
+            None => {}
+        }
+        let Some((user, admin)) = &self.user else { return refuse(TokenRefusal::UserRemoved) };
+        if now >= rec.expires {
+            return refuse(TokenRefusal::Expired);
+        }
+        if let Some(s) = service
+            && !rec.services.is_empty()
+            && !rec.services.iter().any(|allowed| allowed == s)
+        {
+            return refuse(TokenRefusal::OutOfScope);
+        }
+        Ok(Principal::token(rec.id.clone(), user.clone(), *admin, domain.clone()))
+    }
+}
+
 /// Verifies a presented token for `service` (or for no service in particular, e.g. the admin
-/// API) and returns its principal in `domain` (the verifying gateway's trust domain).
-///
-/// The secret is checked before anything about the token's state is revealed, so only the
-/// holder of a real token learns that it is revoked or expired.
+/// API) and returns its principal in `domain` (the verifying gateway's trust domain). Reads
+/// the registry each time: a gateway verifies through a [`TokenCache`].
 pub async fn verify(
     store: &dyn Store,
     token: &str,
@@ -223,30 +297,11 @@ pub async fn verify(
     domain: &TrustDomain,
     now: u64,
 ) -> Result<Principal> {
-    let refuse = |r| Err(AuthError::Token(r));
-    let Some((id, secret)) = parse(token.trim()) else { return refuse(TokenRefusal::Malformed) };
-    let Some(kv) = store.get(&key(id)).await? else { return refuse(TokenRefusal::Unknown) };
-    let rec: TokenRecord = serde_json::from_slice(&kv.value).map_err(|e| corrupt(kv.key.clone(), e))?;
-    let presented = sha256_hex(secret.as_bytes());
-    if !bool::from(presented.as_bytes().ct_eq(rec.secret_sha256.as_bytes())) {
-        return refuse(TokenRefusal::BadSecret);
-    }
-    match rec.revoked {
-        Some((_, RevokedBecause::UserRemoved)) => return refuse(TokenRefusal::UserRemoved),
-        Some((_, RevokedBecause::Revoked)) => return refuse(TokenRefusal::Revoked),
-        None => {}
-    }
-    let Some(user) = users::get(store, &rec.user).await? else { return refuse(TokenRefusal::UserRemoved) };
-    if now >= rec.expires {
-        return refuse(TokenRefusal::Expired);
-    }
-    if let Some(s) = service
-        && !rec.services.is_empty()
-        && !rec.services.iter().any(|allowed| allowed == s)
-    {
-        return refuse(TokenRefusal::OutOfScope);
-    }
-    Ok(Principal::token(rec.id, user.name, user.admin, domain.clone()))
+    let Some((id, secret)) = parse(token.trim()) else {
+        return Err(AuthError::Token(TokenRefusal::Malformed));
+    };
+    let presented = digest(secret);
+    Read::of(store, id, &presented).await?.check(&presented, service, domain, now)
 }
 
 #[cfg(test)]

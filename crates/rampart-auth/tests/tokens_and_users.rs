@@ -106,6 +106,58 @@ async fn removing_a_user_kills_its_tokens_and_limits_hold() {
     assert_eq!(refusal(tokens::verify(s, t, None, &domain(), NOW).await), TokenRefusal::UserRemoved);
 }
 
+/// Through the gateway's cache over the registry's copy in memory: a token is read once, and
+/// refused as soon as a revocation or its user's removal reaches the copy; its secret, expiry
+/// and scope are checked on every request.
+#[tokio::test]
+async fn a_cached_token_is_refused_once_its_revocation_reaches_the_copy() {
+    let (_d, s) = store();
+    let mirror = rampart_store::Mirror::new(s.clone(), "auth/");
+    let cache = tokens::TokenCache::default();
+    user(s.as_ref(), "carol", false).await;
+    let a = tokens::issue(s.as_ref(), "carol", Some(3600), &["data".into()], TokenPolicy::default(), NOW)
+        .await
+        .unwrap();
+    let b = tokens::issue(s.as_ref(), "carol", None, &[], TokenPolicy::default(), NOW).await.unwrap();
+    let verify = async |token: &str, service, now| {
+        cache.verify(mirror.as_ref(), mirror.generation(), token, service, &domain(), now).await
+    };
+    let caught_up = async |token: &str| {
+        for _ in 0..500 {
+            if verify(token, None, NOW).await.is_ok() && mirror.generation().is_some() {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        false
+    };
+    assert!(caught_up(a.token.as_str()).await && caught_up(b.token.as_str()).await);
+    let kept = mirror.generation();
+    // Kept: checked again on each request all the same.
+    assert!(verify(a.token.as_str(), Some("data"), NOW + 1).await.is_ok());
+    assert_eq!(refusal(verify(a.token.as_str(), Some("echo"), NOW).await), TokenRefusal::OutOfScope);
+    assert_eq!(refusal(verify(a.token.as_str(), None, NOW + 3600).await), TokenRefusal::Expired);
+    let wrong =
+        format!("{}{}", &a.token[..a.token.len() - 1], if a.token.ends_with('A') { "B" } else { "A" });
+    assert_eq!(refusal(verify(&wrong, None, NOW).await), TokenRefusal::BadSecret);
+    assert_eq!(mirror.generation(), kept, "nothing written: the same copy");
+
+    tokens::revoke(s.as_ref(), &a.record.id, NOW).await.unwrap();
+    let refused = async |token: &str, why| {
+        for _ in 0..500 {
+            if matches!(verify(token, None, NOW).await, Err(AuthError::Token(r)) if r == why) {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        false
+    };
+    assert!(refused(a.token.as_str(), TokenRefusal::Revoked).await, "the revocation never took");
+    assert!(verify(b.token.as_str(), None, NOW).await.is_ok());
+    accounts::remove_user(s.as_ref(), "carol", NOW).await.unwrap();
+    assert!(refused(b.token.as_str(), TokenRefusal::UserRemoved).await, "the removal never took");
+}
+
 #[tokio::test]
 async fn passwords_are_argon2id_and_checked() {
     let (_d, s) = store();

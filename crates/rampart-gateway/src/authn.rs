@@ -2,7 +2,7 @@
 //! certificate, else nobody (401).
 
 use http::header::AUTHORIZATION;
-use rampart_auth::{AuthError, Principal, tokens};
+use rampart_auth::{AuthError, Principal};
 use rampart_events::EventKind;
 use rampart_net::ConnInfo;
 
@@ -61,7 +61,12 @@ pub async fn authenticate(
     service: Option<&str>,
 ) -> Result<Principal, AuthFailure> {
     if let Some(token) = bearer(headers)? {
-        return match tokens::verify(state.auth.as_ref(), token, service, &state.domain, crate::now_secs())
+        // The generation first: what is read after it is kept only while it holds.
+        let generation = state.auth.generation();
+        let now = crate::now_secs();
+        return match state
+            .tokens
+            .verify(state.auth.as_ref(), generation, token, service, &state.domain, now)
             .await
         {
             Ok(p) => Ok(p),

@@ -80,7 +80,9 @@ pub struct State {
     pub(crate) store: Arc<dyn Store>,
     /// The registry with users and tokens (`auth/`) answered from memory, for the per-request
     /// token check (fast, and still working while the registry is out of reach).
-    pub(crate) auth: Arc<dyn Store>,
+    pub(crate) auth: Arc<rampart_store::Mirror>,
+    /// What token checks read from `auth`, kept while it does not change.
+    pub(crate) tokens: rampart_auth::tokens::TokenCache,
     /// The nodes and their health: where services' requests go.
     pub(crate) nodes: Arc<upstream::Nodes>,
     /// The policy, swapped on every change under `auth/policy/`.
@@ -135,6 +137,7 @@ impl State {
         State {
             domain,
             auth: rampart_store::Mirror::new(store.clone(), "auth/"),
+            tokens: Default::default(),
             store,
             nodes: Arc::new(upstream::Nodes::new(addresses)),
             policy: Arc::new(ArcSwap::from_pointee(Default::default())),

@@ -7,6 +7,7 @@
 //! not delivered it yet. Writes always go to the store; the mirror hears of them by the watch.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -17,12 +18,15 @@ use crate::types::{EventKind, KeyValue};
 /// The copy: `None` until first loaded.
 type Snapshot = RwLock<Option<BTreeMap<String, KeyValue>>>;
 type View = Arc<Snapshot>;
+/// Counts the changes made to the copy (see [`Mirror::generation`]).
+type Generation = Arc<AtomicU64>;
 
 /// `inner`, with reads under `prefix` served from memory once the first copy is loaded.
 pub struct Mirror {
     inner: Arc<dyn Store>,
     prefix: String,
     view: View,
+    generation: Generation,
     /// The task that follows the prefix: stopped with the mirror (else it would hold the
     /// store until the next change under the prefix).
     follower: tokio::task::AbortHandle,
@@ -44,9 +48,24 @@ impl Mirror {
     /// Starts mirroring `prefix` of `inner` (a task on the current tokio runtime follows it
     /// for as long as the mirror lives).
     pub fn new(inner: Arc<dyn Store>, prefix: &str) -> Arc<Self> {
-        let view: View = Arc::default();
-        let follower = tokio::spawn(follow(inner.clone(), prefix.to_owned(), Arc::downgrade(&view)));
-        Arc::new(Mirror { inner, prefix: prefix.to_owned(), view, follower: follower.abort_handle() })
+        let (view, generation): (View, Generation) = Default::default();
+        let follower =
+            tokio::spawn(follow(inner.clone(), prefix.to_owned(), Arc::downgrade(&view), generation.clone()));
+        Arc::new(Mirror {
+            inner,
+            prefix: prefix.to_owned(),
+            view,
+            generation,
+            follower: follower.abort_handle(),
+        })
+    }
+
+    /// Which copy reads see: it changes with every change applied to the copy (`None` until
+    /// it is loaded). Something derived from reads made after this was read may be kept while
+    /// it stays the same: it is then derived from the copy as it still is.
+    pub fn generation(&self) -> Option<u64> {
+        let g = self.generation.load(Ordering::Acquire);
+        (g > 0).then_some(g)
     }
 
     /// Whether the first copy has been loaded.
@@ -65,7 +84,12 @@ impl Mirror {
 /// Loads the prefix, then applies its changes; on any error keeps the last copy and starts
 /// again. The watch opens before the copy is read, so no change falls between the two; a
 /// change already in the copy is recognised by its revision and skipped.
-async fn follow(store: Arc<dyn Store>, prefix: String, view: std::sync::Weak<Snapshot>) {
+async fn follow(
+    store: Arc<dyn Store>,
+    prefix: String,
+    view: std::sync::Weak<Snapshot>,
+    generation: Generation,
+) {
     loop {
         let synced = async {
             let mut watch = store.watch(&prefix, None).await?;
@@ -75,6 +99,7 @@ async fn follow(store: Arc<dyn Store>, prefix: String, view: std::sync::Weak<Sna
                 let Some(view) = view.upgrade() else { return Ok(()) };
                 if let Ok(mut v) = view.write() {
                     *v = Some(copy);
+                    generation.fetch_add(1, Ordering::Release);
                 }
             }
             loop {
@@ -90,8 +115,10 @@ async fn follow(store: Arc<dyn Store>, prefix: String, view: std::sync::Weak<Sna
                     EventKind::Delete if newer => {
                         map.remove(&ev.kv.key);
                     }
-                    _ => {}
+                    _ => continue,
                 }
+                // Under the write lock: whoever reads the new generation reads the new copy.
+                generation.fetch_add(1, Ordering::Release);
             }
         };
         let result: Result<()> = synced.await;

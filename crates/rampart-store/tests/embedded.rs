@@ -137,6 +137,7 @@ async fn a_mirror_follows_its_prefix_and_reads_through_on_a_miss() {
     s.put("other/x", b"x".to_vec(), None).await.unwrap();
     let mirror = rampart_store::Mirror::new(s.clone(), "auth/");
     assert!(suite::eventually(Duration::from_secs(5), async || mirror.loaded()).await);
+    let loaded = mirror.generation().expect("a loaded copy has a generation");
     // Written after the copy: found at once (read through), then by the watch.
     s.put("auth/tokens/t", b"2".to_vec(), None).await.unwrap();
     assert_eq!(mirror.get("auth/tokens/t").await.unwrap().unwrap().value, b"2");
@@ -149,6 +150,7 @@ async fn a_mirror_follows_its_prefix_and_reads_through_on_a_miss() {
     })
     .await;
     assert!(caught_up, "the mirror did not follow the changes");
+    assert!(mirror.generation().unwrap() >= loaded + 3, "each change applied makes a new generation");
     assert_eq!(mirror.get("other/x").await.unwrap().unwrap().value, b"x", "outside the prefix: read through");
 }
 

@@ -85,8 +85,11 @@ fn each_rejection_is_an_event_in_the_log_the_stream_and_the_metrics() {
     let scoped = ok(&net.home, &["token", "issue", "--user", "bob", "--service", "echo"]).trim().to_owned();
     net.call("/hello", &["--token", &scoped]);
     let revoked = ok(&net.home, &["token", "issue", "--user", "bob"]).trim().to_owned();
+    net.call("/hello", &["--token", &revoked]); // verified (policy_denied), so kept by the gateway
     ok(&net.home, &["token", "revoke", &revoked]);
-    net.call("/hello", &["--token", &revoked]);
+    assert!(net.eventually(Duration::from_secs(5), || {
+        stdout(&net.call("/hello", &["--token", &revoked])).contains("revoked")
+    }));
     net.call("/hello", &["--token", &bob]); // no policy: policy_denied
     let short = ok(&net.home, &["token", "issue", "--user", "bob", "--ttl", "1s"]).trim().to_owned();
     assert!(net.eventually(Duration::from_secs(5), || {

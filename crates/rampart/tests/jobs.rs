@@ -124,8 +124,9 @@ fn a_job_over_three_nodes_survives_one_killed_mid_job_with_the_one_process_histo
     });
     assert!(reclaimed);
     eprintln!("from SIGKILL to the task claimed again: {:?}", killed.elapsed());
-    let before = status(&net, &token, &id);
-    assert_ne!(before["state"], "done", "the job finished before a node could be killed: {before}");
+    // The job may be done by now: the other nodes may have finished the rest while the dead
+    // node's claim lapsed. It was not when the node was killed (it held that task's claim,
+    // unanswered), and below the task is answered by another node after a second claim.
 
     assert!(
         net.eventually(Duration::from_secs(120), || status(&net, &token, &id)["state"] == "done"),

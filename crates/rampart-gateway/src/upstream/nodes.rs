@@ -200,17 +200,7 @@ fn apply(records: &mut HashMap<String, Arc<NodeRecord>>, changes: &mut Changes, 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn record(name: &str, port: u16, services: &[&str]) -> NodeRecord {
-        NodeRecord {
-            timeouts_ms: Default::default(),
-            public: None,
-            name: name.to_owned(),
-            addr: ([127, 0, 0, 1], port).into(),
-            services: services.iter().map(|s| (*s).to_owned()).collect(),
-            lease: 1,
-        }
-    }
+    use crate::upstream::table::tests::record;
 
     #[test]
     fn a_service_whose_nodes_left_stays_known_without_targets() {

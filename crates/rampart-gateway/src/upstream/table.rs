@@ -113,10 +113,11 @@ impl Table {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn record(name: &str, port: u16, services: &[&str]) -> NodeRecord {
+    /// A node on 127.0.0.1:`port` hosting `services`.
+    pub(in crate::upstream) fn record(name: &str, port: u16, services: &[&str]) -> NodeRecord {
         NodeRecord {
             timeouts_ms: Default::default(),
             public: None,

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use rampart_pki::TrustDomain;
 use rampart_store::Store;
 
-use crate::error::{AuthError, Result, TokenRefusal};
+use crate::error::Result;
 use crate::principal::Principal;
-use crate::tokens::{Read, digest, parse};
+use crate::tokens::{Read, presented};
 
 /// The most tokens kept; past it the cache starts again empty (bounded memory whatever ids
 /// callers present: only tokens whose secret was right are kept).
@@ -37,10 +37,7 @@ impl TokenCache {
         domain: &TrustDomain,
         now: u64,
     ) -> Result<Principal> {
-        let Some((id, secret)) = parse(token.trim()) else {
-            return Err(AuthError::Token(TokenRefusal::Malformed));
-        };
-        let presented = digest(secret);
+        let (id, presented) = presented(token)?;
         let kept = generation.and_then(|g| {
             let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             entries.get(id).filter(|(at, _)| *at == g).map(|(_, read)| read.clone())

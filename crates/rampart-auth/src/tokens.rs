@@ -223,10 +223,13 @@ pub(crate) struct Read {
     user: Option<(String, bool)>,
 }
 
-/// SHA-256 of a presented secret.
-pub(crate) fn digest(secret: &str) -> [u8; 32] {
+/// A presented token's id and the SHA-256 of its secret, or `Malformed`.
+pub(crate) fn presented(token: &str) -> Result<(&str, [u8; 32])> {
+    let Some((id, secret)) = parse(token.trim()) else {
+        return Err(AuthError::Token(TokenRefusal::Malformed));
+    };
     let d = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes());
-    d.as_ref().try_into().unwrap_or([0; 32])
+    Ok((id, d.as_ref().try_into().unwrap_or([0; 32])))
 }
 
 impl Read {
@@ -297,11 +300,8 @@ pub async fn verify(
     domain: &TrustDomain,
     now: u64,
 ) -> Result<Principal> {
-    let Some((id, secret)) = parse(token.trim()) else {
-        return Err(AuthError::Token(TokenRefusal::Malformed));
-    };
-    let presented = digest(secret);
-    Read::of(store, id, &presented).await?.check(&presented, service, domain, now)
+    let (id, digest) = presented(token)?;
+    Read::of(store, id, &digest).await?.check(&digest, service, domain, now)
 }
 
 #[cfg(test)]

@@ -64,9 +64,13 @@ impl Table {
         let mut touched: HashSet<Arc<str>> = HashSet::new();
         let mut gone = Vec::new();
         let mut added: HashMap<Arc<str>, Vec<Target>> = HashMap::new();
+        // A service's name as this table holds it (shared), or new.
+        let key = |s: &str| -> Arc<str> {
+            self.services.get_key_value(s).map_or_else(|| s.into(), |(k, _)| k.clone())
+        };
         for (name, record) in &changes {
             if let Some(old) = next.nodes.remove(name.as_str()) {
-                touched.extend(old.services.iter().map(|s| Arc::from(s.as_str())));
+                touched.extend(old.services.iter().map(|s| key(s)));
                 if record.is_none() {
                     gone.push(name.clone());
                 }
@@ -74,10 +78,7 @@ impl Table {
             let Some(record) = record else { continue };
             let health = board.get(name);
             for s in &record.services {
-                let s: Arc<str> = self
-                    .services
-                    .get_key_value(s.as_str())
-                    .map_or_else(|| s.as_str().into(), |(k, _)| k.clone());
+                let s = key(s);
                 let target = Target { name: name.clone(), addr: record.addr, health: health.clone() };
                 added.entry(s.clone()).or_default().push(target);
                 touched.insert(s);

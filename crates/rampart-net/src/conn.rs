@@ -43,10 +43,11 @@ pub(crate) struct ConnClock {
     /// `Connection: close`): hyper then ends an answer of unknown length by closing, so the
     /// connection is never parked.
     closing: AtomicBool,
-    /// Woken when the connection must be cut (the request line ran past the URI limit).
+    /// Woken when the connection must be cut (the request line ran past the URI limit). A
+    /// head's start wakes nobody: the watchdog looks at a busy HTTP/1.1 connection at least
+    /// every [`PARK_AFTER`](crate::watchdog::PARK_AFTER) and times the head from when it
+    /// started, so that a request costs no wake-up of its watchdog.
     pub(crate) cut: tokio::sync::Notify,
-    /// Woken when a request head starts, so the watchdog times it from now on.
-    pub(crate) head_started: tokio::sync::Notify,
 }
 
 /// What the watchdog should do now.
@@ -75,7 +76,6 @@ impl ConnClock {
             uri_too_long: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             cut: tokio::sync::Notify::new(),
-            head_started: tokio::sync::Notify::new(),
         }
     }
 
@@ -112,7 +112,6 @@ impl ConnClock {
         }
         if before == self.read_at_answer.load(Ordering::Acquire) {
             self.head_started_ms.store(self.now_ms(), Ordering::Release);
-            self.head_started.notify_one();
         }
         if self.max_line == 0 || self.line_done.load(Ordering::Acquire) {
             return Ok(());

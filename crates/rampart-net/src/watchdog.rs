@@ -82,18 +82,22 @@ pub(crate) async fn round(
             Verdict::Idle => Instant::now() + limits.drain_timeout,
             Verdict::SlowHead => return Round::SlowHead,
         };
-        if http1 && !*stopping && !parking {
-            // While busy, looked at again every PARK_AFTER (an answer wakes nobody, so that a
-            // request costs no extra timer).
+        if http1 && !*stopping {
+            // Looked at again at least every PARK_AFTER: neither an answer nor a head's start
+            // wakes the watchdog (a request costs it nothing), and a head is timed from when
+            // it started at the next look.
             let now = Instant::now();
-            match clock.park_at(PARK_AFTER).map(|at| at.max(earliest_park)) {
-                Some(at) if at <= now => {
-                    parking = true;
-                    conn.shut();
-                    continue;
+            wake = wake.min(now + PARK_AFTER);
+            if !parking {
+                match clock.park_at(PARK_AFTER).map(|at| at.max(earliest_park)) {
+                    Some(at) if at <= now => {
+                        parking = true;
+                        conn.shut();
+                        continue;
+                    }
+                    Some(at) => wake = wake.min(at),
+                    None => {}
                 }
-                Some(at) => wake = wake.min(at),
-                None => wake = wake.min(now + PARK_AFTER),
             }
         }
         tokio::select! {
@@ -106,7 +110,6 @@ pub(crate) async fn round(
             }
             () = tokio::time::sleep_until(wake.into()) => {}
             () = clock.cut.notified() => return Round::Cut,
-            () = clock.head_started.notified(), if http1 => {}
         }
     }
 }

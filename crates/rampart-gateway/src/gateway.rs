@@ -268,7 +268,7 @@ mod tests {
             .with_root_certificates(rustls::RootCertStore::empty())
             .with_no_client_auth();
         let client = rampart_net::workers::PerWorker::new(|| {
-            rampart_net::client::https_client(tls.clone(), Duration::from_secs(1))
+            rampart_net::pool::Http1Pool::new(tls.clone(), Duration::from_secs(1))
         });
         let domain = rampart_pki::TrustDomain::new("local").unwrap();
         State::new(domain, store, (client, Default::default()), events, crate::GatewayConfig::default())

@@ -59,7 +59,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use rampart_auth::PolicySet;
-use rampart_net::client::HttpsClient;
+use rampart_net::pool::Http1Pool;
 use rampart_net::workers::PerWorker;
 use rampart_pki::TrustDomain;
 use rampart_store::Store;
@@ -90,7 +90,7 @@ pub struct State {
     /// The pooled mutual-TLS client to nodes, one per connection worker; it accepts a node
     /// only at an address it registered (built with [`rampart_net::tls::bound_client_config`]
     /// over the book `nodes` keeps).
-    pub(crate) client: PerWorker<HttpsClient>,
+    pub(crate) client: PerWorker<Http1Pool>,
     /// The retry budget.
     pub(crate) budget: forward::retry::RetryBudget,
     /// The audit log and live event stream.
@@ -129,7 +129,7 @@ impl State {
     pub fn new(
         domain: TrustDomain,
         store: Arc<dyn Store>,
-        (client, addresses): (PerWorker<HttpsClient>, rampart_net::tls::AddressBook),
+        (client, addresses): (PerWorker<Http1Pool>, rampart_net::tls::AddressBook),
         events: Arc<rampart_events::EventLog>,
         config: GatewayConfig,
     ) -> Self {

@@ -1,6 +1,6 @@
-//! The pooled HTTPS client every rampart hop uses: mutual TLS with our certificate, the peer's
-//! role checked at the handshake, HTTP/2 or HTTP/1.1 by ALPN (or HTTP/1.1 alone), connections
-//! kept and reused.
+//! The pooled HTTPS client of the rampart hops other than a gateway's requests to its nodes
+//! (those go through [`crate::pool`]): mutual TLS with our certificate, the peer's role checked
+//! at the handshake, HTTP/2 or HTTP/1.1 by ALPN, connections kept and reused.
 
 use std::time::Duration;
 
@@ -17,27 +17,16 @@ pub type HttpsClient = Client<HttpsConnector<HttpConnector>, Body>;
 /// A client over `config` (see [`crate::tls::client_config`]), with a connect timeout:
 /// HTTP/2 when the server offers it, else HTTP/1.1.
 pub fn https_client(config: rustls::ClientConfig, connect_timeout: Duration) -> HttpsClient {
-    https_client_over(config, connect_timeout, true)
-}
-
-/// [`https_client`] speaking HTTP/1.1 alone, a pool of keep-alive connections: the gateway's
-/// client towards its nodes. Over loopback or a LAN, many HTTP/1.1 connections cost less CPU
-/// per request than one multiplexed HTTP/2 connection (no stream state, no HPACK, no shared
-/// connection task every request wakes), as nginx's upstream keep-alive does; see
-/// docs/benchmarks.md.
-pub fn https_client_http1(config: rustls::ClientConfig, connect_timeout: Duration) -> HttpsClient {
-    https_client_over(config, connect_timeout, false)
-}
-
-fn https_client_over(config: rustls::ClientConfig, connect_timeout: Duration, h2: bool) -> HttpsClient {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(connect_timeout));
     http.set_nodelay(true);
-    let builder =
-        hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config).https_only().enable_http1();
-    let connector =
-        if h2 { builder.enable_http2().wrap_connector(http) } else { builder.wrap_connector(http) };
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_timer(TokioTimer::new())

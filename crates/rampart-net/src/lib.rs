@@ -35,6 +35,7 @@ pub mod gateways;
 pub mod hello;
 mod http1;
 pub mod passthrough;
+pub mod pool;
 pub mod proxy_header;
 pub mod redirect;
 pub mod refusal;

@@ -1,6 +1,8 @@
 //! Sending one request to a target, behind a trait so the retry loop and the probes can be run
-//! in-process against targets that refuse, hang or fail on cue. The real transport is the
-//! pooled mutual-TLS client ([`rampart_net::client::HttpsClient`]).
+//! in-process against targets that refuse, hang or fail on cue. The real transport to nodes is
+//! the pool of HTTP/1.1 mutual-TLS connections of each connection worker
+//! ([`rampart_net::pool::Http1Pool`]); a peer network's gateway is reached with the pooled
+//! HTTP/2 client ([`rampart_net::client::HttpsClient`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,6 +10,7 @@ use std::pin::Pin;
 use http::{Request, Response};
 use rampart_net::Body;
 use rampart_net::client::{HttpClient, HttpsClient};
+use rampart_net::pool::Http1Pool;
 use rampart_net::workers::PerWorker;
 
 /// Why one request got no answer.
@@ -39,11 +42,24 @@ impl Transport for HttpsClient {
     }
 }
 
+impl Transport for Http1Pool {
+    fn send(&self, req: Request<Body>) -> Sent {
+        let pool = self.clone();
+        Box::pin(async move {
+            pool.send(req).await.map_err(|e| SendError {
+                maybe_sent: e.maybe_sent(),
+                refused_certificate: e.handshake_error().and_then(refusal_in),
+                detail: rampart_net::client::error_chain(&e),
+            })
+        })
+    }
+}
+
 /// The pool of the connection worker the request runs on
 /// ([`rampart_net::workers::PerWorker`]).
-impl Transport for PerWorker<HttpsClient> {
+impl Transport for PerWorker<Http1Pool> {
     fn send(&self, req: Request<Body>) -> Sent {
-        self.get().send(req)
+        Transport::send(self.get(), req)
     }
 }
 
@@ -76,17 +92,22 @@ fn sent(
 /// connector's `io::Error`: its identity is not the one registered at the address, or its
 /// certificate no longer holds (revoked, expired).
 fn certificate_refusal(e: &(dyn std::error::Error + 'static)) -> Option<String> {
-    use rampart_net::refusal::HandshakeRefusal as R;
     let mut cause = e.source();
     while let Some(c) = cause {
-        if let Some(refusal) = c.downcast_ref::<std::io::Error>().and_then(R::from_io) {
-            return match refusal {
-                R::OtherDomain(why) | R::WrongRole(why) | R::BadIdentity(why) => Some(why),
-                R::TimedOut | R::Protocol(_) => None,
-                other => Some(other.kind().to_string()),
-            };
+        if let Some(why) = c.downcast_ref::<std::io::Error>().and_then(refusal_in) {
+            return Some(why);
         }
         cause = c.source();
     }
     None
+}
+
+/// Why the target's certificate was refused, if the handshake error `e` says it was.
+fn refusal_in(e: &std::io::Error) -> Option<String> {
+    use rampart_net::refusal::HandshakeRefusal as R;
+    match R::from_io(e)? {
+        R::OtherDomain(why) | R::WrongRole(why) | R::BadIdentity(why) => Some(why),
+        R::TimedOut | R::Protocol(_) => None,
+        other => Some(other.kind().to_string()),
+    }
 }

@@ -125,10 +125,10 @@ pub fn gateway(home: &Home, args: GatewayArgs) -> Result<()> {
             name => format!("audit-{name}.jsonl"),
         };
         let events = Arc::new(rampart_events::EventLog::open(&home.root().join(audit), &args.name)?);
-        // HTTP/1.1 to nodes, a pool per connection worker: see `https_client_http1`.
+        // HTTP/1.1 to nodes, a pool per connection worker: see `rampart_net::pool`.
         let connect_timeout = Duration::from_millis(config.gateway.connect_timeout_ms);
         let client = rampart_net::workers::PerWorker::new(|| {
-            rampart_net::client::https_client_http1(client_tls.clone(), connect_timeout)
+            rampart_net::pool::Http1Pool::new(client_tls.clone(), connect_timeout)
         });
         let mut state = rampart_gateway::State::new(
             config.domain.clone(),

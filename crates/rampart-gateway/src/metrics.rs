@@ -14,6 +14,7 @@ const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1
 pub struct Metrics {
     /// service → status → count (looked up by `&str`: no allocation per request).
     requests: Mutex<HashMap<String, BTreeMap<u16, u64>>>,
+    /// Requests by the first bucket that holds them (not cumulative).
     duration_buckets: [AtomicU64; BUCKETS.len()],
     duration_count: AtomicU64,
     duration_sum_us: AtomicU64,
@@ -35,11 +36,11 @@ impl Metrics {
                 }
             }
         }
+        // One bucket counted per request, the first that holds it (the exposition's buckets
+        // are cumulative: summed when rendered), rather than every bucket it falls under.
         let secs = took.as_secs_f64();
-        for (i, le) in BUCKETS.iter().enumerate() {
-            if secs <= *le {
-                self.duration_buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(i) = BUCKETS.iter().position(|le| secs <= *le) {
+            self.duration_buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         self.duration_count.fetch_add(1, Ordering::Relaxed);
         self.duration_sum_us
@@ -88,9 +89,10 @@ impl Metrics {
         }
         let _ = writeln!(out, "# HELP rampart_request_duration_seconds Time to answer a request.");
         let _ = writeln!(out, "# TYPE rampart_request_duration_seconds histogram");
-        for (i, le) in BUCKETS.iter().enumerate() {
-            let n = self.duration_buckets[i].load(Ordering::Relaxed);
-            let _ = writeln!(out, "rampart_request_duration_seconds_bucket{{le=\"{le}\"}} {n}");
+        let mut below = 0;
+        for (le, n) in BUCKETS.iter().zip(&self.duration_buckets) {
+            below += n.load(Ordering::Relaxed);
+            let _ = writeln!(out, "rampart_request_duration_seconds_bucket{{le=\"{le}\"}} {below}");
         }
         let count = self.duration_count.load(Ordering::Relaxed);
         let _ = writeln!(out, "rampart_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
@@ -127,5 +129,29 @@ impl Metrics {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_duration_histogram_is_rendered_cumulative() {
+        let m = Metrics::default();
+        for ms in [0.2, 3.0, 2_000.0, 10_000.0] {
+            m.request("hello", 200, Duration::from_secs_f64(ms / 1e3));
+        }
+        let text = m.render(&BTreeMap::new());
+        let bucket = |le: &str| {
+            let line = format!("rampart_request_duration_seconds_bucket{{le=\"{le}\"}} ");
+            text.lines().find_map(|l| l.strip_prefix(line.as_str())).map(str::to_owned)
+        };
+        let expected =
+            [("0.0005", "1"), ("0.001", "1"), ("0.005", "2"), ("1", "2"), ("5", "3"), ("+Inf", "4")];
+        for (le, n) in expected {
+            assert_eq!(bucket(le).as_deref(), Some(n), "le={le} in\n{text}");
+        }
+        assert!(text.contains("rampart_requests_total{service=\"hello\",code=\"200\"} 4"), "{text}");
     }
 }

@@ -4,8 +4,8 @@
 //!
 //! Written over hyper's connection API rather than hyper-util's pooled client, which costs
 //! every request a clone of the client and its connector, a pool key hashed twice, a `Host`
-//! header formatted, and a task spawned to wait until the connection is ready again (about 6 %
-//! of a gateway's CPU per request, measured in docs/benchmarks.md). Here a connection goes back
+//! header formatted, and a task spawned to wait until the connection is ready again (5.8 % of
+//! a gateway's CPU in a profile; see docs/benchmarks.md). Here a connection goes back
 //! to the pool when its answer's body has been read to the end, and is taken again once hyper
 //! says it is ready.
 
@@ -30,8 +30,9 @@ use crate::serve::{Body, BoxError};
 /// after their answer.
 const MOST_IDLE: usize = 256;
 
-/// An idle connection older than this is not used again (closed): it is kept under the node's
-/// own idle timeout (60 s by default), so that the node never closes one as it is reused.
+/// An idle connection older than this is not used again (closed): well under a node's own idle
+/// timeout (60 s by default), so that a node seldom closes one just as it is reused (and when
+/// it does before the request was written, hyper hands the request back to be sent again).
 const KEEP_IDLE: Duration = Duration::from_secs(30);
 
 /// Why a request got no answer.
